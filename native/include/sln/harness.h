@@ -1,0 +1,41 @@
+// Op test harness (ggml's test-backend-ops idea): every op registers one case
+// that runs it either on the float64 reference ("ref") or on a Backend, from
+// the same float64 inputs, and returns its outputs in float64. The JS tests
+// (test/ops.test.ts) feed random inputs to both and compare, and check the
+// reference itself by finite differences.
+//
+// A case runs forward and, when the inputs contain "dy", backward after it
+// (stateful ops need their forward first). Names follow PyTorch:
+//   inputs:  x, w, b, gamma, beta, running_mean, running_var, labels, dy, ...
+//   outputs: y, dx, dw, db, dgamma, dbeta, running_mean, running_var, loss, ...
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "sln/ops.h"
+
+namespace sln {
+
+using Tensors = std::map<std::string, std::vector<double>>;
+using Params = std::map<std::string, double>;
+
+// backend == nullptr means the float64 reference.
+using HarnessFn = Tensors (*)(Backend* backend, const Params& params, const Tensors& inputs);
+
+struct HarnessRegistrar {
+  HarnessRegistrar(const char* op, HarnessFn fn);
+};
+const std::map<std::string, HarnessFn>& harness_cases();
+
+// Helpers for cases.
+double param(const Params& p, const char* name, double dflt);
+int iparam(const Params& p, const char* name, int dflt);
+const std::vector<double>& input(const Tensors& t, const char* name);   // throws if missing
+bool has(const Tensors& t, const char* name);
+std::vector<float> to_f32(const std::vector<double>& v);
+std::vector<double> to_f64(const std::vector<float>& v);
+
+#define SLN_HARNESS(op, fn) static ::sln::HarnessRegistrar sln_harness_registrar_##fn(op, fn)
+
+}  // namespace sln

@@ -1,0 +1,152 @@
+// Op descriptors and the backend interface.
+//
+// Layout: every activation is NCHW float32, contiguous. Weights use PyTorch's
+// layouts: conv (Cout, Cin, kh, kw), linear (out, in).
+//
+// Gradient rule (written once, here): every backward() OVERWRITES its outputs
+// (dx, dw, db, ...); nothing accumulates. Where the graph joins (several heads
+// on one feature, a residual add) the model sums the branches itself. A null
+// output pointer means "not needed" (for example dx of the first layer).
+//
+// Ops are objects created once per shape by a Backend. They may keep what
+// their forward saved for their backward (batch-norm statistics, max-pool
+// indices, dropout masks), so backward() must follow the forward() of the same
+// batch. They may also keep library primitives and scratch memory, so creating
+// them is slow and calling them is fast.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace sln {
+
+struct Conv2dDesc {
+  int N = 1, C = 1, H = 1, W = 1;   // input (N, C, H, W)
+  int K = 1;                        // output channels
+  int R = 1, S = 1;                 // kernel height, width
+  int stride = 1, pad = 0;
+  bool bias = false;
+  int OH() const { return (H + 2 * pad - R) / stride + 1; }
+  int OW() const { return (W + 2 * pad - S) / stride + 1; }
+};
+
+// Max or average pooling (average counts padding, as PyTorch's default
+// count_include_pad=True). Global average pooling is kernel = H x W, stride 1.
+struct Pool2dDesc {
+  int N = 1, C = 1, H = 1, W = 1;
+  int kernel = 2, stride = 2, pad = 0;
+  int OH() const { return (H + 2 * pad - kernel) / stride + 1; }
+  int OW() const { return (W + 2 * pad - kernel) / stride + 1; }
+};
+
+struct BatchNormDesc {
+  int N = 1, C = 1, H = 1, W = 1;   // H = W = 1 for batchnorm1d
+  float eps = 1e-5f;
+  float momentum = 0.1f;            // running = (1 - m) * running + m * batch (unbiased var)
+};
+
+struct LinearDesc {
+  int N = 1, in = 1, out = 1;
+  bool bias = true;
+};
+
+struct EltwiseDesc {
+  size_t n = 0;                     // number of elements
+};
+
+struct DropoutDesc {
+  size_t n = 0;
+  float p = 0.5f;                   // probability of zeroing; survivors scaled by 1/(1-p)
+};
+
+class Conv2dOp {
+ public:
+  virtual ~Conv2dOp() = default;
+  // x (N,C,H,W), w (K,C,R,S), b (K) or null, y (N,K,OH,OW)
+  virtual void forward(const float* x, const float* w, const float* b, float* y) = 0;
+  // dx (N,C,H,W) or null, dw (K,C,R,S), db (K) or null
+  virtual void backward(const float* x, const float* w, const float* dy,
+                        float* dx, float* dw, float* db) = 0;
+};
+
+class BatchNormOp {
+ public:
+  virtual ~BatchNormOp() = default;
+  // training: normalise with batch statistics, update running_mean/var in place,
+  // save the statistics for backward. eval: normalise with running statistics.
+  virtual void forward(const float* x, const float* gamma, const float* beta,
+                       float* running_mean, float* running_var, float* y, bool training) = 0;
+  // after a training forward: dx (N,C,H,W), dgamma (C), dbeta (C)
+  virtual void backward(const float* x, const float* gamma, const float* dy,
+                        float* dx, float* dgamma, float* dbeta) = 0;
+};
+
+class ReluOp {
+ public:
+  virtual ~ReluOp() = default;
+  virtual void forward(const float* x, float* y) = 0;   // in place allowed (x == y)
+  // y is the forward output; dx may equal dy
+  virtual void backward(const float* y, const float* dy, float* dx) = 0;
+};
+
+class Pool2dOp {
+ public:
+  virtual ~Pool2dOp() = default;
+  virtual void forward(const float* x, float* y, bool training) = 0;
+  virtual void backward(const float* dy, float* dx) = 0;   // after forward
+};
+
+class LinearOp {
+ public:
+  virtual ~LinearOp() = default;
+  // x (N,in), w (out,in), b (out) or null, y (N,out)
+  virtual void forward(const float* x, const float* w, const float* b, float* y) = 0;
+  virtual void backward(const float* x, const float* w, const float* dy,
+                        float* dx, float* dw, float* db) = 0;
+};
+
+class DropoutOp {
+ public:
+  virtual ~DropoutOp() = default;
+  // training: zero with probability p using the seed, scale survivors; eval: copy.
+  virtual void forward(const float* x, float* y, bool training, uint64_t seed) = 0;
+  virtual void backward(const float* dy, float* dx) = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const char* name() const = 0;
+  virtual void set_num_threads(int n) = 0;
+  virtual int num_threads() const = 0;
+  // Human-readable description: library versions, ISA, threads.
+  virtual std::string describe() const = 0;
+
+  virtual std::unique_ptr<Conv2dOp> conv2d(const Conv2dDesc& d) = 0;
+  virtual std::unique_ptr<BatchNormOp> batchnorm(const BatchNormDesc& d) = 0;
+  virtual std::unique_ptr<ReluOp> relu(const EltwiseDesc& d) = 0;
+  virtual std::unique_ptr<Pool2dOp> maxpool2d(const Pool2dDesc& d) = 0;
+  virtual std::unique_ptr<Pool2dOp> avgpool2d(const Pool2dDesc& d) = 0;
+  virtual std::unique_ptr<LinearOp> linear(const LinearDesc& d) = 0;
+  virtual std::unique_ptr<DropoutOp> dropout(const DropoutDesc& d) = 0;
+
+  // Softmax cross-entropy, mean over the batch. logits (N,K), labels (N) in [0,K).
+  // Returns the loss; writes dlogits = scale * (softmax - onehot) / N.
+  // Labels must already be validated by the caller.
+  virtual double cross_entropy(const float* logits, const int32_t* labels, int N, int K,
+                               float* dlogits, float scale) = 0;
+
+  // torch.optim.SGD (dampening 0, nesterov off), over n contiguous parameters:
+  //   g' = g + wd * w; buf = first ? g' : momentum * buf + g'; w -= lr * buf
+  virtual void sgd_step(float* w, const float* g, float* buf, size_t n,
+                        float lr, float momentum, float weight_decay, bool first) = 0;
+
+  // y += x (residual joins, head-gradient sums)
+  virtual void add_inplace(float* y, const float* x, size_t n) = 0;
+};
+
+// The CPU backend (oneDNN). Never returns null; throws sln::Error on failure.
+Backend& cpu_backend();
+
+}  // namespace sln
