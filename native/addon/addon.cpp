@@ -5,9 +5,13 @@
 
 namespace sln::addon {
 
+std::vector<InitFn>& init_functions() {
+  static std::vector<InitFn> fns;
+  return fns;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  init_info(env, exports);
-  init_harness(env, exports);
+  for (InitFn fn : init_functions()) fn(env, exports);
   return exports;
 }
 

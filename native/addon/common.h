@@ -104,8 +104,13 @@ class PromiseWorker : public Napi::AsyncWorker {
   ErrorKind kind_ = ErrorKind::Internal;
 };
 
-// Registration functions, one per concern (addon/<concern>.cpp).
-void init_info(Napi::Env env, Napi::Object exports);
-void init_harness(Napi::Env env, Napi::Object exports);
+// Each concern (addon/<concern>.cpp) registers its exports with
+// SLN_ADDON_INIT(fn); addon.cpp calls them all at module load.
+using InitFn = void (*)(Napi::Env env, Napi::Object exports);
+std::vector<InitFn>& init_functions();
+struct InitRegistrar {
+  explicit InitRegistrar(InitFn fn) { init_functions().push_back(fn); }
+};
+#define SLN_ADDON_INIT(fn) static ::sln::addon::InitRegistrar sln_addon_init_##fn(fn)
 
 }  // namespace sln::addon

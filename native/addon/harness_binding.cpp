@@ -60,9 +60,11 @@ static Napi::Value HarnessOps(const Napi::CallbackInfo& info) {
   return a;
 }
 
-void init_harness(Napi::Env env, Napi::Object exports) {
+static void init_harness(Napi::Env env, Napi::Object exports) {
   exports.Set("harnessRun", Napi::Function::New(env, HarnessRun, "harnessRun"));
   exports.Set("harnessOps", Napi::Function::New(env, HarnessOps, "harnessOps"));
 }
+
+SLN_ADDON_INIT(init_harness);
 
 }  // namespace sln::addon

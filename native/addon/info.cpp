@@ -27,9 +27,11 @@ static Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   });
 }
 
-void init_info(Napi::Env env, Napi::Object exports) {
+static void init_info(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
 }
+
+SLN_ADDON_INIT(init_info);
 
 }  // namespace sln::addon

@@ -1,0 +1,109 @@
+// Shared helpers for op tests: seeded random inputs, the harness call, closeness
+// with a readable repro, and a finite-difference check of the float64 reference.
+import * as assert from "node:assert/strict";
+import { native, HarnessTensors } from "../../lib/binding";
+
+/** mulberry32: small, seeded, good enough for test data. */
+export class Rng {
+  private s: number;
+  constructor(seed: number) {
+    this.s = seed >>> 0;
+  }
+  next(): number {
+    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.next() * (hi - lo + 1));
+  }
+  normal(): number {
+    const u = Math.max(this.next(), 1e-12);
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
+  }
+  tensor(n: number, scale = 1): Float64Array {
+    const a = new Float64Array(n);
+    for (let i = 0; i < n; i++) a[i] = this.normal() * scale;
+    return a;
+  }
+}
+
+export type Params = Record<string, number>;
+
+export function runOp(op: string, backend: "ref" | "cpu", params: Params, inputs: HarnessTensors): HarnessTensors {
+  return native().harnessRun(op, backend, params, inputs);
+}
+
+/** max |a-b| / (atol + rtol*|b|) must be <= 1; message names the op, params and worst index. */
+export function assertClose(
+  actual: Float64Array,
+  expected: Float64Array,
+  tol: { atol: number; rtol: number },
+  what: string,
+): void {
+  assert.equal(actual.length, expected.length, `${what}: length ${actual.length} != ${expected.length}`);
+  let worst = 0;
+  let wi = -1;
+  for (let i = 0; i < actual.length; i++) {
+    const d = Math.abs(actual[i] - expected[i]);
+    const r = d / (tol.atol + tol.rtol * Math.abs(expected[i]));
+    if (!(r <= worst)) {
+      worst = r;
+      wi = i;
+    }
+  }
+  if (!(worst <= 1)) {
+    assert.fail(
+      `${what}: mismatch at [${wi}]: got ${actual[wi]}, expected ${expected[wi]} ` +
+        `(atol ${tol.atol}, rtol ${tol.rtol}, ratio ${worst.toExponential(2)})`,
+    );
+  }
+}
+
+/**
+ * Check the reference's backward against central differences of its forward:
+ * L = sum(dy * y); dL/dinput[i] ~ (L(x+h e_i) - L(x-h e_i)) / 2h, for up to
+ * `samples` indices of each input in `wrt` (gradient output named "d"+name).
+ */
+export function checkFiniteDiff(
+  op: string,
+  params: Params,
+  inputs: HarnessTensors,
+  wrt: string[],
+  opts: { samples?: number; h?: number; tol?: number; rng?: Rng; out?: string } = {},
+): void {
+  const out = opts.out ?? "y";
+  const h = opts.h ?? 1e-6;
+  // central differences in float64 with h=1e-6: truncation O(h^2 * f''') ~ 1e-12,
+  // rounding ~ 1e-16 * |L| / h ~ 1e-10 * |L|; 1e-5 relative leaves room for both.
+  const tol = opts.tol ?? 1e-5;
+  const rng = opts.rng ?? new Rng(7);
+  const samples = opts.samples ?? 12;
+  const dy = inputs.dy;
+  assert.ok(dy, "checkFiniteDiff needs inputs.dy");
+  const grads = runOp(op, "ref", params, inputs);
+  const fwdInputs: HarnessTensors = { ...inputs };
+  delete fwdInputs.dy;
+  const loss = (inp: HarnessTensors): number => {
+    const y = runOp(op, "ref", params, inp)[out];
+    let s = 0;
+    for (let i = 0; i < y.length; i++) s += dy[i] * y[i];
+    return s;
+  };
+  for (const name of wrt) {
+    const x = inputs[name];
+    const g = grads["d" + name];
+    assert.ok(x && g, `${op}: need input ${name} and gradient d${name}`);
+    for (let s = 0; s < Math.min(samples, x.length); s++) {
+      const i = rng.int(0, x.length - 1);
+      const xp = Float64Array.from(x);
+      xp[i] += h;
+      const xm = Float64Array.from(x);
+      xm[i] -= h;
+      const num = (loss({ ...fwdInputs, [name]: xp }) - loss({ ...fwdInputs, [name]: xm })) / (2 * h);
+      const err = Math.abs(num - g[i]) / Math.max(1, Math.abs(num));
+      assert.ok(err <= tol, `${op} ${JSON.stringify(params)}: d${name}[${i}] analytic ${g[i]} vs numeric ${num}`);
+    }
+  }
+}
