@@ -2,3 +2,5 @@
 // only re-exports. Every heavy call returns a Promise and runs off the event loop.
 export { native, packageRoot } from "./binding";
 export type { NativeInfo } from "./binding";
+export { createModel, Model, DeviceUnavailableError } from "./model";
+export type { ModelOptions, StepOptions, StepResult, ForwardOptions, Tensor, StateDict, TensorInfo, Arch, Device } from "./model";

@@ -1,0 +1,205 @@
+// Models: the typed wrapper over the addon's NativeModel. Validation of
+// options happens here and in the addon; every heavy call returns a Promise
+// and runs on the libuv pool, so data loading overlaps with compute.
+import { native } from "./binding";
+
+export type Arch = "smallcnn";
+export type Device = "cpu" | "cuda" | "auto";
+
+export interface ModelOptions {
+  arch: Arch | string;
+  /** Clusters per head: one entry per head. */
+  numClasses: number[];
+  /** Input shape [C, H, W]. */
+  inputShape: [number, number, number];
+  device?: Device;
+  seed?: number;
+}
+
+export interface StepOptions {
+  lr: number;
+  momentum?: number;
+  weightDecay?: number;
+}
+
+export interface StepResult {
+  /** Mean of the heads' cross-entropy losses. */
+  loss: number;
+  headLosses: number[];
+}
+
+export interface ForwardOptions {
+  mode?: "eval" | "train";
+  output?: "logits" | "probs" | "features";
+}
+
+/** A named tensor as in a PyTorch state_dict: shape and float32 data. */
+export interface Tensor {
+  shape: number[];
+  data: Float32Array;
+}
+export type StateDict = Record<string, Tensor>;
+
+export interface TensorInfo {
+  name: string;
+  shape: number[];
+  kind: "param" | "buffer";
+}
+
+interface NativeModel {
+  trainStep(images: Float32Array, labels: Int32Array[], opts: StepOptions): Promise<StepResult>;
+  forward(images: Float32Array, training: boolean, output: string): Promise<Float32Array | Float32Array[]>;
+  exportState(what: "model" | "momentum"): Promise<Record<string, Float32Array>>;
+  importState(what: "model" | "momentum", dict: Record<string, Float32Array>): Promise<void>;
+  tensors(): TensorInfo[];
+  dispose(): void;
+  readonly disposed: boolean;
+  readonly featureDim: number;
+}
+
+export class DeviceUnavailableError extends Error {
+  code = "SLN_NO_DEVICE";
+}
+
+export class Model {
+  readonly arch: string;
+  readonly numClasses: number[];
+  readonly inputShape: [number, number, number];
+  readonly device: "cpu" | "cuda";
+  readonly seed: number;
+  private readonly m: NativeModel;
+  private readonly info: TensorInfo[];
+
+  /** Use createModel(). */
+  constructor(opts: ModelOptions, m: NativeModel, device: "cpu" | "cuda") {
+    this.arch = opts.arch;
+    this.numClasses = [...opts.numClasses];
+    this.inputShape = [...opts.inputShape] as [number, number, number];
+    this.seed = opts.seed ?? 0;
+    this.device = device;
+    this.m = m;
+    this.info = m.tensors();
+  }
+
+  /** Width of the penultimate feature vector the heads read. */
+  get featureDim(): number {
+    return this.m.featureDim;
+  }
+  get disposed(): boolean {
+    return this.m.disposed;
+  }
+  /** Names, shapes and kinds of every tensor, in state_dict order. */
+  tensors(): TensorInfo[] {
+    return this.info.map((t) => ({ ...t, shape: [...t.shape] }));
+  }
+  get numParameters(): number {
+    return this.info.filter((t) => t.kind === "param").reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
+  }
+
+  /**
+   * One SGD step on a batch: forward in training mode, cross-entropy per head
+   * (mean over the batch, mean over heads), backward, torch.optim.SGD update.
+   * images: N*C*H*W float32 NCHW; labels: one Int32Array of N per head.
+   */
+  async trainStep(images: Float32Array, labels: Int32Array[], opts: StepOptions): Promise<StepResult> {
+    if (!opts || typeof opts.lr !== "number") throw new TypeError("trainStep: options { lr } are required");
+    return this.m.trainStep(images, labels, opts);
+  }
+
+  /**
+   * Forward pass. output "features": one Float32Array (N*D); "logits"/"probs":
+   * one Float32Array (N*K_h) per head. mode "eval" (default) uses running BN
+   * statistics; "train" batch statistics (and updates the running ones, as torch).
+   */
+  async forward(images: Float32Array, opts: ForwardOptions & { output: "features" }): Promise<Float32Array>;
+  async forward(images: Float32Array, opts?: ForwardOptions): Promise<Float32Array[]>;
+  async forward(images: Float32Array, opts: ForwardOptions = {}): Promise<Float32Array | Float32Array[]> {
+    const mode = opts.mode ?? "eval";
+    if (mode !== "eval" && mode !== "train") throw new TypeError(`forward: mode must be 'eval' or 'train', got '${mode}'`);
+    return this.m.forward(images, mode === "train", opts.output ?? "logits");
+  }
+
+  /** Parameters and buffers (BN running statistics), PyTorch names and shapes. */
+  async stateDict(): Promise<StateDict> {
+    return this.toDict(await this.m.exportState("model"));
+  }
+
+  /**
+   * Load parameters and buffers. Every tensor of the model must be present with
+   * its exact size; otherwise nothing changes and the error lists missing,
+   * unexpected and wrong-shaped keys.
+   */
+  async loadStateDict(sd: StateDict | Record<string, Float32Array>): Promise<void> {
+    await this.m.importState("model", this.fromDict(sd));
+  }
+
+  /** SGD momentum buffers ({} before the first step). */
+  async optimizerState(): Promise<StateDict> {
+    return this.toDict(await this.m.exportState("momentum"));
+  }
+  async loadOptimizerState(sd: StateDict | Record<string, Float32Array>): Promise<void> {
+    await this.m.importState("momentum", this.fromDict(sd));
+  }
+
+  /** Free native memory now. Further calls throw; a running step finishes first. */
+  dispose(): void {
+    this.m.dispose();
+  }
+
+  private toDict(raw: Record<string, Float32Array>): StateDict {
+    const shapes = new Map(this.info.map((t) => [t.name, t.shape]));
+    const out: StateDict = {};
+    for (const t of this.info) if (raw[t.name]) out[t.name] = { shape: [...shapes.get(t.name)!], data: raw[t.name] };
+    return out;
+  }
+
+  private fromDict(sd: StateDict | Record<string, Float32Array>): Record<string, Float32Array> {
+    if (sd === null || typeof sd !== "object") throw new TypeError("loadStateDict: expected an object of tensors");
+    const shapes = new Map(this.info.map((t) => [t.name, t.shape]));
+    const out: Record<string, Float32Array> = {};
+    for (const [k, v] of Object.entries(sd)) {
+      if (v instanceof Float32Array) {
+        out[k] = v;
+      } else if (v && typeof v === "object" && (v as Tensor).data instanceof Float32Array) {
+        const want = shapes.get(k);
+        if (want && Array.isArray((v as Tensor).shape) && (v as Tensor).shape.join(",") !== want.join(",")) {
+          throw new RangeError(`loadStateDict: ${k} has shape [${(v as Tensor).shape}], this model expects [${want}]`);
+        }
+        out[k] = (v as Tensor).data;
+      } else {
+        throw new TypeError(`loadStateDict: ${k} must be a Float32Array or { shape, data: Float32Array }`);
+      }
+    }
+    return out;
+  }
+}
+
+function isIntArray(a: unknown, len?: number): a is number[] {
+  return Array.isArray(a) && (len === undefined || a.length === len) && a.every((x) => Number.isInteger(x) && x >= 1);
+}
+
+/** Create a model. Only the CPU backend exists so far; "auto" means the CPU. */
+export async function createModel(opts: ModelOptions): Promise<Model> {
+  if (!opts || typeof opts !== "object") throw new TypeError("createModel: options object required");
+  const archs = native().archs as string[];
+  if (typeof opts.arch !== "string" || !archs.includes(opts.arch)) {
+    throw new TypeError(`createModel: unknown arch '${String(opts.arch)}' (known: ${archs.join(", ")})`);
+  }
+  if (!isIntArray(opts.numClasses) || opts.numClasses.length === 0) {
+    throw new TypeError("createModel: numClasses must be a non-empty array of positive integers, one per head");
+  }
+  if (!isIntArray(opts.inputShape, 3)) throw new TypeError("createModel: inputShape must be [C, H, W] of positive integers");
+  if (opts.seed !== undefined && !(Number.isSafeInteger(opts.seed) && opts.seed >= 0)) {
+    throw new TypeError("createModel: seed must be a non-negative integer");
+  }
+  const device = opts.device ?? "auto";
+  if (device === "cuda") {
+    throw new DeviceUnavailableError(
+      "createModel: the CUDA backend is not available in this build (no libselflabel_cuda); use device 'cpu' or 'auto'",
+    );
+  }
+  if (device !== "cpu" && device !== "auto") throw new TypeError(`createModel: device must be cpu, cuda or auto, got '${device}'`);
+  const Ctor = native().NativeModel as new (o: object) => NativeModel;
+  const m = new Ctor({ arch: opts.arch, numClasses: opts.numClasses, inputShape: opts.inputShape, seed: opts.seed ?? 0 });
+  return new Model(opts, m, "cpu");
+}

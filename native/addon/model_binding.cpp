@@ -1,0 +1,359 @@
+// NativeModel: the JS handle of an sln::Model. Validation happens here, on the
+// JS thread (TypeError / RangeError saying what was expected); the arithmetic
+// runs in PromiseWorkers holding a shared_ptr, so dispose() while a step runs
+// is safe, and the model's mutex serialises calls that overlap.
+#include <cmath>
+#include <cstring>
+
+#include "addon/common.h"
+#include "sln/model.h"
+
+namespace sln::addon {
+
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeModel",
+                       {
+                           InstanceMethod("trainStep", &ModelWrap::TrainStep),
+                           InstanceMethod("forward", &ModelWrap::Forward),
+                           InstanceMethod("exportState", &ModelWrap::ExportState),
+                           InstanceMethod("importState", &ModelWrap::ImportState),
+                           InstanceMethod("tensors", &ModelWrap::Tensors),
+                           InstanceMethod("dispose", &ModelWrap::Dispose),
+                           InstanceAccessor("disposed", &ModelWrap::Disposed, nullptr),
+                           InstanceAccessor("featureDim", &ModelWrap::FeatureDim, nullptr),
+                       });
+  }
+
+  explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+    Napi::Env env = info.Env();
+    guarded(env, [&] {
+      if (info.Length() < 1 || !info[0].IsObject())
+        throw Napi::TypeError::New(env, "NativeModel({ arch, numClasses, inputShape, seed })");
+      Napi::Object o = info[0].As<Napi::Object>();
+      ModelSpec s;
+      if (!o.Get("arch").IsString()) throw Napi::TypeError::New(env, "createModel: arch must be a string");
+      s.arch = o.Get("arch").As<Napi::String>();
+      Napi::Value nc = o.Get("numClasses");
+      if (!nc.IsArray()) throw Napi::TypeError::New(env, "createModel: numClasses must be an array of integers, one per head");
+      Napi::Array nca = nc.As<Napi::Array>();
+      s.num_classes.clear();
+      for (uint32_t i = 0; i < nca.Length(); i++) {
+        Napi::Value v = nca.Get(i);
+        if (!v.IsNumber()) throw Napi::TypeError::New(env, "createModel: numClasses must hold integers");
+        double d = v.As<Napi::Number>().DoubleValue();
+        if (d != static_cast<int>(d) || d < 1 || d > (1 << 24))
+          throw Napi::RangeError::New(env, "createModel: numClasses[" + std::to_string(i) + "] must be an integer >= 1, got " +
+                                               std::to_string(d));
+        s.num_classes.push_back(static_cast<int>(d));
+      }
+      Napi::Value is = o.Get("inputShape");
+      if (!is.IsArray() || is.As<Napi::Array>().Length() != 3)
+        throw Napi::TypeError::New(env, "createModel: inputShape must be [C, H, W]");
+      int dims[3];
+      for (uint32_t i = 0; i < 3; i++) {
+        Napi::Value v = is.As<Napi::Array>().Get(i);
+        double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+        if (d != static_cast<int>(d) || d < 1 || d > 65536)
+          throw Napi::RangeError::New(env, "createModel: inputShape must hold three positive integers [C, H, W]");
+        dims[i] = static_cast<int>(d);
+      }
+      s.input = {dims[0], dims[1], dims[2]};
+      Napi::Value sd = o.Get("seed");
+      if (sd.IsNumber()) s.seed = static_cast<uint64_t>(sd.As<Napi::Number>().Int64Value());
+      model_ = std::make_shared<Model>(s, cpu_backend());
+      return 0;
+    });
+  }
+
+ private:
+  std::shared_ptr<Model> live(Napi::Env env) {
+    if (!model_) throw make_error(env, "SLN_DISPOSED", "this model was disposed; create a new one", ErrorKind::InvalidArgument);
+    return model_;
+  }
+
+  // images: Float32Array with N * C * H * W values
+  int batch_of(Napi::Env env, Napi::Value v, const char* what) {
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      throw Napi::TypeError::New(env, std::string(what) + ": images must be a Float32Array (N*C*H*W, NCHW)");
+    const Shape3& in = model_->spec().input;
+    size_t len = v.As<Napi::Float32Array>().ElementLength();
+    if (len == 0 || len % in.size() != 0)
+      throw Napi::RangeError::New(env, std::string(what) + ": images has " + std::to_string(len) +
+                                           " values, not a positive multiple of C*H*W = " + std::to_string(in.C) + "*" +
+                                           std::to_string(in.H) + "*" + std::to_string(in.W) + " = " +
+                                           std::to_string(in.size()));
+    size_t n = len / in.size();
+    if (n > (1u << 30)) throw Napi::RangeError::New(env, std::string(what) + ": batch too large");
+    return static_cast<int>(n);
+  }
+
+  Napi::Value TrainStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      auto m = live(env);
+      int N = batch_of(env, info[0], "trainStep");
+      if (info.Length() < 3 || !info[1].IsArray() || !info[2].IsObject())
+        throw Napi::TypeError::New(env, "trainStep(images, labels: Int32Array[], { lr, momentum, weightDecay })");
+      Napi::Array la = info[1].As<Napi::Array>();
+      const auto& ncls = m->spec().num_classes;
+      if (la.Length() != ncls.size())
+        throw Napi::RangeError::New(env, "trainStep: expected " + std::to_string(ncls.size()) +
+                                             " label arrays (one per head), got " + std::to_string(la.Length()));
+      auto labels = std::make_shared<std::vector<std::vector<int32_t>>>();
+      for (uint32_t h = 0; h < la.Length(); h++) {
+        Napi::Value v = la.Get(h);
+        if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+          throw Napi::TypeError::New(env, "trainStep: labels[" + std::to_string(h) + "] must be an Int32Array");
+        Napi::Int32Array a = v.As<Napi::Int32Array>();
+        if (a.ElementLength() != static_cast<size_t>(N))
+          throw Napi::RangeError::New(env, "trainStep: labels[" + std::to_string(h) + "] has " +
+                                               std::to_string(a.ElementLength()) + " entries, expected " +
+                                               std::to_string(N) + " (one per image)");
+        for (size_t i = 0; i < a.ElementLength(); i++) {
+          if (a[i] < 0 || a[i] >= ncls[h])
+            throw Napi::RangeError::New(env, "trainStep: labels[" + std::to_string(h) + "][" + std::to_string(i) +
+                                                 "] = " + std::to_string(a[i]) + " is outside [0, " +
+                                                 std::to_string(ncls[h]) + ")");
+        }
+        labels->emplace_back(a.Data(), a.Data() + a.ElementLength());
+      }
+      Napi::Object o = info[2].As<Napi::Object>();
+      StepOptions opt;
+      auto num = [&](const char* k, float dflt) -> float {
+        Napi::Value v = o.Get(k);
+        if (v.IsUndefined()) return dflt;
+        if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("trainStep: ") + k + " must be a number");
+        double d = v.As<Napi::Number>().DoubleValue();
+        if (!std::isfinite(d) || d < 0)
+          throw Napi::RangeError::New(env, std::string("trainStep: ") + k + " must be a finite number >= 0");
+        return static_cast<float>(d);
+      };
+      opt.lr = num("lr", opt.lr);
+      opt.momentum = num("momentum", opt.momentum);
+      opt.weight_decay = num("weightDecay", opt.weight_decay);
+      const float* images = info[0].As<Napi::Float32Array>().Data();
+      auto result = std::make_shared<StepResult>();
+      return PromiseWorker::Start(
+          env, "sln.trainStep",
+          [m, images, N, labels, opt, result] {
+            std::lock_guard<std::mutex> lk(m->mutex());
+            std::vector<const int32_t*> lp;
+            for (auto& l : *labels) lp.push_back(l.data());
+            *result = m->train_step(images, N, lp, opt);
+          },
+          [result](Napi::Env env) -> Napi::Value {
+            Napi::Object r = Napi::Object::New(env);
+            r.Set("loss", result->loss);
+            Napi::Array hl = Napi::Array::New(env, result->head_losses.size());
+            for (size_t i = 0; i < result->head_losses.size(); i++) hl.Set(i, result->head_losses[i]);
+            r.Set("headLosses", hl);
+            return r;
+          },
+          {info[0]});
+    });
+  }
+
+  // forward(images, training: boolean, output: "logits" | "probs" | "features")
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      auto m = live(env);
+      int N = batch_of(env, info[0], "forward");
+      bool training = info.Length() > 1 && info[1].ToBoolean();
+      std::string kind = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "logits";
+      OutputKind k;
+      if (kind == "logits") k = OutputKind::Logits;
+      else if (kind == "probs") k = OutputKind::Probs;
+      else if (kind == "features") k = OutputKind::Features;
+      else throw Napi::TypeError::New(env, "forward: output must be 'logits', 'probs' or 'features', got '" + kind + "'");
+      const float* images = info[0].As<Napi::Float32Array>().Data();
+      auto out = std::make_shared<std::vector<float>>();
+      std::vector<int> widths;
+      if (k == OutputKind::Features) widths.push_back(m->feature_dim());
+      else widths = m->spec().num_classes;
+      return PromiseWorker::Start(
+          env, "sln.forward",
+          [m, images, N, training, k, out] {
+            std::lock_guard<std::mutex> lk(m->mutex());
+            m->forward(images, N, training, k, *out);
+          },
+          [out, widths, N, k](Napi::Env env) -> Napi::Value {
+            Napi::Array arr = Napi::Array::New(env, widths.size());
+            size_t off = 0;
+            for (size_t i = 0; i < widths.size(); i++) {
+              size_t n = static_cast<size_t>(N) * widths[i];
+              Napi::Float32Array a = Napi::Float32Array::New(env, n);
+              std::memcpy(a.Data(), out->data() + off, n * sizeof(float));
+              arr.Set(i, a);
+              off += n;
+            }
+            if (k == OutputKind::Features) return arr.Get(0u);
+            return arr;
+          },
+          {info[0]});
+    });
+  }
+
+  // tensors(): [{ name, shape, kind: "param" | "buffer" }]
+  Napi::Value Tensors(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      auto m = live(env);
+      const auto& es = m->arena().entries();
+      Napi::Array a = Napi::Array::New(env, es.size());
+      for (size_t i = 0; i < es.size(); i++) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("name", es[i].name);
+        Napi::Array sh = Napi::Array::New(env, es[i].shape.size());
+        for (size_t j = 0; j < es[i].shape.size(); j++) sh.Set(j, es[i].shape[j]);
+        o.Set("shape", sh);
+        o.Set("kind", es[i].is_param ? "param" : "buffer");
+        a.Set(i, o);
+      }
+      return a;
+    });
+  }
+
+  // exportState(what: "model" | "momentum") -> Promise<{ name: Float32Array }>
+  // model: parameters and buffers; momentum: SGD momentum buffers of the
+  // parameters (empty object before the first step, as torch).
+  Napi::Value ExportState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      auto m = live(env);
+      std::string what = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "model";
+      if (what != "model" && what != "momentum")
+        throw Napi::TypeError::New(env, "exportState: what must be 'model' or 'momentum'");
+      auto copy = std::make_shared<std::vector<std::pair<std::string, std::vector<float>>>>();
+      return PromiseWorker::Start(
+          env, "sln.exportState",
+          [m, what, copy] {
+            std::lock_guard<std::mutex> lk(m->mutex());
+            Arena& a = m->arena();
+            for (auto& e : a.entries()) {
+              if (what == "momentum") {
+                if (!e.is_param || !a.has_momentum) continue;
+                const float* p = a.momentum().data() + e.offset;
+                copy->emplace_back(e.name, std::vector<float>(p, p + e.size));
+              } else {
+                const float* p = a.data_of(e);
+                copy->emplace_back(e.name, std::vector<float>(p, p + e.size));
+              }
+            }
+          },
+          [copy](Napi::Env env) -> Napi::Value {
+            Napi::Object o = Napi::Object::New(env);
+            for (auto& [name, v] : *copy) {
+              Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
+              std::memcpy(a.Data(), v.data(), v.size() * sizeof(float));
+              o.Set(name, a);
+            }
+            return o;
+          });
+    });
+  }
+
+  // importState(what, { name: Float32Array }): every entry must match a tensor
+  // of the right size; checked completely before anything is written, so a bad
+  // dict changes nothing. "model" requires every tensor; "momentum" every
+  // parameter (or an empty dict = no momentum yet).
+  Napi::Value ImportState(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      auto m = live(env);
+      std::string what = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+      if ((what != "model" && what != "momentum") || info.Length() < 2 || !info[1].IsObject())
+        throw Napi::TypeError::New(env, "importState(what: 'model' | 'momentum', dict: { [name]: Float32Array })");
+      Napi::Object d = info[1].As<Napi::Object>();
+      Napi::Array keys = d.GetPropertyNames();
+      Arena& a = m->arena();
+      std::vector<std::string> missing, unexpected, wrong;
+      auto vals = std::make_shared<std::vector<std::pair<const TensorEntry*, std::vector<float>>>>();
+      for (uint32_t i = 0; i < keys.Length(); i++) {
+        std::string k = keys.Get(i).As<Napi::String>();
+        const TensorEntry* e = a.find(k);
+        if (!e || (what == "momentum" && !e->is_param)) {
+          unexpected.push_back(k);
+          continue;
+        }
+        Napi::Value v = d.Get(k);
+        if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+          wrong.push_back(k + " (not a Float32Array)");
+          continue;
+        }
+        Napi::Float32Array f = v.As<Napi::Float32Array>();
+        if (f.ElementLength() != e->size) {
+          wrong.push_back(k + " (" + std::to_string(f.ElementLength()) + " values, expected " + std::to_string(e->size) + ")");
+          continue;
+        }
+        for (size_t j = 0; j < f.ElementLength(); j++) {
+          if (!std::isfinite(f[j])) {
+            wrong.push_back(k + " (non-finite value at " + std::to_string(j) + ")");
+            break;
+          }
+        }
+        vals->emplace_back(e, std::vector<float>(f.Data(), f.Data() + f.ElementLength()));
+      }
+      bool empty_momentum = what == "momentum" && keys.Length() == 0;
+      if (!empty_momentum) {
+        for (auto& e : a.entries()) {
+          if (what == "momentum" && !e.is_param) continue;
+          if (!d.Has(e.name)) missing.push_back(e.name);
+        }
+      }
+      if (!missing.empty() || !unexpected.empty() || !wrong.empty()) {
+        auto join = [](const std::vector<std::string>& v) {
+          std::string s;
+          for (size_t i = 0; i < v.size() && i < 8; i++) s += (i ? ", " : "") + v[i];
+          if (v.size() > 8) s += ", ... (" + std::to_string(v.size()) + " in all)";
+          return s;
+        };
+        std::string msg = "loadStateDict: the dict does not match this model (nothing was changed).";
+        if (!missing.empty()) msg += " Missing: " + join(missing) + ".";
+        if (!unexpected.empty()) msg += " Unexpected: " + join(unexpected) + ".";
+        if (!wrong.empty()) msg += " Wrong: " + join(wrong) + ".";
+        throw make_error(env, "SLN_STATE_MISMATCH", msg, ErrorKind::InvalidArgument);
+      }
+      return PromiseWorker::Start(
+          env, "sln.importState",
+          [m, what, vals, empty_momentum] {
+            std::lock_guard<std::mutex> lk(m->mutex());
+            Arena& a = m->arena();
+            if (what == "momentum") {
+              a.has_momentum = !empty_momentum;
+              std::fill(a.momentum().begin(), a.momentum().end(), 0.f);
+              for (auto& [e, v] : *vals) std::copy(v.begin(), v.end(), a.momentum().data() + e->offset);
+            } else {
+              for (auto& [e, v] : *vals) std::copy(v.begin(), v.end(), a.data_of(*e));
+            }
+          },
+          [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+    });
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    model_.reset();   // workers still running hold their own reference
+    return info.Env().Undefined();
+  }
+  Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !model_); }
+  Napi::Value FeatureDim(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value { return Napi::Number::New(env, live(env)->feature_dim()); });
+  }
+
+  std::shared_ptr<Model> model_;
+};
+
+static void init_model(Napi::Env env, Napi::Object exports) {
+  exports.Set("NativeModel", ModelWrap::Define(env));
+  Napi::Array archs = Napi::Array::New(env);
+  auto names = known_archs();
+  for (size_t i = 0; i < names.size(); i++) archs.Set(i, names[i]);
+  exports.Set("archs", archs);
+}
+
+SLN_ADDON_INIT(init_model);
+
+}  // namespace sln::addon

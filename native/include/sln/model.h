@@ -1,0 +1,134 @@
+// A model is a trunk (a list of layers in execution order) producing a feature
+// vector, plus heads (Linear layers) on that feature. No autograd: backward
+// walks the trunk in reverse. Parameters, gradients and momentum buffers live
+// in flat arenas with a name/offset table (PyTorch names), so a checkpoint is
+// bytes plus that table and PyTorch state_dicts map one to one.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "sln/ops.h"
+
+namespace sln {
+
+struct Shape3 {
+  int C = 0, H = 0, W = 0;
+  size_t size() const { return static_cast<size_t>(C) * H * W; }
+};
+
+// Where a named tensor lives. kind: "param" (trained, in the param arena,
+// with a gradient and a momentum buffer) or "buffer" (running statistics).
+struct TensorEntry {
+  std::string name;
+  std::vector<int> shape;
+  size_t offset = 0;
+  size_t size = 0;
+  bool is_param = true;
+};
+
+class Arena {
+ public:
+  // Reserve a named tensor; returns its offset. Only before finalize().
+  size_t add(const std::string& name, std::vector<int> shape, bool is_param);
+  void finalize();   // allocate storage (zeros)
+  float* param(size_t off) { return params_.data() + off; }
+  float* grad(size_t off) { return grads_.data() + off; }
+  float* buffer(size_t off) { return buffers_.data() + off; }
+  const std::vector<TensorEntry>& entries() const { return entries_; }
+  const TensorEntry* find(const std::string& name) const;
+  float* data_of(const TensorEntry& e) { return e.is_param ? param(e.offset) : buffer(e.offset); }
+  std::vector<float>& params() { return params_; }
+  std::vector<float>& grads() { return grads_; }
+  std::vector<float>& momentum() { return momentum_; }
+  std::vector<float>& buffers() { return buffers_; }
+  bool has_momentum = false;   // false until the first SGD step (torch creates buf on first step)
+
+ private:
+  std::vector<TensorEntry> entries_;
+  size_t n_params_ = 0, n_buffers_ = 0;
+  std::vector<float> params_, grads_, momentum_, buffers_;
+};
+
+// Per-call context for layers.
+struct RunCtx {
+  Backend* backend = nullptr;
+  Arena* arena = nullptr;
+  int N = 0;
+  bool training = false;
+  uint64_t seed = 0;   // dropout seed for this step
+};
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  std::string name;   // PyTorch prefix, e.g. "features.0"
+  Shape3 in, out;     // per-sample shapes
+  virtual const char* kind() const = 0;
+  // forward: x (N, in), y (N, out). backward: dx may be null (first layer).
+  virtual void forward(RunCtx& c, const float* x, float* y) = 0;
+  virtual void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) = 0;
+  // Drop cached ops for batch sizes other than keep_n (memory bound).
+  virtual void trim(int keep_n) {}
+};
+
+struct ModelSpec {
+  std::string arch = "smallcnn";
+  std::vector<int> num_classes{10};   // one entry per head
+  Shape3 input{3, 32, 32};
+  uint64_t seed = 0;
+};
+
+struct StepOptions {
+  float lr = 0.05f, momentum = 0.9f, weight_decay = 1e-5f;
+};
+
+struct StepResult {
+  double loss = 0;                 // mean of the heads' losses
+  std::vector<double> head_losses;
+};
+
+enum class OutputKind { Logits, Probs, Features };
+
+class Model {
+ public:
+  Model(const ModelSpec& spec, Backend& backend);
+  ~Model();
+  const ModelSpec& spec() const { return spec_; }
+  Arena& arena() { return arena_; }
+  int feature_dim() const { return feature_dim_; }
+  size_t num_heads() const { return heads_.size(); }
+  Backend& backend() { return *backend_; }
+
+  // images (N, C, H, W); labels[h] (N) in [0, num_classes[h]).
+  StepResult train_step(const float* images, int N, const std::vector<const int32_t*>& labels,
+                        const StepOptions& opt);
+  // Features (N, D) or per-head logits/probs (N, K_h), concatenated head by head.
+  void forward(const float* images, int N, bool training, OutputKind kind, std::vector<float>& out);
+
+  std::mutex& mutex() { return mu_; }
+
+ private:
+  struct Head;
+  struct Plan;
+  Plan& plan_for(int N, bool training);
+  void run_trunk(Plan& p, RunCtx& c, const float* images);
+
+  ModelSpec spec_;
+  Backend* backend_;
+  Arena arena_;
+  std::vector<std::unique_ptr<Layer>> trunk_;
+  std::vector<std::unique_ptr<Head>> heads_;
+  int feature_dim_ = 0;
+  std::map<std::pair<int, bool>, std::unique_ptr<Plan>> plans_;
+  uint64_t step_ = 0;
+  std::mutex mu_;
+};
+
+// Architectures known to the builder (names for error messages).
+std::vector<std::string> known_archs();
+
+}  // namespace sln
