@@ -3,7 +3,7 @@
 // 2 bad usage or bad input, 1 internal failure; errors are one line on stderr.
 import yargs, { CommandModule } from "yargs";
 import { hideBin } from "yargs/helpers";
-import { exitCodeOf } from "./errors";
+import { exitCodeOf, UsageError } from "./errors";
 import { native } from "./binding";
 import * as info from "./commands/info";
 
@@ -28,7 +28,7 @@ export async function main(args: string[]): Promise<void> {
     .middleware((argv) => {
       if (argv.threads !== undefined) {
         if (!Number.isInteger(argv.threads) || (argv.threads as number) < 1) {
-          throw new Error(`--threads must be a positive integer, got ${argv.threads}`);
+          throw new UsageError(`--threads must be a positive integer, got ${argv.threads}`);
         }
         native().setThreads(argv.threads as number);
       }

@@ -1,0 +1,53 @@
+# PyTorch baseline for bench/trainstep.ts: the same smallcnn, same batch sizes,
+# same thread count, timed the same way. Prints one JSON line per case.
+import json, sys, time
+import torch
+import torch.nn as nn
+
+threads = int(sys.argv[1])
+steps = int(sys.argv[2])
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+
+
+def smallcnn(cin, ncl):
+    def cbr(i, o):
+        return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
+    features = nn.Sequential(*cbr(cin, 32), *cbr(32, 32), nn.MaxPool2d(2), *cbr(32, 64), *cbr(64, 64),
+                             nn.MaxPool2d(2), *cbr(64, 128))
+    return nn.Sequential(features, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, ncl))
+
+
+def timeit(fn, steps):
+    for _ in range(3):
+        fn()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - t0) / steps
+
+
+for (c, h, w) in [(1, 28, 28), (3, 32, 32)]:
+    model = smallcnn(c, 10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-5)
+    crit = nn.CrossEntropyLoss()
+    x = torch.randn(256, c, h, w)
+    y = torch.randint(0, 10, (256,))
+
+    def step():
+        opt.zero_grad()
+        loss = crit(model(x), y)
+        loss.backward()
+        opt.step()
+
+    t = timeit(step, steps)
+    print(json.dumps({"case": f"train {c}x{h}x{w} b256", "images_per_s": 256 / t}), flush=True)
+    model.eval()
+    xf = torch.randn(512, c, h, w)
+
+    def fwd():
+        with torch.no_grad():
+            model(xf)
+
+    t = timeit(fwd, steps)
+    print(json.dumps({"case": f"forward {c}x{h}x{w} b512", "images_per_s": 512 / t}), flush=True)
