@@ -1,0 +1,144 @@
+// safetensors reader/writer (https://github.com/huggingface/safetensors):
+// 8-byte little-endian header length, a JSON header
+// { name: { dtype, shape, data_offsets: [begin, end] }, __metadata__: { k: string } },
+// then the raw little-endian data. Writes are atomic: temporary file in the
+// same directory, fsync, rename, fsync of the directory; a process killed at
+// any moment leaves either the old file or the complete new one.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as crypto from "node:crypto";
+
+export type DType = "F32" | "F64" | "I32" | "I64" | "U8";
+export type TypedData = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array;
+
+export interface NamedTensor {
+  shape: number[];
+  data: TypedData;
+}
+
+const DTYPE_OF = new Map<Function, DType>([
+  [Float32Array, "F32"],
+  [Float64Array, "F64"],
+  [Int32Array, "I32"],
+  [BigInt64Array, "I64"],
+  [Uint8Array, "U8"],
+]);
+const SIZE: Record<DType, number> = { F32: 4, F64: 8, I32: 4, I64: 8, U8: 1 };
+
+export class SafetensorsError extends Error {
+  readonly exitCode = 2;
+  constructor(file: string, what: string) {
+    super(`${file}: not a valid safetensors file (${what})`);
+    this.name = "SafetensorsError";
+  }
+}
+
+/** Serialise tensors (sorted by name) and string metadata. */
+export function encode(tensors: Record<string, NamedTensor>, metadata: Record<string, string> = {}): Buffer {
+  const names = Object.keys(tensors).sort();
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  let off = 0;
+  for (const n of names) {
+    const t = tensors[n];
+    const dtype = DTYPE_OF.get(t.data.constructor);
+    if (!dtype) throw new TypeError(`safetensors: ${n}: unsupported array type ${t.data.constructor.name}`);
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    if (count !== t.data.length) throw new RangeError(`safetensors: ${n}: shape [${t.shape}] has ${count} values, data has ${t.data.length}`);
+    header[n] = { dtype, shape: t.shape, data_offsets: [off, off + t.data.byteLength] };
+    off += t.data.byteLength;
+  }
+  let json = JSON.stringify(header);
+  // pad the header with spaces to a multiple of 8 so the data is aligned
+  json += " ".repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const hbuf = Buffer.from(json, "utf8");
+  const out = Buffer.alloc(8 + hbuf.length + off);
+  out.writeBigUInt64LE(BigInt(hbuf.length), 0);
+  hbuf.copy(out, 8);
+  let p = 8 + hbuf.length;
+  for (const n of names) {
+    const d = tensors[n].data;
+    Buffer.from(d.buffer, d.byteOffset, d.byteLength).copy(out, p);
+    p += d.byteLength;
+  }
+  return out;
+}
+
+export function decode(buf: Buffer, file = "<buffer>"): { tensors: Record<string, NamedTensor>; metadata: Record<string, string> } {
+  if (buf.length < 8) throw new SafetensorsError(file, `${buf.length} bytes, shorter than the 8-byte header length`);
+  const hlen = buf.readBigUInt64LE(0);
+  if (hlen > BigInt(buf.length - 8)) throw new SafetensorsError(file, `header length ${hlen} exceeds the file (truncated?)`);
+  let header: Record<string, any>;
+  try {
+    header = JSON.parse(buf.subarray(8, 8 + Number(hlen)).toString("utf8"));
+  } catch {
+    throw new SafetensorsError(file, "header is not JSON");
+  }
+  if (!header || typeof header !== "object" || Array.isArray(header)) throw new SafetensorsError(file, "header is not an object");
+  const base = 8 + Number(hlen);
+  const dataLen = buf.length - base;
+  const tensors: Record<string, NamedTensor> = {};
+  let metadata: Record<string, string> = {};
+  for (const [name, v] of Object.entries(header)) {
+    if (name === "__metadata__") {
+      metadata = v as Record<string, string>;
+      continue;
+    }
+    const dtype = v?.dtype as DType;
+    if (!(dtype in SIZE)) throw new SafetensorsError(file, `${name}: unsupported dtype ${String(v?.dtype)}`);
+    const shape = v.shape as number[];
+    const offs = v.data_offsets as number[];
+    if (!Array.isArray(shape) || !shape.every((s) => Number.isInteger(s) && s >= 0))
+      throw new SafetensorsError(file, `${name}: bad shape`);
+    if (!Array.isArray(offs) || offs.length !== 2 || !(offs[0] <= offs[1]) || offs[1] > dataLen)
+      throw new SafetensorsError(file, `${name}: data offsets ${JSON.stringify(offs)} outside the ${dataLen}-byte data (truncated?)`);
+    const count = shape.reduce((a, b) => a * b, 1);
+    if ((offs[1] - offs[0]) !== count * SIZE[dtype])
+      throw new SafetensorsError(file, `${name}: ${offs[1] - offs[0]} bytes for shape [${shape}] of ${dtype}`);
+    // copy into a fresh, aligned buffer
+    const bytes = new Uint8Array(offs[1] - offs[0]);
+    bytes.set(buf.subarray(base + offs[0], base + offs[1]));
+    let data: TypedData;
+    switch (dtype) {
+      case "F32": data = new Float32Array(bytes.buffer); break;
+      case "F64": data = new Float64Array(bytes.buffer); break;
+      case "I32": data = new Int32Array(bytes.buffer); break;
+      case "I64": data = new BigInt64Array(bytes.buffer); break;
+      default: data = bytes;
+    }
+    tensors[name] = { shape, data };
+  }
+  return { tensors, metadata };
+}
+
+/** Write atomically: tmp file + fsync + rename + directory fsync. */
+export function writeFileAtomic(file: string, data: Buffer | string): void {
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}-${crypto.randomBytes(4).toString("hex")}`);
+  const fd = fs.openSync(tmp, "w");
+  try {
+    fs.writeSync(fd, data);
+    fs.fsyncSync(fd);
+  } catch (e) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fs.closeSync(fd);
+  fs.renameSync(tmp, file);
+  try {
+    const dfd = fs.openSync(dir, "r");
+    fs.fsyncSync(dfd);
+    fs.closeSync(dfd);
+  } catch {
+    /* directories cannot be fsynced on some filesystems; the rename is still atomic */
+  }
+}
+
+export function save(file: string, tensors: Record<string, NamedTensor>, metadata: Record<string, string> = {}): void {
+  writeFileAtomic(file, encode(tensors, metadata));
+}
+
+export function load(file: string): { tensors: Record<string, NamedTensor>; metadata: Record<string, string> } {
+  return decode(fs.readFileSync(file), file);
+}
