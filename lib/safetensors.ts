@@ -117,7 +117,7 @@ export function writeFileAtomic(file: string, data: Buffer | string): void {
   const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}-${crypto.randomBytes(4).toString("hex")}`);
   const fd = fs.openSync(tmp, "w");
   try {
-    fs.writeSync(fd, data);
+    fs.writeFileSync(fd, data); // loops until every byte is written
     fs.fsyncSync(fd);
   } catch (e) {
     fs.closeSync(fd);
