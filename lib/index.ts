@@ -2,3 +2,5 @@
 // only re-exports. Every heavy call returns a Promise and runs off the event loop.
 export { native, packageRoot } from "./binding";
 export type { NativeInfo } from "./binding";
+export { nmi, ami, ari, clusteringScores, clusterAccuracy, expectedMutualInfo, linearSumAssignment } from "./metrics";
+export type { Labels, ClusteringScores, ClusterAccuracy } from "./metrics";
