@@ -112,7 +112,7 @@ export async function clusteringScores(a: Labels, b: Labels): Promise<Clustering
  * Accuracy of predicted clusters against true classes: the best one-to-one matching
  * (Hungarian algorithm on the K x C contingency table; K != C is fine, unmatched
  * clusters count as wrong) and the majority vote (purity). Needs at least one sample
- * and K * C <= 2^26.
+ * and K * C <= 2^25 (a dense K x C matching).
  */
 export async function clusterAccuracy(pred: Labels, truth: Labels): Promise<ClusterAccuracy> {
   const [x, y] = pair(pred, truth, "pred", "truth");

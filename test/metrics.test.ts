@@ -347,6 +347,12 @@ test("bad inputs: a clear TypeError or RangeError", async () => {
     message: /a must be an Int32Array/,
   });
   assert.throws(() => nb.metricsClusterAccuracy(new Int32Array(2), new Int32Array(3)), RangeError);
+  // 6000 x 6000 cells is over the dense matching limit (2^25): refused before allocating
+  const many = Int32Array.from({ length: 6000 }, (_, i) => i);
+  await assert.rejects(clusterAccuracy(many, many.slice().reverse()), {
+    name: "RangeError",
+    message: /6000 clusters x 6000 classes = 36000000 cells exceeds the dense matching limit/,
+  });
   await assert.rejects(linearSumAssignment([1, 2, 3], 2, 2), { name: "RangeError", message: /expected rows \* cols/ });
   await assert.rejects(linearSumAssignment([1, NaN, 3, 4], 2, 2), { name: "RangeError", message: /non-finite/ });
   await assert.rejects(expectedMutualInfo([1, 2], [2, 2]), { name: "RangeError", message: /same total/ });

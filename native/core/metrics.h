@@ -75,7 +75,7 @@ struct Accuracy {
   std::vector<int32_t> majority_class;  // (clusters,) compact class id
 };
 // Largest K x C the dense matching accepts (a RangeError names it when exceeded).
-constexpr int64_t kMaxAssignmentCells = int64_t(1) << 26;
+constexpr int64_t kMaxAssignmentCells = int64_t(1) << 25;  // two dense double copies: 512 MiB
 // a = predicted clusters, b = true classes.
 Accuracy cluster_accuracy(const Contingency& c);
 
