@@ -28,11 +28,41 @@ export interface NativeInfo {
 
 export type HarnessTensors = Record<string, Float64Array>;
 
+/** metricsScores' result: the metrics asked for (bit mask 1 NMI, 2 AMI, 4 ARI) and the sizes. */
+export interface NativeScores {
+  nmi?: number;
+  ami?: number;
+  ari?: number;
+  mutualInfo?: number;
+  entropyA?: number;
+  entropyB?: number;
+  expectedMutualInfo?: number;
+  n: number;
+  labelsA: number;
+  labelsB: number;
+}
+
+/** metricsClusterAccuracy's result; class ids index classValues, -1 = unmatched. */
+export interface NativeAccuracy {
+  n: number;
+  matchedCorrect: number;
+  majorityCorrect: number;
+  clusterValues: Int32Array;
+  classValues: Int32Array;
+  matchedClass: Int32Array;
+  majorityClass: Int32Array;
+}
+
 export interface NativeBinding {
   info(): NativeInfo;
   setThreads(n: number): void;
   harnessRun(op: string, backend: string, params: Record<string, number>, inputs: HarnessTensors): HarnessTensors;
   harnessOps(): string[];
+  // metrics (native/addon/metrics_binding.cpp): all run on the libuv pool
+  metricsScores(a: Int32Array, b: Int32Array, which: number): Promise<NativeScores>;
+  metricsClusterAccuracy(pred: Int32Array, truth: Int32Array): Promise<NativeAccuracy>;
+  metricsExpectedMI(rowSums: Float64Array, colSums: Float64Array, method: "fast" | "naive"): Promise<number>;
+  metricsLinearSumAssignment(cost: Float64Array, rows: number, cols: number, maximize: boolean): Promise<Int32Array>;
   [name: string]: unknown;
 }
 
