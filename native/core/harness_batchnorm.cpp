@@ -13,7 +13,11 @@ static Tensors run_batchnorm(Backend* be, const Params& p, const Tensors& in) {
   d.eps = static_cast<float>(param(p, "eps", 1e-5));
   d.momentum = static_cast<float>(param(p, "momentum", 0.1));
   const bool training = param(p, "training", 1) != 0;
-  SLN_CHECK_ARG(d.N >= 1 && d.C >= 1 && d.H >= 1 && d.W >= 1, "batchnorm2d: sizes must be >= 1");
+  std::unique_ptr<BatchNormOp> op;   // the backend op validates its descriptor itself
+  if (be)
+    op = be->batchnorm(d);
+  else
+    SLN_CHECK_ARG(d.N >= 1 && d.C >= 1 && d.H >= 1 && d.W >= 1, "batchnorm2d: sizes must be >= 1");
   const size_t n = static_cast<size_t>(d.N) * d.C * d.H * d.W, C = d.C;
   const auto& x = input_n(in, "batchnorm2d", "x", n);
   const auto& gamma = input_n(in, "batchnorm2d", "gamma", C);
@@ -34,7 +38,6 @@ static Tensors run_batchnorm(Backend* be, const Params& p, const Tensors& in) {
                               dgamma.data(), dbeta.data());
     out["running_mean"] = rm, out["running_var"] = rv;
   } else {
-    auto op = be->batchnorm(d);
     auto xf = to_f32(x), gf = to_f32(gamma), bf = to_f32(beta), rmf = to_f32(rm), rvf = to_f32(rv);
     std::vector<float> yf(n);
     op->forward(xf.data(), gf.data(), bf.data(), rmf.data(), rvf.data(), yf.data(), training);
