@@ -32,12 +32,18 @@ struct Conv2dDesc {
 };
 
 // Max or average pooling (average counts padding, as PyTorch's default
-// count_include_pad=True). Global average pooling is kernel = H x W, stride 1.
+// count_include_pad=True; output size rounds down, PyTorch's ceil_mode=False).
+// Global average pooling is kernel_h = H, kernel_w = W, stride 1.
+// kernel_h/kernel_w = 0 (the default) mean "kernel", so a square kernel needs
+// only `kernel`. Padding is at most half the kernel, as PyTorch requires.
 struct Pool2dDesc {
   int N = 1, C = 1, H = 1, W = 1;
   int kernel = 2, stride = 2, pad = 0;
-  int OH() const { return (H + 2 * pad - kernel) / stride + 1; }
-  int OW() const { return (W + 2 * pad - kernel) / stride + 1; }
+  int kernel_h = 0, kernel_w = 0;   // 0 = kernel
+  int KH() const { return kernel_h > 0 ? kernel_h : kernel; }
+  int KW() const { return kernel_w > 0 ? kernel_w : kernel; }
+  int OH() const { return (H + 2 * pad - KH()) / stride + 1; }
+  int OW() const { return (W + 2 * pad - KW()) / stride + 1; }
 };
 
 struct BatchNormDesc {

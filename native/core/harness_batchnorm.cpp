@@ -1,0 +1,60 @@
+// Harness case "batchnorm2d": params N,C,H,W, eps, momentum, training (1/0).
+// inputs x (N,C,H,W), gamma, beta, running_mean, running_var (C), optional dy
+// (N,C,H,W; backward after a training forward).
+// outputs y, running_mean, running_var; with dy: dx, dgamma, dbeta.
+#include "core/harness_util.h"
+#include "ref/ref.h"
+
+namespace sln {
+
+static Tensors run_batchnorm(Backend* be, const Params& p, const Tensors& in) {
+  BatchNormDesc d;
+  d.N = iparam(p, "N", 1), d.C = iparam(p, "C", 1), d.H = iparam(p, "H", 1), d.W = iparam(p, "W", 1);
+  d.eps = static_cast<float>(param(p, "eps", 1e-5));
+  d.momentum = static_cast<float>(param(p, "momentum", 0.1));
+  const bool training = param(p, "training", 1) != 0;
+  std::unique_ptr<BatchNormOp> op;   // the backend op validates its descriptor itself
+  if (be)
+    op = be->batchnorm(d);
+  else
+    SLN_CHECK_ARG(d.N >= 1 && d.C >= 1 && d.H >= 1 && d.W >= 1, "batchnorm2d: sizes must be >= 1");
+  const size_t n = static_cast<size_t>(d.N) * d.C * d.H * d.W, C = d.C;
+  const auto& x = input_n(in, "batchnorm2d", "x", n);
+  const auto& gamma = input_n(in, "batchnorm2d", "gamma", C);
+  const auto& beta = input_n(in, "batchnorm2d", "beta", C);
+  std::vector<double> rm = input_n(in, "batchnorm2d", "running_mean", C);
+  std::vector<double> rv = input_n(in, "batchnorm2d", "running_var", C);
+  const bool bwd = has(in, "dy");
+  if (bwd) SLN_CHECK_ARG(training, "batchnorm2d: backward is defined after a training forward");
+  const std::vector<double>* dy = bwd ? &input_n(in, "batchnorm2d", "dy", n) : nullptr;
+  Tensors out;
+  std::vector<double> y(n), dx(n), dgamma(C), dbeta(C);
+  if (!be) {
+    std::vector<double> save_mean(C), save_invstd(C);
+    ref::batchnorm_forward(d, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), y.data(), training,
+                           save_mean.data(), save_invstd.data());
+    if (bwd)
+      ref::batchnorm_backward(d, x.data(), gamma.data(), dy->data(), save_mean.data(), save_invstd.data(), dx.data(),
+                              dgamma.data(), dbeta.data());
+    out["running_mean"] = rm, out["running_var"] = rv;
+  } else {
+    auto xf = to_f32(x), gf = to_f32(gamma), bf = to_f32(beta), rmf = to_f32(rm), rvf = to_f32(rv);
+    std::vector<float> yf(n);
+    op->forward(xf.data(), gf.data(), bf.data(), rmf.data(), rvf.data(), yf.data(), training);
+    y = to_f64(yf);
+    if (bwd) {
+      auto dyf = to_f32(*dy);
+      std::vector<float> dxf(n), dgf(C), dbf(C);
+      op->backward(xf.data(), gf.data(), dyf.data(), dxf.data(), dgf.data(), dbf.data());
+      dx = to_f64(dxf), dgamma = to_f64(dgf), dbeta = to_f64(dbf);
+    }
+    out["running_mean"] = to_f64(rmf), out["running_var"] = to_f64(rvf);
+  }
+  out["y"] = y;
+  if (bwd) out["dx"] = dx, out["dgamma"] = dgamma, out["dbeta"] = dbeta;
+  return out;
+}
+
+SLN_HARNESS("batchnorm2d", run_batchnorm);
+
+}  // namespace sln
