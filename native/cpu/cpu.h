@@ -19,12 +19,12 @@ void apply_threads();
 int threads();
 
 // Wrap a oneDNN call: dnnl::error -> sln::Error naming the op and its shapes.
-#define SLN_DNNL(what, stmt)                                                                   \
+#define SLN_DNNL(what_, stmt)                                                                  \
   do {                                                                                         \
     try {                                                                                      \
       stmt;                                                                                    \
     } catch (const dnnl::error& e) {                                                           \
-      SLN_FAIL(Library, "SLN_ONEDNN", "oneDNN " << what << " failed: " << e.what()             \
+      SLN_FAIL(Library, "SLN_ONEDNN", "oneDNN " << what_ << " failed: " << e.what()             \
                                              << " (status " << static_cast<int>(e.status) << ")"); \
     }                                                                                          \
   } while (0)
