@@ -1,6 +1,7 @@
 // Harness case "conv2d". Params: N,C,H,W,K,R,S,stride,pad,bias.
 // Inputs: x (N,C,H,W), w (K,C,R,S), b (K) when bias, dy (N,K,OH,OW) optional.
-// Outputs: y; with dy also dx, dw and db (db when bias).
+// Outputs: y; with dy also dx, dw and db (db when bias). Param need_dx=0 runs
+// backward with dx = null (a first layer) and returns no dx.
 #include <memory>
 
 #include "ref/ref.h"
@@ -30,19 +31,20 @@ static Tensors conv2d_case(Backend* backend, const Params& p, const Tensors& in)
   const std::vector<double>* b = d.bias ? &sized("b", size_t(d.K)) : nullptr;
   const bool bwd = has(in, "dy");
   const std::vector<double>* dy = bwd ? &sized("dy", ny) : nullptr;
+  const bool need_dx = iparam(p, "need_dx", 1) != 0;
 
   Tensors out;
   out["y"].resize(ny);
   if (bwd) {
-    out["dx"].resize(nx);
+    if (need_dx) out["dx"].resize(nx);
     out["dw"].resize(nw);
     if (d.bias) out["db"].resize(size_t(d.K));
   }
   if (!backend) {
     ref::conv2d_forward(d, x.data(), w.data(), b ? b->data() : nullptr, out["y"].data());
     if (bwd)
-      ref::conv2d_backward(d, x.data(), w.data(), dy->data(), out["dx"].data(), out["dw"].data(),
-                           d.bias ? out["db"].data() : nullptr);
+      ref::conv2d_backward(d, x.data(), w.data(), dy->data(), need_dx ? out["dx"].data() : nullptr,
+                           out["dw"].data(), d.bias ? out["db"].data() : nullptr);
     return out;
   }
   const auto xf = to_f32(x), wf = to_f32(w);              // (N,C,H,W), (K,C,R,S)
@@ -53,8 +55,9 @@ static Tensors conv2d_case(Backend* backend, const Params& p, const Tensors& in)
   if (bwd) {
     const auto dyf = to_f32(*dy);                                  // (N,K,OH,OW)
     std::vector<float> dx(nx), dw(nw), db(d.bias ? d.K : 0);       // (N,C,H,W), (K,C,R,S), (K)
-    op->backward(xf.data(), wf.data(), dyf.data(), dx.data(), dw.data(), d.bias ? db.data() : nullptr);
-    out["dx"] = to_f64(dx);
+    op->backward(xf.data(), wf.data(), dyf.data(), need_dx ? dx.data() : nullptr, dw.data(),
+                 d.bias ? db.data() : nullptr);
+    if (need_dx) out["dx"] = to_f64(dx);
     out["dw"] = to_f64(dw);
     if (d.bias) out["db"] = to_f64(db);
   }
