@@ -89,11 +89,3 @@ inline dnnl::primitive_attr user_scratchpad_attr() {
 }
 
 }  // namespace sln::cpu
-
-namespace sln::cpu {
-// Layout variants behind make_conv2d / make_linear: blocked = oneDNN's
-// preferred layouts (format_tag::any) with reorders at the edges; otherwise
-// the primitives run on the plain user layouts. For benchmarks and tests.
-std::unique_ptr<Conv2dOp> make_conv2d_layout(const Conv2dDesc& d, bool blocked);
-std::unique_ptr<LinearOp> make_linear_layout(const LinearDesc& d, bool blocked);
-}  // namespace sln::cpu
