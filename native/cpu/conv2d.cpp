@@ -30,6 +30,7 @@ class Conv2dCpu final : public Conv2dOp {
  public:
   explicit Conv2dCpu(const Conv2dDesc& d) : d_(d) {
     check_conv2d(d);
+    apply_threads();  // oneDNN sizes its thread partitioning when the primitive is created
     SLN_DNNL("conv2d primitive creation " << d_, build());
   }
 

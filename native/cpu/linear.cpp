@@ -21,6 +21,7 @@ class LinearCpu final : public LinearOp {
  public:
   explicit LinearCpu(const LinearDesc& d) : d_(d) {
     check_linear(d);
+    apply_threads();  // oneDNN sizes its thread partitioning when the primitive is created
     SLN_DNNL("linear primitive creation " << d_, build());
   }
 
