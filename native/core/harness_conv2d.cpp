@@ -1,0 +1,69 @@
+// Harness case "conv2d". Params: N,C,H,W,K,R,S,stride,pad,bias.
+// Inputs: x (N,C,H,W), w (K,C,R,S), b (K) when bias, dy (N,K,OH,OW) optional.
+// Outputs: y; with dy also dx, dw and db (db when bias). Param need_dx=0 runs
+// backward with dx = null (a first layer) and returns no dx.
+#include <memory>
+
+#include "ref/ref.h"
+#include "sln/harness.h"
+#include "sln/shape_checks.h"
+
+namespace sln {
+
+static Tensors conv2d_case(Backend* backend, const Params& p, const Tensors& in) {
+  Conv2dDesc d;
+  d.N = iparam(p, "N", 1), d.C = iparam(p, "C", 1), d.H = iparam(p, "H", 1), d.W = iparam(p, "W", 1);
+  d.K = iparam(p, "K", 1), d.R = iparam(p, "R", 1), d.S = iparam(p, "S", 1);
+  d.stride = iparam(p, "stride", 1), d.pad = iparam(p, "pad", 0), d.bias = iparam(p, "bias", 0) != 0;
+  // The backend op validates its own descriptor; create it before anything else.
+  std::unique_ptr<Conv2dOp> op = backend ? backend->conv2d(d) : nullptr;
+  check_conv2d(d);
+  const size_t nx = size_t(d.N) * d.C * d.H * d.W, nw = size_t(d.K) * d.C * d.R * d.S;
+  const size_t ny = size_t(d.N) * d.K * d.OH() * d.OW();
+  auto sized = [&](const char* name, size_t n) -> const std::vector<double>& {
+    const auto& v = input(in, name);
+    SLN_CHECK_ARG(v.size() == n, "conv2d harness " << d << ": input '" << name << "' has " << v.size()
+                                                   << " elements, expected " << n);
+    return v;
+  };
+  const auto& x = sized("x", nx);
+  const auto& w = sized("w", nw);
+  const std::vector<double>* b = d.bias ? &sized("b", size_t(d.K)) : nullptr;
+  const bool bwd = has(in, "dy");
+  const std::vector<double>* dy = bwd ? &sized("dy", ny) : nullptr;
+  const bool need_dx = iparam(p, "need_dx", 1) != 0;
+
+  Tensors out;
+  out["y"].resize(ny);
+  if (bwd) {
+    if (need_dx) out["dx"].resize(nx);
+    out["dw"].resize(nw);
+    if (d.bias) out["db"].resize(size_t(d.K));
+  }
+  if (!backend) {
+    ref::conv2d_forward(d, x.data(), w.data(), b ? b->data() : nullptr, out["y"].data());
+    if (bwd)
+      ref::conv2d_backward(d, x.data(), w.data(), dy->data(), need_dx ? out["dx"].data() : nullptr,
+                           out["dw"].data(), d.bias ? out["db"].data() : nullptr);
+    return out;
+  }
+  const auto xf = to_f32(x), wf = to_f32(w);              // (N,C,H,W), (K,C,R,S)
+  const auto bf = b ? to_f32(*b) : std::vector<float>();  // (K)
+  std::vector<float> y(ny);                               // (N,K,OH,OW)
+  op->forward(xf.data(), wf.data(), b ? bf.data() : nullptr, y.data());
+  out["y"] = to_f64(y);
+  if (bwd) {
+    const auto dyf = to_f32(*dy);                                  // (N,K,OH,OW)
+    std::vector<float> dx(nx), dw(nw), db(d.bias ? d.K : 0);       // (N,C,H,W), (K,C,R,S), (K)
+    op->backward(xf.data(), wf.data(), dyf.data(), need_dx ? dx.data() : nullptr, dw.data(),
+                 d.bias ? db.data() : nullptr);
+    if (need_dx) out["dx"] = to_f64(dx);
+    out["dw"] = to_f64(dw);
+    if (d.bias) out["db"] = to_f64(db);
+  }
+  return out;
+}
+
+SLN_HARNESS("conv2d", conv2d_case);
+
+}  // namespace sln
