@@ -41,6 +41,23 @@ const TensorEntry* Arena::find(const std::string& name) const {
   return nullptr;
 }
 
+// Index of the first NaN/Inf in x[0, n), or n when all are finite.
+static size_t first_nonfinite(const float* x, size_t n, int threads) {
+  size_t first = n;
+#pragma omp parallel for reduction(min : first) schedule(static) num_threads(threads)
+  for (long i = 0; i < static_cast<long>(n); i++)
+    if (!std::isfinite(x[i]) && static_cast<size_t>(i) < first) first = static_cast<size_t>(i);
+  return first;
+}
+
+static void check_images(const float* images, int N, const Shape3& in, const char* what, int threads) {
+  size_t per = in.size();
+  size_t bad = first_nonfinite(images, per * N, threads);
+  if (bad < per * N)
+    SLN_FAIL(Range, "SLN_NONFINITE_INPUT", what << ": image " << bad / per << " of the batch holds NaN or Inf (value "
+                                               << bad % per << " of " << per << "); nothing was changed");
+}
+
 // ---------------------------------------------------------------- init RNG
 
 // splitmix64 stream + Box-Muller: the same numbers on every platform (the
@@ -398,6 +415,7 @@ StepResult Model::train_step(const float* images, int N, const std::vector<const
       SLN_CHECK_ARG(std::string(l->kind()) != "batchnorm2d" || l->in.H * l->in.W > 1,
                     "trainStep: batch norm in training mode needs more than 1 value per channel (batch of 1)");
   }
+  check_images(images, N, spec_.input, "trainStep", backend_->num_threads());
   Plan& p = plan_for(N, true);
   RunCtx c{backend_, &arena_, N, true, spec_.seed * 0x2545F4914F6CDD1DULL + step_};
   run_trunk(p, c, images);
@@ -433,6 +451,15 @@ StepResult Model::train_step(const float* images, int N, const std::vector<const
     trunk_[i]->backward(c, x, p.acts[i].data(), dy, dx);
     dy = dx;
   }
+  // a non-finite gradient (overflow) must not poison the parameters
+  size_t bad = first_nonfinite(arena_.grads().data(), arena_.grads().size(), backend_->num_threads());
+  if (bad < arena_.grads().size()) {
+    std::string where = "?";
+    for (auto& e : arena_.entries())
+      if (e.is_param && bad >= e.offset && bad < e.offset + e.size) where = e.name;
+    SLN_FAIL(Range, "SLN_NONFINITE_GRADIENT", "trainStep: the gradient of " << where << " is NaN or Inf (diverging? "
+                                                 << "lower the learning rate); the parameters were not updated");
+  }
   // one SGD update over the whole parameter arena
   backend_->sgd_step(arena_.params().data(), arena_.grads().data(), arena_.momentum().data(), arena_.params().size(),
                      opt.lr, opt.momentum, opt.weight_decay, !arena_.has_momentum);
@@ -443,6 +470,7 @@ StepResult Model::train_step(const float* images, int N, const std::vector<const
 
 void Model::forward(const float* images, int N, bool training, OutputKind kind, std::vector<float>& out) {
   SLN_CHECK_ARG(N >= 1, "forward: batch must hold at least one image");
+  check_images(images, N, spec_.input, "forward", backend_->num_threads());
   Plan& p = plan_for(N, training);
   RunCtx c{backend_, &arena_, N, training, spec_.seed * 0x2545F4914F6CDD1DULL + step_};
   run_trunk(p, c, images);
