@@ -2,3 +2,6 @@
 // only re-exports. Every heavy call returns a Promise and runs off the event loop.
 export { native, packageRoot } from "./binding";
 export type { NativeInfo } from "./binding";
+export * from "./data";
+export { Prng } from "./prng";
+export type { PrngState } from "./prng";
