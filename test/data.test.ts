@@ -564,13 +564,14 @@ describe("ImageFolder", () => {
     await writeImage(path.join(root, "val", "b", "0.png"), 40, 30, rng, "image/png");
     const lines: string[] = [];
     const args = { data: root, dataFormat: "auto", inputSize: 28, split: "all", cacheDir: path.join(tmp, "cache5"), workers: 1 };
-    const dss = await prepare(args, (l) => lines.push(l));
+    const quiet = () => () => undefined;
+    const dss = await prepare(args, (l) => lines.push(l), quiet);
     assert.deepEqual(dss.map((d) => [d.split, d.count]), [["train", 6], ["test", 2]]);
     assert.equal(cacheShortSide(28), 32);
     assert.deepEqual(Array.from(dss[0].heights), [30, 30, 30, 30, 30, 30]); // shorter side 30 <= 32: kept
     assert.match(lines.join("\n"), /\(built\)/);
     lines.length = 0;
-    await prepare(args, (l) => lines.push(l));
+    await prepare(args, (l) => lines.push(l), quiet);
     assert.match(lines.join("\n"), /already up to date/);
     const idx = path.join(tmp, "idx-prep");
     writeIdx(idx, "train", 5, true, rng);

@@ -65,7 +65,11 @@ function summary(ds: Dataset): string {
   return `${ds.name} ${ds.split}: ${ds.count} images (${size}), ${ds.classes.length} classes${skipped}; fingerprint ${ds.fingerprint}`;
 }
 
-export async function prepare(args: PrepareArgs, log: (line: string) => void = (l) => process.stdout.write(l + "\n")): Promise<Dataset[]> {
+export async function prepare(
+  args: PrepareArgs,
+  log: (line: string) => void = (l) => process.stdout.write(l + "\n"),
+  progress: (label: string) => (done: number, total: number) => void = progressBar,
+): Promise<Dataset[]> {
   const p = path.resolve(args.data);
   if (!fs.existsSync(p)) throw new DataNotFoundError(args.data);
   if (!Number.isInteger(args.inputSize) || args.inputSize < 1) throw new DataUsageError(`--input-size must be a positive integer, got ${args.inputSize}`);
@@ -83,7 +87,7 @@ export async function prepare(args: PrepareArgs, log: (line: string) => void = (
           shortSide: cacheShortSide(args.inputSize),
           cacheDir: args.cacheDir,
           workers: args.workers,
-          onProgress: progressBar(`decoding ${split}`),
+          onProgress: progress(`decoding ${split}`),
         });
         ds = r.dataset;
         log(`${summary(ds)}\ncache: ${r.cachePath} (${r.built ? "built" : "already up to date"})`);

@@ -72,11 +72,15 @@ inline void adjust_hue_px(float& r, float& g, float& b, float hue) {
   if (maxc == r) h = bc - gc;
   else if (maxc == g) h = 2.f + rc - bc;
   else h = 4.f + gc - rc;
-  h = std::fmod(h / 6.f + 1.f, 1.f);
-  const float v = maxc;
-  // adjust_hue: (h + hue) % 1 with Python's sign convention
-  h = std::fmod(h + hue, 1.f);
+  // h / 6 is in [-1/6, 1): "(h / 6 + 1) mod 1" is one conditional add
+  h = h / 6.f;
   if (h < 0.f) h += 1.f;
+  const float v = maxc;
+  // adjust_hue: (h + hue) mod 1 with Python's sign convention; h + hue is in [-0.5, 1.5)
+  h += hue;
+  if (h < 0.f) h += 1.f;
+  else if (h >= 1.f) h -= 1.f;
+  if (h >= 1.f || h < 0.f) h = 0.f;  // rounding at the boundary (h + 1 == 1 in float)
   float fi = std::floor(h * 6.f);
   const float f = h * 6.f - fi;
   int i = static_cast<int>(fi) % 6;
@@ -122,6 +126,19 @@ void resample(const uint8_t* data, int H, int W, int C, int px_stride, PixelLayo
     for (int o = 0; o < out_w; o++) {
       const float* w = s.xw.data() + static_cast<size_t>(o) * kx;
       const int x0 = s.xs[o], n = s.xc[o];
+      if (layout == PixelLayout::HWC && C == 3) {  // the common case: three accumulators, one pass over the taps
+        const uint8_t* p = data + (static_cast<size_t>(y) * W + x0) * px_stride;
+        float a0 = 0.f, a1 = 0.f, a2 = 0.f;
+        for (int k = 0; k < n; k++, p += px_stride) {
+          a0 += w[k] * p[0];
+          a1 += w[k] * p[1];
+          a2 += w[k] * p[2];
+        }
+        trow[o * 3] = a0;
+        trow[o * 3 + 1] = a1;
+        trow[o * 3 + 2] = a2;
+        continue;
+      }
       for (int c = 0; c < C; c++) {
         float acc = 0.f;
         if (layout == PixelLayout::HWC) {
