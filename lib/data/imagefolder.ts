@@ -164,12 +164,16 @@ interface CacheMeta {
   skipped: { path: string; reason: string }[];
 }
 
-/** A pool of jimp decoders on worker_threads. */
+/**
+ * A pool of jimp decoders on worker_threads. A file that fails to decode is a
+ * reply with ok: false; a decoder thread that dies is an internal failure and
+ * rejects every pending and later request (never a silently shorter dataset).
+ */
 class DecodePool {
   private workers: Worker[] = [];
   private idle: Worker[] = [];
-  private queue: { id: number; file: string; resolve: (r: DecodeReply) => void }[] = [];
-  private pending = new Map<number, (r: DecodeReply) => void>();
+  private queue: { id: number; file: string }[] = [];
+  private pending = new Map<number, { resolve: (r: DecodeReply) => void; reject: (e: Error) => void }>();
   private nextId = 0;
   private failure: Error | null = null;
 
@@ -178,27 +182,35 @@ class DecodePool {
     for (let i = 0; i < n; i++) {
       const w = new Worker(script);
       w.on("message", (r: DecodeReply) => {
-        const res = this.pending.get(r.id);
+        const p = this.pending.get(r.id);
         this.pending.delete(r.id);
         this.idle.push(w);
         this.pump();
-        res?.(r);
+        p?.resolve(r);
       });
-      w.on("error", (e) => {
-        this.failure = e;
-        for (const [id, res] of this.pending) res({ id, ok: false, error: `decoder thread failed: ${e.message}` });
-        this.pending.clear();
+      w.on("error", (e) => this.fail(new Error(`image decoder thread failed: ${e.message}`)));
+      w.on("exit", (code) => {
+        if (!this.closing) this.fail(new Error(`image decoder thread exited unexpectedly (code ${code})`));
       });
       this.workers.push(w);
       this.idle.push(w);
     }
   }
 
+  private closing = false;
+
+  private fail(e: Error): void {
+    if (!this.failure) this.failure = e;
+    for (const p of this.pending.values()) p.reject(this.failure);
+    this.pending.clear();
+  }
+
   decode(file: string): Promise<DecodeReply> {
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
+      if (this.failure) return reject(this.failure);
       const id = this.nextId++;
-      if (this.failure) return resolve({ id, ok: false, error: `decoder thread failed: ${this.failure.message}` });
-      this.queue.push({ id, file, resolve });
+      this.pending.set(id, { resolve, reject });
+      this.queue.push({ id, file });
       this.pump();
     });
   }
@@ -207,12 +219,12 @@ class DecodePool {
     while (this.idle.length && this.queue.length) {
       const w = this.idle.pop()!;
       const job = this.queue.shift()!;
-      this.pending.set(job.id, job.resolve);
-      w.postMessage({ id: job.id, file: job.file });
+      w.postMessage(job);
     }
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
@@ -279,6 +291,7 @@ export async function buildImageFolderCache(
         const rgb = await native().resizeU8(new Uint8Array(r.rgba), r.height, r.width, 4, 3, h, w);
         return { rgb, h, w };
       });
+      results[i].catch(() => undefined); // awaited in order below; this only covers an early exit
     };
     for (let i = 0; i < Math.min(window, total); i++) start(i);
     for (let i = 0; i < total; i++) {
