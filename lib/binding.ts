@@ -26,6 +26,34 @@ export interface NativeInfo {
   threads: number;
 }
 
+/** Descriptor of augmentBatch (see native/include/sln/augment.h). */
+export interface NativeAugmentDesc {
+  n: number;
+  channels: number;
+  layout: "HWC" | "CHW";
+  offsets: Float64Array; // (n) byte offset of each image in src
+  heights: Int32Array; // (n)
+  widths: Int32Array; // (n)
+  boxes: Float64Array; // (n, 4) x0, y0, x1, y1
+  flip: Uint8Array; // (n)
+  gray: Uint8Array; // (n)
+  factors: Float32Array; // (n, 4) brightness, contrast, saturation, hue
+  order: Uint8Array; // (n, 4) permutation of 0..3
+  outHeight: number;
+  outWidth: number;
+  outChannels: number;
+  mean: number[];
+  std: number[];
+  threads?: number;
+}
+
+export interface NativeSynthetic {
+  images: Uint8Array; // (count, size, size, 3)
+  labels: Int32Array;
+  classes: string[];
+  size: number;
+}
+
 export type HarnessTensors = Record<string, Float64Array>;
 
 /** metricsScores' result: the metrics asked for (bit mask 1 NMI, 2 AMI, 4 ARI) and the sizes. */
@@ -63,6 +91,9 @@ export interface NativeBinding {
   metricsClusterAccuracy(pred: Int32Array, truth: Int32Array): Promise<NativeAccuracy>;
   metricsExpectedMI(rowSums: Float64Array, colSums: Float64Array, method: "fast" | "naive"): Promise<number>;
   metricsLinearSumAssignment(cost: Float64Array, rows: number, cols: number, maximize: boolean): Promise<Int32Array>;
+  augmentBatch(src: Uint8Array, desc: NativeAugmentDesc, out: Float32Array): Promise<Float32Array>;
+  resizeU8(src: Uint8Array, height: number, width: number, srcStride: number, channels: number, outHeight: number, outWidth: number): Promise<Uint8Array>;
+  syntheticImages(seed: number, count: number): Promise<NativeSynthetic>;
   [name: string]: unknown;
 }
 

@@ -6,3 +6,6 @@ export { createModel, Model, DeviceUnavailableError } from "./model";
 export type { ModelOptions, StepOptions, StepResult, ForwardOptions, Tensor, StateDict, TensorInfo, Arch, Device } from "./model";
 export { nmi, ami, ari, clusteringScores, clusterAccuracy, expectedMutualInfo, linearSumAssignment } from "./metrics";
 export type { Labels, ClusteringScores, ClusterAccuracy } from "./metrics";
+export * from "./data";
+export { Prng } from "./prng";
+export type { PrngState } from "./prng";

@@ -1,0 +1,164 @@
+// npm run bench -- data [--fmnist DIR] [--images N] [--torch-images N] [--workers N] [--no-torch]
+// Images/s of the data path, with torchvision on the same files in the same run
+// when /usr/bin/python3 has torch and torchvision:
+//   (a) Fashion-MNIST IDX, level 2 (Resize 32, RandomResizedCrop 28, flip) at 28 px
+//   (b) an ImageFolder of generated JPEGs (about 256x320) at level 3 to 224:
+//       first epoch (decode into a fresh cache + augment), later epochs (cache)
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { spawnSync } from "node:child_process";
+import { Jimp } from "jimp";
+import { native } from "../lib/binding";
+import { Loader, openDataset, loadImageFolder, Dataset } from "../lib/data";
+
+function arg(args: string[], name: string, def: string): string {
+  const i = args.indexOf(name);
+  return i >= 0 && i + 1 < args.length ? args[i + 1] : def;
+}
+
+async function epochRate(ds: Dataset, size: number, level: 0 | 1 | 2 | 3, batchSize: number, epoch: number, limit?: number): Promise<number> {
+  const loader = new Loader(ds, { batchSize, size, level, seed: 1, prefetch: 2 });
+  const t0 = process.hrtime.bigint();
+  let n = 0;
+  for await (const b of loader.epoch(epoch)) {
+    n += b.size;
+    if (limit && n >= limit) break;
+  }
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  return n / s;
+}
+
+async function makeJpegFolder(dir: string, count: number): Promise<void> {
+  const marker = path.join(dir, `.complete-${count}`);
+  if (fs.existsSync(marker)) return;
+  fs.rmSync(dir, { recursive: true, force: true });
+  const syn = await openDataset({ synthetic: { seed: 123, count } });
+  const src = await syn.read(Int32Array.from({ length: count }, (_, i) => i));
+  for (let i = 0; i < count; i++) {
+    // the 32x32 synthetic image enlarged to 256x320 (H x W), plus a little texture so JPEG has work to do
+    const rgb = await native().resizeU8(src.data.subarray(src.offsets[i], src.offsets[i] + 3072), 32, 32, 3, 3, 256, 320);
+    const img = new Jimp({ width: 320, height: 256 });
+    const d = img.bitmap.data;
+    for (let p = 0; p < 256 * 320; p++) {
+      const t = ((p * 2654435761) >>> 28) - 8;
+      for (let c = 0; c < 3; c++) d[4 * p + c] = Math.max(0, Math.min(255, rgb[3 * p + c] + t));
+      d[4 * p + 3] = 255;
+    }
+    const cls = syn.classes[syn.labels![i]];
+    fs.mkdirSync(path.join(dir, "train", cls), { recursive: true });
+    fs.writeFileSync(path.join(dir, "train", cls, `${String(i).padStart(5, "0")}.jpg`), await img.getBuffer("image/jpeg", { quality: 90 }));
+  }
+  fs.writeFileSync(marker, "");
+}
+
+const TORCH_SCRIPT = String.raw`
+import sys, json, time, gzip, numpy as np
+import torch
+from torch.utils.data import Dataset, DataLoader
+import torchvision
+from torchvision import transforms
+from PIL import Image
+mode, path, n, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+torch.manual_seed(0)
+if mode == "fmnist":
+    with gzip.open(path + "/train-images-idx3-ubyte.gz") as f:
+        imgs = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)[:n]
+    tf = transforms.Compose([transforms.Resize(32), transforms.RandomResizedCrop(28, scale=(0.2, 1.0)),
+                             transforms.RandomHorizontalFlip(), transforms.ToTensor(), transforms.Normalize([0.5], [0.5])])
+    class DS(Dataset):
+        def __len__(self): return len(imgs)
+        def __getitem__(self, i): return tf(Image.fromarray(imgs[i], mode="L")), i
+    ds, bs = DS(), 256
+else:
+    tf = transforms.Compose([transforms.RandomResizedCrop(224), transforms.RandomGrayscale(p=0.2),
+                             transforms.ColorJitter(0.4, 0.4, 0.4, 0.4), transforms.RandomHorizontalFlip(),
+                             transforms.ToTensor(), transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    ds, bs = torchvision.datasets.ImageFolder(path + "/train", tf), 64
+loader = DataLoader(ds, batch_size=bs, shuffle=True, num_workers=workers)
+rates = []
+for epoch in range(int(sys.argv[5])):
+    t0, seen = time.time(), 0
+    for x, _ in loader:
+        seen += x.shape[0]
+    rates.append(seen / (time.time() - t0))
+print(json.dumps({"rates": rates, "torch": torch.__version__, "torchvision": torchvision.__version__}))
+`;
+
+function torchAvailable(): boolean {
+  const r = spawnSync("/usr/bin/python3", ["-c", "import torch, torchvision, PIL"], { encoding: "utf8" });
+  return r.status === 0;
+}
+
+function runTorch(mode: string, p: string, n: number, workers: number, epochs: number): { rates: number[]; torch: string; torchvision: string } | string {
+  const script = path.join(os.tmpdir(), `sln-bench-torch-${process.pid}.py`);
+  fs.writeFileSync(script, TORCH_SCRIPT);
+  const r = spawnSync("/usr/bin/python3", [script, mode, p, String(n), String(workers), String(epochs)], {
+    encoding: "utf8",
+    timeout: 300_000,
+    env: { ...process.env, OMP_NUM_THREADS: "1" },
+  });
+  fs.rmSync(script, { force: true });
+  if (r.status !== 0) return `torchvision run failed: ${(r.stderr || r.error?.message || "").trim().split("\n").slice(-1)[0]}`;
+  return JSON.parse(r.stdout.trim().split("\n").slice(-1)[0]);
+}
+
+export async function main(args: string[]): Promise<void> {
+  const fmnistDir = arg(args, "--fmnist", "/usr/share/datasets/fashion-mnist");
+  const nImages = Number(arg(args, "--images", "300"));
+  const torchImages = Number(arg(args, "--torch-images", "20000"));
+  const workers = Number(arg(args, "--workers", String(Math.min(4, os.cpus().length))));
+  const withTorch = !args.includes("--no-torch") && torchAvailable();
+  const info = native().info();
+  console.log(`data bench: ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), load ${os.loadavg()[0].toFixed(1)}, ${info.cpu}`);
+  console.log(`torchvision comparison: ${withTorch ? `yes, DataLoader num_workers=${workers}` : "no (python3-torch/torchvision missing or --no-torch)"}`);
+
+  // (a) Fashion-MNIST
+  if (fs.existsSync(fmnistDir)) {
+    const t0 = Date.now();
+    const fm = await openDataset({ data: fmnistDir });
+    console.log(`\n(a) ${fm.name} ${fm.count} images, load ${Date.now() - t0} ms; level 2 at 28 px, batch 256`);
+    await epochRate(fm, 28, 2, 256, 99, 2560); // warm-up
+    const r0 = await epochRate(fm, 28, 2, 256, 0);
+    const r1 = await epochRate(fm, 28, 2, 256, 1);
+    console.log(`  selflabel-native: epoch 0 ${r0.toFixed(0)} img/s, epoch 1 ${r1.toFixed(0)} img/s (${native().info().threads} OpenMP threads)`);
+    if (withTorch) {
+      const t = runTorch("fmnist", fmnistDir, torchImages, workers, 1);
+      if (typeof t === "string") console.log(`  ${t}`);
+      else console.log(`  torchvision ${t.torchvision} (first ${torchImages} images): ${t.rates[0].toFixed(0)} img/s -> ratio ${(r1 / t.rates[0]).toFixed(1)}x`);
+    }
+  } else {
+    console.log(`\n(a) skipped: no Fashion-MNIST at ${fmnistDir} (--fmnist DIR)`);
+  }
+
+  // (b) ImageFolder of JPEGs
+  const folder = path.join(os.tmpdir(), "selflabel-bench-data", `jpeg-${nImages}`);
+  const tg = Date.now();
+  await makeJpegFolder(folder, nImages);
+  console.log(`\n(b) ImageFolder: ${nImages} JPEGs 320x256 in ${folder} (ready in ${Date.now() - tg} ms); level 3 to 224, batch 64, ${workers} decode workers`);
+  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), "sln-bench-cache-"));
+  try {
+    const t1 = process.hrtime.bigint();
+    const first = await loadImageFolder(folder, { split: "train", shortSide: 256, cacheDir, workers });
+    const decodeS = Number(process.hrtime.bigint() - t1) / 1e9;
+    const aug0 = await epochRate(first.dataset, 224, 3, 64, 0);
+    const firstEpoch = nImages / (decodeS + nImages / aug0);
+    console.log(`  selflabel-native first epoch (decode + cache + augment): ${firstEpoch.toFixed(0)} img/s (decode ${(nImages / decodeS).toFixed(0)} img/s, augment ${aug0.toFixed(0)} img/s)`);
+    const t2 = process.hrtime.bigint();
+    const again = await loadImageFolder(folder, { split: "train", shortSide: 256, cacheDir, workers });
+    const reopenMs = Number(process.hrtime.bigint() - t2) / 1e6;
+    const c1 = await epochRate(again.dataset, 224, 3, 64, 1);
+    const c2 = await epochRate(again.dataset, 224, 3, 64, 2);
+    console.log(`  selflabel-native cached epochs: ${c1.toFixed(0)}, ${c2.toFixed(0)} img/s (reopening the cache: ${reopenMs.toFixed(0)} ms)`);
+    if (withTorch) {
+      const t = runTorch("imagefolder", folder, nImages, workers, 2);
+      if (typeof t === "string") console.log(`  ${t}`);
+      else {
+        const tv = Math.max(...t.rates);
+        console.log(`  torchvision ${t.torchvision} (decodes every epoch): ${t.rates.map((r) => r.toFixed(0)).join(", ")} img/s -> first epoch ${(firstEpoch / t.rates[0]).toFixed(1)}x, cached ${(Math.max(c1, c2) / tv).toFixed(1)}x`);
+      }
+    }
+  } finally {
+    fs.rmSync(cacheDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,159 @@
+// The prefetching loader: shuffled per epoch from the seed, batches carry the
+// dataset indices of their images, no drop_last (the last batch may be short),
+// and the next `prefetch` batches are read and augmented (natively, off the JS
+// thread) while the caller works on the current one.
+//
+// Reproducibility: epoch e's order comes from Prng.derive(seed, 1, e) and batch
+// b's augmentation draws from Prng.derive(seed, 2, e, b). Nothing depends on
+// how far ahead the loader ran, so a run resumed at (epoch, batch) with
+// loader.epoch(epoch, { startBatch: batch }) sees exactly the batches the
+// original run would have; the loader itself has no state to checkpoint.
+import { Prng } from "../prng";
+import {
+  AugLevel,
+  AugmentConfig,
+  GRAY_MEAN,
+  GRAY_STD,
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  applyAugment,
+  augmentConfig,
+  sampleBatchParams,
+} from "./augment";
+import { Dataset } from "./dataset";
+
+export interface LoaderOptions {
+  batchSize: number;
+  /** Model input side S: batches are (n, C, S, S). */
+  size: number;
+  /** Augmentation level 0-3 (the reference's --augs). */
+  level: AugLevel;
+  seed: number;
+  /** Shuffle each epoch (default true); false keeps dataset order. */
+  shuffle?: boolean;
+  /** Batches prepared ahead of the one being consumed (default 2; 0 = none). */
+  prefetch?: number;
+  /** Output channels: the dataset's (default), or 3 from 1-channel data (replicated). */
+  outChannels?: 1 | 3;
+  /** Normalisation; default ImageNet mean/std for 3 channels, 0.5/0.5 for 1 channel. */
+  mean?: number[];
+  std?: number[];
+  /** OpenMP threads per augmentation call; default the addon's setting (--workers sets it). */
+  threads?: number;
+}
+
+export interface Batch {
+  epoch: number;
+  /** Batch number within the epoch. */
+  index: number;
+  /** Dataset indices of the images, in batch order. */
+  indices: Int32Array;
+  /** Images in this batch (batchSize, or fewer for the last). */
+  size: number;
+  /** (size, channels, S, S) float32, normalised. */
+  data: Float32Array;
+  shape: [number, number, number, number];
+  /** Ground-truth labels of the images (evaluation only), or null. */
+  labels: Int32Array | null;
+}
+
+export class Loader {
+  readonly dataset: Dataset;
+  readonly batchSize: number;
+  readonly size: number;
+  readonly seed: number;
+  readonly shuffle: boolean;
+  readonly prefetch: number;
+  readonly outChannels: 1 | 3;
+  readonly mean: number[];
+  readonly std: number[];
+  readonly threads: number | undefined;
+  readonly config: AugmentConfig;
+  readonly batchesPerEpoch: number;
+  private cachedOrder: { epoch: number; order: Int32Array } | null = null;
+
+  constructor(dataset: Dataset, o: LoaderOptions) {
+    if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new RangeError(`loader: batchSize must be a positive integer, got ${o.batchSize}`);
+    if (!Number.isInteger(o.seed) || o.seed < 0) throw new RangeError(`loader: seed must be a non-negative integer, got ${o.seed}`);
+    const prefetch = o.prefetch ?? 2;
+    if (!Number.isInteger(prefetch) || prefetch < 0) throw new RangeError(`loader: prefetch must be a non-negative integer, got ${prefetch}`);
+    this.dataset = dataset;
+    this.batchSize = o.batchSize;
+    this.size = o.size;
+    this.seed = o.seed;
+    this.shuffle = o.shuffle ?? true;
+    this.prefetch = prefetch;
+    this.outChannels = o.outChannels ?? dataset.channels;
+    if (this.outChannels !== dataset.channels && !(dataset.channels === 1 && this.outChannels === 3)) {
+      throw new RangeError(`loader: cannot make ${this.outChannels}-channel batches from ${dataset.channels}-channel data`);
+    }
+    this.mean = o.mean ?? (this.outChannels === 3 ? IMAGENET_MEAN : GRAY_MEAN);
+    this.std = o.std ?? (this.outChannels === 3 ? IMAGENET_STD : GRAY_STD);
+    if (this.mean.length !== this.outChannels || this.std.length !== this.outChannels) {
+      throw new RangeError(`loader: mean/std need ${this.outChannels} values each`);
+    }
+    this.threads = o.threads;
+    this.config = augmentConfig(o.level, o.size, dataset.channels);
+    this.batchesPerEpoch = Math.ceil(dataset.count / this.batchSize);
+  }
+
+  /** The order of dataset indices in an epoch. */
+  order(epoch: number): Int32Array {
+    if (this.cachedOrder && this.cachedOrder.epoch === epoch) return this.cachedOrder.order;
+    let order: Int32Array;
+    if (this.shuffle) order = Prng.derive(this.seed, 1, epoch).permutation(this.dataset.count);
+    else {
+      order = new Int32Array(this.dataset.count);
+      for (let i = 0; i < order.length; i++) order[i] = i;
+    }
+    this.cachedOrder = { epoch, order };
+    return order;
+  }
+
+  /** Batch `index` of epoch `epoch` (any order, any time: the result depends only on seed, epoch and index). */
+  async batch(epoch: number, index: number): Promise<Batch> {
+    if (!Number.isInteger(index) || index < 0 || index >= this.batchesPerEpoch) {
+      throw new RangeError(`loader: batch ${index} out of range [0, ${this.batchesPerEpoch})`);
+    }
+    const order = this.order(epoch);
+    const indices = order.slice(index * this.batchSize, Math.min(order.length, (index + 1) * this.batchSize));
+    const n = indices.length;
+    const src = await this.dataset.read(indices);
+    const params = sampleBatchParams(this.config, src.heights, src.widths, Prng.derive(this.seed, 2, epoch, index));
+    const data = await applyAugment(src, params, {
+      channels: this.dataset.channels,
+      layout: this.dataset.layout,
+      size: this.size,
+      outChannels: this.outChannels,
+      mean: this.mean,
+      std: this.std,
+      threads: this.threads,
+    });
+    let labels: Int32Array | null = null;
+    if (this.dataset.labels) {
+      labels = new Int32Array(n);
+      for (let k = 0; k < n; k++) labels[k] = this.dataset.labels[indices[k]];
+    }
+    return { epoch, index, indices, size: n, data, shape: [n, this.outChannels, this.size, this.size], labels };
+  }
+
+  /** The batches of an epoch, from startBatch on, with `prefetch` batches prepared ahead. */
+  async *epoch(epoch: number, opts: { startBatch?: number } = {}): AsyncGenerator<Batch, void, undefined> {
+    let next = opts.startBatch ?? 0;
+    if (!Number.isInteger(next) || next < 0 || next > this.batchesPerEpoch) {
+      throw new RangeError(`loader: startBatch ${next} out of range [0, ${this.batchesPerEpoch}]`);
+    }
+    const queue: Promise<Batch>[] = [];
+    const start = () => {
+      const p = this.batch(epoch, next++);
+      p.catch(() => undefined); // awaited below; this only stops an early exit from leaving it unhandled
+      queue.push(p);
+    };
+    while (next < this.batchesPerEpoch || queue.length) {
+      if (!queue.length) start();
+      const current = queue.shift()!;
+      while (queue.length < this.prefetch && next < this.batchesPerEpoch) start(); // in flight while the caller works
+      yield await current;
+    }
+  }
+}
