@@ -6,9 +6,10 @@ import { hideBin } from "yargs/helpers";
 import { exitCodeOf, UsageError } from "./errors";
 import { native } from "./binding";
 import * as info from "./commands/info";
+import * as prepare from "./commands/prepare";
 
 // one module per command (lib/commands/<name>.ts)
-const commands: CommandModule<any, any>[] = [info];
+const commands: CommandModule<any, any>[] = [info, prepare];
 
 function fail(e: unknown): never {
   const msg = e instanceof Error ? e.message : String(e);
