@@ -9,7 +9,7 @@ import * as info from "./commands/info";
 import * as prepare from "./commands/prepare";
 
 // one module per command (lib/commands/<name>.ts)
-const commands: CommandModule<any, any>[] = [info, prepare];
+const commands = [info, prepare] as unknown as CommandModule<any, any>[];
 
 function fail(e: unknown): never {
   const msg = e instanceof Error ? e.message : String(e);
