@@ -55,6 +55,7 @@ interface NativeModel {
   dispose(): void;
   readonly disposed: boolean;
   readonly featureDim: number;
+  step: number;
 }
 
 export class DeviceUnavailableError extends Error {
@@ -84,6 +85,13 @@ export class Model {
   /** Width of the penultimate feature vector the heads read. */
   get featureDim(): number {
     return this.m.featureDim;
+  }
+  /** Training steps taken (seeds dropout); restore it when resuming. */
+  get step(): number {
+    return this.m.step;
+  }
+  set step(s: number) {
+    this.m.step = s;
   }
   get disposed(): boolean {
     return this.m.disposed;

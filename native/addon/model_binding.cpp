@@ -23,6 +23,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                            InstanceMethod("dispose", &ModelWrap::Dispose),
                            InstanceAccessor("disposed", &ModelWrap::Disposed, nullptr),
                            InstanceAccessor("featureDim", &ModelWrap::FeatureDim, nullptr),
+                           InstanceAccessor("step", &ModelWrap::GetStep, &ModelWrap::SetStep),
                        });
   }
 
@@ -341,6 +342,26 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value FeatureDim(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return guarded(env, [&]() -> Napi::Value { return Napi::Number::New(env, live(env)->feature_dim()); });
+  }
+
+  Napi::Value GetStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      auto m = live(env);
+      std::lock_guard<std::mutex> lk(m->mutex());
+      return Napi::Number::New(env, static_cast<double>(m->step()));
+    });
+  }
+  void SetStep(const Napi::CallbackInfo& info, const Napi::Value& v) {
+    Napi::Env env = info.Env();
+    guarded(env, [&] {
+      auto m = live(env);
+      if (!v.IsNumber() || v.As<Napi::Number>().DoubleValue() < 0)
+        throw Napi::TypeError::New(env, "step must be a non-negative integer");
+      std::lock_guard<std::mutex> lk(m->mutex());
+      m->set_step(static_cast<uint64_t>(v.As<Napi::Number>().Int64Value()));
+      return 0;
+    });
   }
 
   std::shared_ptr<Model> model_;

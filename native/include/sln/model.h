@@ -110,6 +110,9 @@ class Model {
   void forward(const float* images, int N, bool training, OutputKind kind, std::vector<float>& out);
 
   std::mutex& mutex() { return mu_; }
+  // Steps taken (seeds dropout); saved in checkpoints for exact resume.
+  uint64_t step() const { return step_; }
+  void set_step(uint64_t s) { step_ = s; }
 
  private:
   struct Head;

@@ -1,0 +1,542 @@
+// The SeLa loop (the reference's main.py, with its bugs fixed):
+//   labels start as a shuffled equipartition per head; before every batch the
+//   label-optimisation schedule is checked and, when a time is due, the whole
+//   training set is passed through the network (eval mode by default), the
+//   penultimate features gathered once, and every head's labels re-solved with
+//   the Sinkhorn solver (warm-started from the previous pass); between passes,
+//   SGD on the cross-entropy of the current labels, mean over heads.
+// After every epoch a checkpoint is written atomically; a run resumed from it
+// ends bit for bit where an uninterrupted run would.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { createModel, Model } from "../model";
+import { native } from "../binding";
+import { openDataset, Dataset, Loader, AugLevel } from "../data";
+import { Prng } from "../prng";
+import { sinkhornFromFeatures } from "../sinkhorn";
+import { nmi, ari, clusterAccuracy } from "../metrics";
+import { save as saveSafetensors, writeFileAtomic } from "../safetensors";
+import { UsageError, InputError } from "../errors";
+import { labelTimes, learningRate, isBeforeLrDrop } from "./schedule";
+import {
+  FORMAT,
+  CheckpointMeta,
+  checkpointDir,
+  checkpointName,
+  newestCheckpoint,
+  pruneCheckpoints,
+  writeCheckpoint,
+  listCheckpointFiles,
+  CheckpointError,
+} from "./checkpoint";
+
+export interface TrainOptions {
+  data?: string | null;
+  dataFormat?: string;
+  exp?: string;
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  lrdrop?: number;
+  /** Weight decay as a power of ten (the reference's --wd -5 = 1e-5). */
+  wd?: number;
+  dtype?: "f64" | "f32";
+  nopts?: number;
+  augs?: number;
+  paugs?: number;
+  lamb?: number;
+  arch?: string;
+  archspec?: "big" | "small";
+  ncl?: number;
+  hc?: number;
+  device?: "cpu" | "cuda" | "auto";
+  cpu?: boolean;
+  workers?: number;
+  comment?: string;
+  logIntv?: number;
+  logIter?: number;
+  seed?: number;
+  threads?: number;
+  resume?: boolean;
+  labelMode?: "eval" | "train";
+  inputSize?: number;
+  skTol?: number;
+  skMaxIters?: number;
+  /** Size of the built-in synthetic training set (tests use small ones). */
+  syntheticCount?: number;
+  /** Evaluate the final network on the test split when the data has one (default true). */
+  evalTest?: boolean;
+}
+
+/** The options after defaults: every field set. */
+export type ResolvedOptions = Required<Omit<TrainOptions, "data" | "dataFormat" | "syntheticCount" | "threads" | "cpu">> & {
+  data: string | null;
+  dataFormat: string;
+  syntheticCount: number | null;
+};
+
+export interface HeadQuality {
+  nmi: number;
+  ari: number;
+  accuracy: number;
+  purity: number;
+}
+
+export interface TrainResult {
+  exp: string;
+  epochs: number;
+  seconds: number;
+  labelPasses: number;
+  finalLoss: number;
+  /** Self-labels against the ground truth, per head (when the data has labels). */
+  selfLabels: HeadQuality[] | null;
+  /** Argmax predictions on the test split, per head (when there is one with labels). */
+  test: HeadQuality[] | null;
+}
+
+export interface TrainHooks {
+  /** Human-readable progress (one line each). */
+  log?: (line: string) => void;
+  /** Progress within an epoch (for a terminal bar). */
+  progress?: (p: { epoch: number; epochs: number; batch: number; batches: number; imagesPerSec: number; loss: number; etaSec: number }) => void;
+  /** Called after each checkpoint is written (tests use it to kill the process). */
+  afterCheckpoint?: (epoch: number, file: string) => void;
+}
+
+const SMALL_IMAGE_DEFAULTS = {
+  arch: "smallcnn",
+  epochs: 8,
+  batchSize: 256,
+  lr: 0.05,
+  lrdrop: 6,
+  nopts: 24,
+  augs: 2,
+  paugs: 0,
+  lamb: 25,
+  ncl: 10,
+  hc: 1,
+};
+
+const REFERENCE_DEFAULTS = {
+  arch: "alexnet",
+  epochs: 400,
+  batchSize: 256,
+  lr: 0.05,
+  lrdrop: 150,
+  nopts: 100,
+  augs: 3,
+  paugs: 3,
+  lamb: 25,
+  ncl: 3000,
+  hc: 1,
+};
+
+function isInt(x: unknown): x is number {
+  return typeof x === "number" && Number.isInteger(x);
+}
+
+/** Defaults: the reference's for large images, ours (smallcnn, few minutes) for 28/32 px data. */
+export function resolveOptions(o: TrainOptions, smallImages: boolean): ResolvedOptions {
+  const d = smallImages ? SMALL_IMAGE_DEFAULTS : REFERENCE_DEFAULTS;
+  const r: ResolvedOptions = {
+    data: o.data ?? null,
+    dataFormat: o.dataFormat ?? "auto",
+    exp: o.exp ?? "./self-label-default",
+    epochs: o.epochs ?? d.epochs,
+    batchSize: o.batchSize ?? d.batchSize,
+    lr: o.lr ?? d.lr,
+    lrdrop: o.lrdrop ?? d.lrdrop,
+    wd: o.wd ?? -5,
+    dtype: o.dtype ?? "f64",
+    nopts: o.nopts ?? d.nopts,
+    augs: o.augs ?? d.augs,
+    paugs: o.paugs ?? d.paugs,
+    lamb: o.lamb ?? d.lamb,
+    arch: o.arch ?? d.arch,
+    archspec: o.archspec ?? "big",
+    ncl: o.ncl ?? d.ncl,
+    hc: o.hc ?? d.hc,
+    device: o.cpu ? "cpu" : (o.device ?? "auto"),
+    workers: o.workers ?? 0,
+    comment: o.comment ?? "",
+    logIntv: o.logIntv ?? 1,
+    logIter: o.logIter ?? 200,
+    seed: o.seed ?? 0,
+    resume: o.resume ?? true,
+    labelMode: o.labelMode ?? "eval",
+    inputSize: o.inputSize ?? 0,
+    skTol: o.skTol ?? 0.1,
+    skMaxIters: o.skMaxIters ?? 1000,
+    syntheticCount: o.syntheticCount ?? null,
+    evalTest: o.evalTest ?? true,
+  };
+  const bad = (msg: string) => {
+    throw new UsageError(msg);
+  };
+  if (!isInt(r.epochs) || r.epochs < 1) bad(`--epochs must be an integer >= 1, got ${r.epochs}`);
+  if (!isInt(r.batchSize) || r.batchSize < 2) bad(`--batch-size must be an integer >= 2, got ${r.batchSize}`);
+  if (!(r.lr > 0 && Number.isFinite(r.lr))) bad(`--lr must be a positive number, got ${r.lr}`);
+  if (!isInt(r.lrdrop) || r.lrdrop < 1) bad(`--lrdrop must be an integer >= 1, got ${r.lrdrop}`);
+  if (!Number.isFinite(r.wd)) bad(`--wd must be a number (a power of ten), got ${r.wd}`);
+  if (r.dtype !== "f64" && r.dtype !== "f32") bad(`--dtype must be f64 or f32, got ${r.dtype}`);
+  if (!isInt(r.nopts) || r.nopts < 1) bad(`--nopts must be an integer >= 1, got ${r.nopts}`);
+  for (const [k, v] of [
+    ["augs", r.augs],
+    ["paugs", r.paugs],
+  ] as const)
+    if (!isInt(v) || v < 0 || v > 3) bad(`--${k} must be an augmentation level 0-3, got ${v}`);
+  if (!(r.lamb > 0 && Number.isFinite(r.lamb))) bad(`--lamb must be a positive number, got ${r.lamb}`);
+  if (!isInt(r.ncl) || r.ncl < 2) bad(`--ncl must be an integer >= 2, got ${r.ncl}`);
+  if (!isInt(r.hc) || r.hc < 1) bad(`--hc must be an integer >= 1, got ${r.hc}`);
+  if (!["cpu", "cuda", "auto"].includes(r.device)) bad(`--device must be cpu, cuda or auto, got ${r.device}`);
+  if (!isInt(r.seed) || r.seed < 0) bad(`--seed must be a non-negative integer, got ${r.seed}`);
+  if (!isInt(r.logIter) || r.logIter < 1) bad(`--log-iter must be an integer >= 1, got ${r.logIter}`);
+  if (r.labelMode !== "eval" && r.labelMode !== "train") bad(`--label-mode must be eval or train, got ${r.labelMode}`);
+  if (!isInt(r.inputSize) || r.inputSize < 0) bad(`--input-size must be a positive integer, got ${r.inputSize}`);
+  if (!(r.skTol > 0)) bad(`--sk-tol must be positive, got ${r.skTol}`);
+  if (!isInt(r.skMaxIters) || r.skMaxIters < 10) bad(`--sk-max-iters must be an integer >= 10, got ${r.skMaxIters}`);
+  if (!isInt(r.workers) || r.workers < 0) bad(`--workers must be a non-negative integer, got ${r.workers}`);
+  if (r.archspec !== "big" && r.archspec !== "small") bad(`--archspec must be big or small, got ${r.archspec}`);
+  return r;
+}
+
+/** Check DIR can be created/written without creating anything. */
+function checkWritable(dir: string): void {
+  let p = path.resolve(dir);
+  for (;;) {
+    if (fs.existsSync(p)) {
+      const st = fs.statSync(p);
+      if (!st.isDirectory()) throw new InputError(`--exp ${dir}: ${p} exists and is not a directory`);
+      try {
+        fs.accessSync(p, fs.constants.W_OK);
+      } catch {
+        throw new InputError(`--exp ${dir}: ${p} is not writable; choose another --exp`);
+      }
+      return;
+    }
+    const up = path.dirname(p);
+    if (up === p) return;
+    p = up;
+  }
+}
+
+/** Shuffled equipartition: image i gets i mod K, permuted. */
+function initialLabels(n: number, k: number, seed: number, head: number): Int32Array {
+  const perm = Prng.derive(seed, 3, head).permutation(n);
+  const l = new Int32Array(n);
+  for (let i = 0; i < n; i++) l[perm[i]] = i % k;
+  return l;
+}
+
+function headName(hc: number, h: number): string {
+  return hc === 1 ? "top_layer" : `top_layer${h}`;
+}
+
+async function quality(pred: Int32Array, truth: Int32Array): Promise<HeadQuality> {
+  const acc = await clusterAccuracy(pred, truth);
+  return { nmi: await nmi(pred, truth), ari: await ari(pred, truth), accuracy: acc.accuracy, purity: acc.purity };
+}
+
+export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const log = hooks.log ?? (() => {});
+  const t0 = Date.now();
+  if (opts.threads !== undefined) {
+    if (!isInt(opts.threads) || opts.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${opts.threads}`);
+    native().setThreads(opts.threads);
+  }
+  // Validate the flags that do not depend on the data before opening it.
+  resolveOptions(opts, true);
+  if (opts.device === "cuda" && !opts.cpu) {
+    throw new InputError("--device cuda: this installation has no CUDA backend (see `selflabel-native info`); use --device cpu");
+  }
+  const ds: Dataset = await openDataset({
+    data: opts.data ?? null,
+    format: (opts.dataFormat ?? "auto") as never,
+    split: "train",
+    inputSize: opts.inputSize || undefined,
+    workers: opts.workers || undefined,
+    onWarning: (m) => log(`warning: ${m}`),
+    synthetic: opts.syntheticCount ? { count: opts.syntheticCount } : undefined,
+  });
+  try {
+    const fixed = ds.height > 0 && ds.width > 0 && ds.height === ds.width;
+    const smallImages = fixed && ds.height <= 64;
+    const o = resolveOptions(opts, smallImages);
+    const N = ds.count;
+    const size = o.inputSize || (smallImages ? ds.height : 224);
+    if (o.batchSize > N) throw new InputError(`--batch-size ${o.batchSize} is larger than the dataset (${N} images)`);
+    if (o.ncl > N) throw new InputError(`--ncl ${o.ncl} is larger than the dataset (${N} images)`);
+    const archs = native().archs as string[];
+    if (!archs.includes(o.arch)) throw new UsageError(`unknown --arch '${o.arch}' (known: ${archs.join(", ")})`);
+    checkWritable(o.exp);
+
+    const numClasses = Array.from({ length: o.hc }, () => o.ncl);
+    const inputShape: [number, number, number] = [ds.channels, size, size];
+    const flags = { ...o };
+
+    // Resume?
+    let resumeFrom = null as ReturnType<typeof newestCheckpoint>;
+    if (listCheckpointFiles(o.exp).length > 0) {
+      if (o.resume) {
+        resumeFrom = newestCheckpoint(o.exp, (m) => log(`warning: ${m}`));
+        if (resumeFrom) {
+          const m = resumeFrom.meta;
+          const mismatch: string[] = [];
+          if (m.arch !== o.arch) mismatch.push(`arch ${m.arch} (now ${o.arch})`);
+          if (m.numClasses.join(",") !== numClasses.join(",")) mismatch.push(`heads [${m.numClasses}] (now [${numClasses}])`);
+          if (m.inputShape.join(",") !== inputShape.join(",")) mismatch.push(`input [${m.inputShape}] (now [${inputShape}])`);
+          if (m.fingerprint !== ds.fingerprint) mismatch.push(`dataset ${m.fingerprint.slice(0, 12)} (now ${ds.fingerprint.slice(0, 12)})`);
+          if (mismatch.length) {
+            throw new CheckpointError(
+              `${resumeFrom.file} was made for another run: ${mismatch.join(", ")}; use another --exp or --no-resume`,
+            );
+          }
+        }
+      } else {
+        for (const f of listCheckpointFiles(o.exp)) fs.rmSync(f);
+        log(`--no-resume: removed the old checkpoints in ${checkpointDir(o.exp)}`);
+      }
+    }
+
+    fs.mkdirSync(checkpointDir(o.exp), { recursive: true });
+    const logFile = path.join(o.exp, "log.jsonl");
+    const record = (r: Record<string, unknown>) => fs.appendFileSync(logFile, JSON.stringify({ time: new Date().toISOString(), ...r }) + "\n");
+
+    const model: Model = await createModel({ arch: o.arch, numClasses, inputShape, seed: o.seed, device: "cpu" });
+    try {
+      const D = model.featureDim;
+      let labels: Int32Array[];
+      let warm: (Float64Array | undefined)[] = Array.from({ length: o.hc }, () => undefined);
+      let times: number[];
+      let seen = 0;
+      let startEpoch = 0;
+      let passes = 0;
+      let bestLoss = Infinity;
+      if (resumeFrom) {
+        await model.loadStateDict(resumeFrom.params);
+        await model.loadOptimizerState(resumeFrom.momentum);
+        labels = resumeFrom.labels;
+        const ex = resumeFrom.meta.extra ?? {};
+        warm = ((ex.warm as number[][] | undefined) ?? []).map((w) => (w ? Float64Array.from(w) : undefined));
+        while (warm.length < o.hc) warm.push(undefined);
+        times = resumeFrom.meta.labelTimes;
+        seen = resumeFrom.meta.seen;
+        startEpoch = resumeFrom.meta.epoch;
+        passes = (ex.passes as number) ?? 0;
+        model.step = (ex.step as number) ?? 0;
+        bestLoss = (ex.bestLoss as number) ?? Infinity;
+        log(`resuming from ${resumeFrom.file} (epoch ${startEpoch} of ${o.epochs})`);
+        record({ event: "resume", file: resumeFrom.file, epoch: startEpoch });
+      } else {
+        labels = Array.from({ length: o.hc }, (_, h) => initialLabels(N, o.ncl, o.seed, h));
+        times = labelTimes(o.epochs, N, o.nopts);
+        record({ event: "start", flags, n: N, inputShape, dataset: ds.name, fingerprint: ds.fingerprint });
+      }
+      log(
+        `training ${o.arch} (${model.numParameters} parameters, ${o.hc} head${o.hc > 1 ? "s" : ""} of ${o.ncl}) on ${ds.name}: ` +
+          `${N} images ${inputShape.join("x")}, ${o.epochs} epochs, ${o.nopts} label passes, ${native().info().threads} threads`,
+      );
+
+      const loader = new Loader(ds, { batchSize: o.batchSize, size, level: o.augs as AugLevel, seed: o.seed });
+      const labelLoader = new Loader(ds, {
+        batchSize: Math.max(o.batchSize, 512),
+        size,
+        level: o.paugs as AugLevel,
+        seed: o.seed + 1,
+        shuffle: false,
+      });
+
+      const labelPass = async (): Promise<void> => {
+        const tp = Date.now();
+        const feats = new Float32Array(N * D);
+        for await (const b of labelLoader.epoch(passes)) {
+          const f = await model.forward(b.data, { mode: o.labelMode, output: "features" });
+          for (let i = 0; i < b.size; i++) feats.set(f.subarray(i * D, (i + 1) * D), b.indices[i] * D);
+        }
+        const tf = (Date.now() - tp) / 1000;
+        const sd = await model.stateDict();
+        const heads = [];
+        for (let h = 0; h < o.hc; h++) {
+          const name = headName(o.hc, h);
+          const res = await sinkhornFromFeatures(feats, N, D, sd[`${name}.weight`].data, sd[`${name}.bias`].data, o.ncl, {
+            lambda: o.lamb,
+            tol: o.skTol,
+            maxIters: o.skMaxIters,
+            dtype: o.dtype,
+            warmStart: warm[h],
+          });
+          labels[h] = res.labels;
+          warm[h] = res.scaling.logR;
+          let mn = Infinity,
+            mx = 0;
+          for (const c of res.counts) {
+            mn = Math.min(mn, c);
+            mx = Math.max(mx, c);
+          }
+          const q = ds.labels ? await nmi(res.labels, ds.labels) : null;
+          heads.push({ head: h, iterations: res.iterations, error: res.error, cost: res.cost, min: mn, max: mx, nmi: q, warning: res.warning });
+          if (res.warning) log(`warning: head ${h}: ${res.warning}`);
+        }
+        passes++;
+        const secs = (Date.now() - tp) / 1000;
+        const h0 = heads[0];
+        log(
+          `label pass ${passes} (after ${seen} images): ${h0.iterations} iterations, error ${h0.error.toFixed(3)}, ` +
+            `${secs.toFixed(1)} s (features ${tf.toFixed(1)} s), clusters ${h0.min}..${h0.max}` +
+            (h0.nmi !== null ? `, NMI ${h0.nmi.toFixed(3)}` : ""),
+        );
+        record({ event: "labels", pass: passes, seen, seconds: secs, featureSeconds: tf, heads });
+      };
+
+      let lastEpochLoss = NaN;
+      for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
+        const lr = learningRate(o.lr, epoch, o.lrdrop);
+        const te = Date.now();
+        let lossSum = 0,
+          lossCount = 0,
+          imgs = 0;
+        for await (const b of loader.epoch(epoch)) {
+          if (times.length > 0 && times[0] <= seen) {
+            times.shift(); // one pass per batch at most, as the reference
+            await labelPass();
+          }
+          const batchLabels = labels.map((l) => {
+            const y = new Int32Array(b.size);
+            for (let i = 0; i < b.size; i++) y[i] = l[b.indices[i]];
+            return y;
+          });
+          const r = await model.trainStep(b.data, batchLabels, { lr, momentum: 0.9, weightDecay: Math.pow(10, o.wd) });
+          seen += b.size;
+          imgs += b.size;
+          lossSum += r.loss * b.size;
+          lossCount += b.size;
+          const el = (Date.now() - te) / 1000;
+          hooks.progress?.({
+            epoch,
+            epochs: o.epochs,
+            batch: b.index + 1,
+            batches: loader.batchesPerEpoch,
+            imagesPerSec: imgs / Math.max(el, 1e-3),
+            loss: r.loss,
+            etaSec: (el / (b.index + 1)) * (loader.batchesPerEpoch - b.index - 1),
+          });
+          if ((b.index + 1) % o.logIter === 0) record({ event: "batch", epoch, batch: b.index, loss: r.loss, headLosses: r.headLosses, lr });
+        }
+        lastEpochLoss = lossSum / lossCount;
+        bestLoss = Math.min(bestLoss, lastEpochLoss);
+        const secs = (Date.now() - te) / 1000;
+        if ((epoch + 1) % o.logIntv === 0 || epoch + 1 === o.epochs)
+          log(`epoch ${epoch + 1}/${o.epochs}: loss ${lastEpochLoss.toFixed(4)}, lr ${lr.toExponential(2)}, ${secs.toFixed(1)} s, ${(imgs / secs).toFixed(0)} img/s`);
+        record({ event: "epoch", epoch: epoch + 1, loss: lastEpochLoss, lr, seconds: secs, imagesPerSec: imgs / secs });
+
+        // checkpoint
+        const meta: CheckpointMeta = {
+          format: FORMAT,
+          epoch: epoch + 1,
+          arch: o.arch,
+          numClasses,
+          inputShape,
+          fingerprint: ds.fingerprint,
+          flags,
+          labelTimes: times,
+          seen,
+          prng: null, // the loader and label passes derive their streams from (seed, epoch, batch, pass)
+          loss: lastEpochLoss,
+          lrDropNext: isBeforeLrDrop(epoch, o.lrdrop, o.epochs),
+          extra: { warm: warm.map((w) => (w ? Array.from(w) : null)), passes, bestLoss, step: model.step },
+        };
+        const file = path.join(checkpointDir(o.exp), checkpointName(epoch + 1));
+        const params: Record<string, Float32Array> = {};
+        for (const [k, t] of Object.entries(await model.stateDict())) params[k] = t.data;
+        const momentum: Record<string, Float32Array> = {};
+        for (const [k, t] of Object.entries(await model.optimizerState())) momentum[k] = t.data;
+        writeCheckpoint(file, { meta, params, momentum, labels });
+        pruneCheckpoints(o.exp);
+        hooks.afterCheckpoint?.(epoch + 1, file);
+      }
+      // The last scheduled solve runs after the final batch (the reference dropped it).
+      if (times.length > 0) {
+        times = [];
+        await labelPass();
+      }
+
+      // Final outputs.
+      const sd = await model.stateDict();
+      const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
+      for (const [k, t] of Object.entries(sd)) tensors[k] = t;
+      saveSafetensors(path.join(o.exp, "model.safetensors"), tensors, {
+        selflabel: JSON.stringify({ arch: o.arch, numClasses, inputShape, fingerprint: ds.fingerprint, epochs: o.epochs }),
+      });
+      const rows = ["index,path," + labels.map((_, h) => `label_head${h}`).join(",")];
+      for (let i = 0; i < N; i++) {
+        const p = ds.paths ? csvField(ds.paths[i]) : "";
+        rows.push(`${i},${p},${labels.map((l) => l[i]).join(",")}`);
+      }
+      writeFileAtomic(path.join(o.exp, "labels.csv"), rows.join("\n") + "\n");
+
+      let selfLabels: HeadQuality[] | null = null;
+      if (ds.labels) {
+        selfLabels = [];
+        for (const l of labels) selfLabels.push(await quality(l, ds.labels));
+      }
+      let test: HeadQuality[] | null = null;
+      if (o.evalTest) test = await evaluateTest(model, o, size, hooks);
+      const result: TrainResult = {
+        exp: o.exp,
+        epochs: o.epochs,
+        seconds: (Date.now() - t0) / 1000,
+        labelPasses: passes,
+        finalLoss: lastEpochLoss,
+        selfLabels,
+        test,
+      };
+      record({ event: "done", ...result });
+      return result;
+    } finally {
+      model.dispose();
+    }
+  } finally {
+    await ds.close();
+  }
+}
+
+function csvField(s: string): string {
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** Argmax predictions of every head on the test split (level-0 augmentation), against its labels. */
+async function evaluateTest(model: Model, o: ResolvedOptions, size: number, hooks: TrainHooks): Promise<HeadQuality[] | null> {
+  let ds: Dataset;
+  try {
+    ds = await openDataset({
+      data: o.data,
+      format: o.dataFormat as never,
+      split: "test",
+      inputSize: size,
+      synthetic: o.syntheticCount ? { count: o.syntheticCount } : undefined,
+    });
+  } catch {
+    return null; // no test split
+  }
+  try {
+    if (!ds.labels || ds.count === 0) return null;
+    const loader = new Loader(ds, { batchSize: 512, size, level: 0, seed: 0, shuffle: false });
+    const preds = model.numClasses.map(() => new Int32Array(ds.count));
+    for await (const b of loader.epoch(0)) {
+      const out = await model.forward(b.data, { mode: "eval", output: "logits" });
+      out.forEach((lg, h) => {
+        const K = model.numClasses[h];
+        for (let i = 0; i < b.size; i++) {
+          let best = 0;
+          for (let k = 1; k < K; k++) if (lg[i * K + k] > lg[i * K + best]) best = k;
+          preds[h][b.indices[i]] = best;
+        }
+      });
+    }
+    const res: HeadQuality[] = [];
+    for (const p of preds) res.push(await quality(p, ds.labels));
+    return res;
+  } finally {
+    await ds.close();
+  }
+}
