@@ -1,6 +1,7 @@
 // The typed native binding: the only module that loads the addon.
 import * as fs from "node:fs";
 import * as path from "node:path";
+import type { SinkhornDtype, SinkhornOptions, SinkhornResult } from "./sinkhorn";
 
 /** Package root: the nearest parent directory whose package.json is ours. */
 export function packageRoot(): string {
@@ -33,6 +34,20 @@ export interface NativeBinding {
   setThreads(n: number): void;
   harnessRun(op: string, backend: string, params: Record<string, number>, inputs: HarnessTensors): HarnessTensors;
   harnessOps(): string[];
+  // sinkhorn_binding.cpp (wrapped by lib/sinkhorn.ts)
+  sinkhornLogits(logits: Float32Array, n: number, k: number, opts: SinkhornOptions): Promise<SinkhornResult>;
+  sinkhornFeatures(
+    features: Float32Array,
+    n: number,
+    d: number,
+    weight: Float32Array,
+    bias: Float32Array | null,
+    k: number,
+    opts: SinkhornOptions,
+  ): Promise<SinkhornResult>;
+  sinkhornTwoPass(logits: Float32Array, n: number, k: number, opts: SinkhornOptions): Promise<SinkhornResult>;
+  sinkhornPlannedBytes(n: number, k: number, dtype: SinkhornDtype): number;
+  memoryBandwidth(bytes: number, threads: number, reps: number): Promise<{ read: number; copy: number; triad: number }>;
   [name: string]: unknown;
 }
 

@@ -2,3 +2,4 @@
 // only re-exports. Every heavy call returns a Promise and runs off the event loop.
 export { native, packageRoot } from "./binding";
 export type { NativeInfo } from "./binding";
+export * from "./sinkhorn";
