@@ -53,9 +53,9 @@ export interface SinkhornResult {
  * `logits` is (n, k) row-major; P^lambda is taken as exp(lambda * (z - rowmax)), so no
  * softmax is stored. Rejects with a RangeError on NaN/Inf logits (naming the row),
  * n < k, k < 1, lambda <= 0, and with code SLN_OUT_OF_MEMORY before allocating a matrix
- * that does not fit.
+ * that does not fit. Bad arguments reject (never throw synchronously).
  */
-export function sinkhorn(
+export async function sinkhorn(
   logits: Float32Array,
   n: number,
   k: number,
@@ -68,7 +68,7 @@ export function sinkhorn(
  * The same solve from the penultimate features (n, d) and the head's Linear weight
  * (k, d) and bias (k) or null: the logits are computed block by block inside the solver.
  */
-export function sinkhornFromFeatures(
+export async function sinkhornFromFeatures(
   features: Float32Array,
   n: number,
   d: number,
@@ -81,7 +81,7 @@ export function sinkhornFromFeatures(
 }
 
 /** The reference's two-pass algorithm (softmax, power, two matrix-vector products per iteration): a baseline for benchmarks and tests. */
-export function sinkhornTwoPassReference(
+export async function sinkhornTwoPassReference(
   logits: Float32Array,
   n: number,
   k: number,
@@ -96,6 +96,6 @@ export function sinkhornPlannedBytes(n: number, k: number, dtype: SinkhornDtype 
 }
 
 /** Memory bandwidth in GB/s (read-only sum, copy, triad loops over `bytes` per array). */
-export function memoryBandwidth(bytes: number, threads: number, reps = 3): Promise<{ read: number; copy: number; triad: number }> {
+export async function memoryBandwidth(bytes: number, threads: number, reps = 3): Promise<{ read: number; copy: number; triad: number }> {
   return native().memoryBandwidth(bytes, threads, reps);
 }

@@ -45,7 +45,9 @@ double now_s() {
 
 std::string fmt_gb(double bytes) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
+  if (bytes >= 1e9) std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
+  else if (bytes >= 1e6) std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
+  else std::snprintf(buf, sizeof buf, "%.0f bytes", bytes);
   return buf;
 }
 
