@@ -6,6 +6,9 @@
 
 #include <omp.h>
 #include <unistd.h>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -136,6 +139,33 @@ SLN_ALWAYS_INLINE int32_t argmax_row(const T* a, const double* r, int64_t K) {
     }
   }
   return bi;
+}
+
+// Denormal results (a tiny A[j,k] times a tiny c_j in the column sums, say) cost a
+// microcode assist each: with them the fused pass ran at half its speed. Inside the
+// solver's parallel regions every thread flushes denormal results and operands to
+// zero (they are < 2^-1022 against sums of normal numbers), and restores its mode after.
+class FlushDenormals {
+ public:
+#if defined(__SSE2__)
+  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040); }  // FTZ | DAZ
+  ~FlushDenormals() { _mm_setcsr(saved_); }
+
+ private:
+  unsigned saved_;
+#endif
+};
+
+// exp(x) <= 1 as stored in T, with results below T's smallest normal number stored as
+// 0: they are < 2^-126 (f32) or 2^-1022 (f64) of the row's own 1, and denormal
+// operands cost a microcode assist per use (measured: f32 storage with denormals ran
+// slower per iteration than f64). Skipping exp below the threshold also shortens the build.
+template <class T>
+inline T stored_exp(double x) {
+  static const double cut = std::log(static_cast<double>(std::numeric_limits<T>::min()));
+  if (x < cut) return T(0);
+  T v = static_cast<T>(std::exp(x));
+  return v < std::numeric_limits<T>::min() ? T(0) : v;
 }
 
 struct BlockOut {
@@ -303,40 +333,44 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
   // The reference starts from c = 1/N for P = softmax(z)^lambda, whose rows are B's
   // divided by s_j^lambda (s_j = sum_k exp(z - rowmax)): in B's gauge that start is
   // c_j = (1/N) s_j^-lambda. A common factor on all c_j changes nothing (r absorbs it,
-  // err is a ratio), so it is taken relative to the smallest s_j (clamped at e^-700).
+  // err is a ratio), so it is taken relative to the smallest s_j (clamped at e^-600: no denormal c).
   double min_ls = std::numeric_limits<double>::infinity();
   for (int64_t j = 0; j < N; ++j) min_ls = std::min(min_ls, lse[j] - rowmax[j]);
 
   // Starting r: cold = from that c (the colsums of pass 2); warm = the given log r,
-  // moved to A's gauge (+M), shifted so its max is 0 and clamped 700 below it (exp > 0).
+  // moved to A's gauge (+M), shifted so its max is 0 and clamped 600 below it (exp > 0).
   const bool warm = o.warm_log_r != nullptr;
   if (warm) {
     double mx = -std::numeric_limits<double>::infinity();
     for (int64_t k = 0; k < K; ++k) mx = std::max(mx, o.warm_log_r[k] + M[k]);
-    for (int64_t k = 0; k < K; ++k) r[k] = std::exp(std::max(o.warm_log_r[k] + M[k] - mx, -700.0));
+    for (int64_t k = 0; k < K; ++k) r[k] = std::exp(std::max(o.warm_log_r[k] + M[k] - mx, -600.0));
   }
 
   // Build pass 2: A = exp(lambda*(z - rowmax) - M), then the first half-step:
   // cold: colsum = A^T (1/N); warm: c = (1/N)/(A r), colsum = A^T c.
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-  for (int64_t b = 0; b < B.nb; ++b) {
-    const int64_t j0 = B.begin(b), j1 = B.end(b);
-    double* cs = part.data() + b * K;
-    std::fill(cs, cs + K, 0.0);
-    for (int64_t j = j0; j < j1; ++j) {
-      T* a = A.get() + j * K;
-      const double m = rowmax[j];
-      for (int64_t k = 0; k < K; ++k) {
-        double v = src.z ? static_cast<double>(src.z[j * K + k]) : static_cast<double>(a[k]);
-        a[k] = static_cast<T>(std::exp(lambda * (v - m) - M[k]));
+#pragma omp parallel num_threads(nt)
+  {
+    FlushDenormals ftz;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < B.nb; ++b) {
+      const int64_t j0 = B.begin(b), j1 = B.end(b);
+      double* cs = part.data() + b * K;
+      std::fill(cs, cs + K, 0.0);
+      for (int64_t j = j0; j < j1; ++j) {
+        T* a = A.get() + j * K;
+        const double m = rowmax[j];
+        for (int64_t k = 0; k < K; ++k) {
+          double v = src.z ? static_cast<double>(src.z[j * K + k]) : static_cast<double>(a[k]);
+          a[k] = stored_exp<T>(lambda * (v - m) - M[k]);
+        }
+        double cj = inv_n * std::exp(std::max(-lambda * (lse[j] - m - min_ls), -600.0));
+        if (warm) {
+          double dot = dot_row(a, r.data(), K);  // > 0: the row's argmax column has A = 1 and r >= e^-600
+          cj = inv_n / dot;
+        }
+        c[j] = cj;
+        axpy_row(cs, a, cj, K);
       }
-      double cj = inv_n * std::exp(std::max(-lambda * (lse[j] - m - min_ls), -700.0));
-      if (warm) {
-        double dot = dot_row(a, r.data(), K);  // > 0: the row's argmax column has A = 1 and r >= e^-700
-        cj = inv_n / dot;
-      }
-      c[j] = cj;
-      axpy_row(cs, a, cj, K);
     }
   }
   auto reduce_r = [&](std::vector<double>& out) -> int64_t {  // returns a bad cluster or -1
@@ -368,6 +402,7 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
     int32_t* lp = res.labels.data();
 #pragma omp parallel num_threads(nt)
     {
+      FlushDenormals ftz;
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < B.nb; ++b) {
         bo[b] = BlockOut{};
