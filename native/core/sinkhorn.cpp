@@ -4,7 +4,12 @@
 // workers record what went wrong and the driver throws after the region.
 #include "core/sinkhorn.h"
 
+// FP operations here never trap (no FP exceptions are enabled): letting GCC assume it
+// allows if-conversion, so the exp and flush selects vectorize. Results are unchanged.
+#pragma GCC optimize("no-trapping-math")
+
 #include <omp.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #if defined(__SSE2__)
 #include <immintrin.h>
@@ -156,17 +161,131 @@ class FlushDenormals {
 #endif
 };
 
+// exp(x) for x <= 0, vectorizable (the build computes ~2 exps per matrix entry;
+// glibc's scalar exp made the build cost as much as ~40 iterations). Cody-Waite
+// reduction x = n ln2 + t, |t| <= ln2/2, degree-12 Taylor polynomial (truncation
+// < 2e-16 relative), times 2^n built from its bits. x < -708 gives 0 (that is below
+// the smallest normal double). No FMA is used, so every clone rounds alike.
+SLN_ALWAYS_INLINE double exp_nonpos(double x) {
+  const double log2e = 1.4426950408889634, ln2hi = 6.93147180369123816490e-01, ln2lo = 1.90821492927058770002e-10;
+  const double shifter = 6755399441055744.0;  // 1.5 * 2^52: x*log2e + shifter holds round(x*log2e) in its low bits
+  const bool tiny = !(x >= -708.0);
+  const double xc = tiny ? -708.0 : x;
+  double kd = xc * log2e + shifter;
+  uint64_t kb, sb;
+  std::memcpy(&kb, &kd, 8);
+  std::memcpy(&sb, &shifter, 8);
+  kd -= shifter;
+  const double t = (xc - kd * ln2hi) - kd * ln2lo;
+  double p = 1.0 / 479001600.0;  // 1/12!
+  p = p * t + 1.0 / 39916800.0;
+  p = p * t + 1.0 / 3628800.0;
+  p = p * t + 1.0 / 362880.0;
+  p = p * t + 1.0 / 40320.0;
+  p = p * t + 1.0 / 5040.0;
+  p = p * t + 1.0 / 720.0;
+  p = p * t + 1.0 / 120.0;
+  p = p * t + 1.0 / 24.0;
+  p = p * t + 1.0 / 6.0;
+  p = p * t + 0.5;
+  p = p * t + 1.0;
+  p = p * t + 1.0;
+  const int64_t n = static_cast<int64_t>(kb - sb);  // in [-1022, 0]
+  const uint64_t eb = static_cast<uint64_t>(n + 1023) << 52;
+  double two_n;
+  std::memcpy(&two_n, &eb, 8);
+  return tiny ? 0.0 : p * two_n;
+}
+
 // exp(x) <= 1 as stored in T, with results below T's smallest normal number stored as
 // 0: they are < 2^-126 (f32) or 2^-1022 (f64) of the row's own 1, and denormal
 // operands cost a microcode assist per use (measured: f32 storage with denormals ran
-// slower per iteration than f64). Skipping exp below the threshold also shortens the build.
+// slower per iteration than f64).
 template <class T>
-inline T stored_exp(double x) {
-  static const double cut = std::log(static_cast<double>(std::numeric_limits<T>::min()));
-  if (x < cut) return T(0);
-  T v = static_cast<T>(std::exp(x));
+SLN_ALWAYS_INLINE T stored_exp(double x) {
+  const T v = static_cast<T>(exp_nonpos(x));
   return v < std::numeric_limits<T>::min() ? T(0) : v;
 }
+
+struct BadValue {
+  int64_t row = -1, col = -1;
+  double value = 0;
+};
+
+// Build pass 1 over rows [j0, j1) of z (row stride K): rowmax, lse = log sum exp(z),
+// cm[k] = max(cm[k], lambda*(z - rowmax)); stops at the first non-finite value.
+template <class ZT>
+SLN_ALWAYS_INLINE void build_pass1_impl(const ZT* z, int64_t j0, int64_t j1, int64_t K, double lambda, double* rowmax,
+                                        double* lse, double* cm, BadValue* bad) {
+  for (int64_t j = j0; j < j1; ++j) {
+    const ZT* zr = z + j * K;
+    double m = -std::numeric_limits<double>::infinity();
+    bool finite = true;
+    for (int64_t k = 0; k < K; ++k) {
+      const double v = static_cast<double>(zr[k]);
+      finite &= (v - v == 0.0);  // false for NaN and +-Inf
+      m = v > m ? v : m;
+    }
+    if (!finite) {
+      for (int64_t k = 0; k < K; ++k)
+        if (!std::isfinite(static_cast<double>(zr[k]))) {
+          *bad = {j, k, static_cast<double>(zr[k])};
+          return;
+        }
+    }
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t k = 0;
+    for (; k + 8 <= K; k += 8)
+      for (int i = 0; i < 8; ++i) s[i] += exp_nonpos(static_cast<double>(zr[k + i]) - m);
+    for (int i = 0; k < K; ++k, ++i) s[i] += exp_nonpos(static_cast<double>(zr[k]) - m);
+    for (k = 0; k < K; ++k) {
+      const double v = lambda * (static_cast<double>(zr[k]) - m);
+      cm[k] = v > cm[k] ? v : cm[k];
+    }
+    rowmax[j] = m;
+    lse[j] = m + std::log(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));
+  }
+}
+
+__attribute__((target_clones("avx2", "default"))) void build_pass1(const float* z, int64_t j0, int64_t j1, int64_t K,
+                                                                   double lambda, double* rowmax, double* lse,
+                                                                   double* cm, BadValue* bad) {
+  build_pass1_impl(z, j0, j1, K, lambda, rowmax, lse, cm, bad);
+}
+__attribute__((target_clones("avx2", "default"))) void build_pass1(const double* z, int64_t j0, int64_t j1, int64_t K,
+                                                                   double lambda, double* rowmax, double* lse,
+                                                                   double* cm, BadValue* bad) {
+  build_pass1_impl(z, j0, j1, K, lambda, rowmax, lse, cm, bad);
+}
+
+// Build pass 2 over rows [j0, j1): A = exp(lambda*(z - rowmax) - M) (z may be A itself,
+// read before written), c = the start value (cold) or (1/N)/(A r) (warm), colsum += A c.
+template <class T, class ZT>
+SLN_ALWAYS_INLINE void build_pass2_impl(const ZT* z, T* A, int64_t j0, int64_t j1, int64_t K, double lambda,
+                                        const double* rowmax, const double* lse, double min_ls, const double* M,
+                                        const double* warm_r, double* c, double* colsum, double inv_n) {
+  for (int64_t j = j0; j < j1; ++j) {
+    const ZT* zr = z + j * K;
+    T* a = A + j * K;
+    const double m = rowmax[j];
+    for (int64_t k = 0; k < K; ++k) a[k] = stored_exp<T>(lambda * (static_cast<double>(zr[k]) - m) - M[k]);
+    double cj = inv_n * exp_nonpos(std::max(-lambda * (lse[j] - m - min_ls), -600.0));
+    if (warm_r) cj = inv_n / dot_row(a, warm_r, K);  // > 0: the row's argmax column has A = 1 and r >= e^-600
+    c[j] = cj;
+    axpy_row(colsum, a, cj, K);
+  }
+}
+
+#define SLN_PASS2(T, ZT)                                                                                           \
+  __attribute__((target_clones("avx2", "default"))) void build_pass2(                                            \
+      const ZT* z, T* A, int64_t j0, int64_t j1, int64_t K, double lambda, const double* rowmax, const double* lse, \
+      double min_ls, const double* M, const double* warm_r, double* c, double* colsum, double inv_n) {             \
+    build_pass2_impl(z, A, j0, j1, K, lambda, rowmax, lse, min_ls, M, warm_r, c, colsum, inv_n);                 \
+  }
+SLN_PASS2(double, float)
+SLN_PASS2(double, double)
+SLN_PASS2(float, float)
+#undef SLN_PASS2
 
 struct BlockOut {
   double err = 0;
@@ -176,7 +295,7 @@ struct BlockOut {
 // One fused pass over the rows of one block (see sinkhorn.h). colsum: this block's K partials.
 template <class T>
 SLN_ALWAYS_INLINE void fused_block_impl(const T* A, int64_t j0, int64_t j1, int64_t K, const double* r, double* c,
-                                        double* colsum, bool check, int32_t* labels, double inv_n, BlockOut* out) {
+                                        double* colsum, bool check, double inv_n, BlockOut* out) {
   std::fill(colsum, colsum + K, 0.0);
   double err = 0;
   for (int64_t j = j0; j < j1; ++j) {
@@ -187,10 +306,7 @@ SLN_ALWAYS_INLINE void fused_block_impl(const T* A, int64_t j0, int64_t j1, int6
       continue;
     }
     double cn = inv_n / dot;
-    if (check) {
-      err += std::fabs(c[j] / cn - 1.0);
-      labels[j] = argmax_row(a, r, K);
-    }
+    if (check) err += std::fabs(c[j] / cn - 1.0);
     c[j] = cn;
     axpy_row(colsum, a, cn, K);
   }
@@ -201,23 +317,23 @@ SLN_ALWAYS_INLINE void fused_block_impl(const T* A, int64_t j0, int64_t j1, int6
 // (ifunc). No FMA: AVX2 alone does not enable contraction, so both clones round alike.
 __attribute__((target_clones("avx2", "default"))) void fused_block_f64(const double* A, int64_t j0, int64_t j1,
                                                                        int64_t K, const double* r, double* c,
-                                                                       double* colsum, bool check, int32_t* labels,
+                                                                       double* colsum, bool check,
                                                                        double inv_n, BlockOut* out) {
-  fused_block_impl(A, j0, j1, K, r, c, colsum, check, labels, inv_n, out);
+  fused_block_impl(A, j0, j1, K, r, c, colsum, check, inv_n, out);
 }
 __attribute__((target_clones("avx2", "default"))) void fused_block_f32(const float* A, int64_t j0, int64_t j1,
                                                                        int64_t K, const double* r, double* c,
-                                                                       double* colsum, bool check, int32_t* labels,
+                                                                       double* colsum, bool check,
                                                                        double inv_n, BlockOut* out) {
-  fused_block_impl(A, j0, j1, K, r, c, colsum, check, labels, inv_n, out);
+  fused_block_impl(A, j0, j1, K, r, c, colsum, check, inv_n, out);
 }
 void fused_block(const double* A, int64_t j0, int64_t j1, int64_t K, const double* r, double* c, double* colsum,
-                 bool check, int32_t* labels, double inv_n, BlockOut* out) {
-  fused_block_f64(A, j0, j1, K, r, c, colsum, check, labels, inv_n, out);
+                 bool check, double inv_n, BlockOut* out) {
+  fused_block_f64(A, j0, j1, K, r, c, colsum, check, inv_n, out);
 }
 void fused_block(const float* A, int64_t j0, int64_t j1, int64_t K, const double* r, double* c, double* colsum,
-                 bool check, int32_t* labels, double inv_n, BlockOut* out) {
-  fused_block_f32(A, j0, j1, K, r, c, colsum, check, labels, inv_n, out);
+                 bool check, double inv_n, BlockOut* out) {
+  fused_block_f32(A, j0, j1, K, r, c, colsum, check, inv_n, out);
 }
 
 // One logit of the features variant, in the order sinkhorn.h documents.
@@ -260,11 +376,6 @@ void compute_feature_logits(const LogitSource& src, int64_t j0, int64_t j1, int6
   }
 }
 
-struct BadValue {
-  int64_t row = -1, col = -1;
-  double value = 0;
-};
-
 void throw_bad_logit(const BadValue& bad, const LogitSource& src) {
   const char* what = std::isnan(bad.value) ? "NaN" : (bad.value > 0 ? "+Inf" : "-Inf");
   SLN_FAIL(Range, "SLN_NONFINITE_LOGITS",
@@ -282,7 +393,12 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
   const Blocks B(N);
   const double lambda = o.lambda, inv_n = 1.0 / static_cast<double>(N), inv_k = 1.0 / static_cast<double>(K);
 
-  std::unique_ptr<T[]> A(new T[static_cast<size_t>(N) * static_cast<size_t>(K)]);  // (N, K) shifted P^lambda
+  MatrixMemory A_mem(static_cast<size_t>(N) * static_cast<size_t>(K) * sizeof(T));
+  struct {
+    T* p;
+    T* get() const { return p; }
+    T& operator[](size_t i) const { return p[i]; }
+  } A{static_cast<T*>(A_mem.data())};  // (N, K) shifted P^lambda
   std::vector<double> rowmax(N), lse(N);   // (N) max_k z, log sum_k exp(z) (for the cost)
   std::vector<double> c(N, inv_n);         // (N) image scaling
   std::vector<double> part(static_cast<size_t>(B.nb) * K);  // (nb, K) per-block column partials
@@ -293,33 +409,20 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
   res.labels.assign(N, 0);
 
   // Build pass 1: row max, logsumexp, finiteness, per-block column max of lambda*(z - rowmax).
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-  for (int64_t b = 0; b < B.nb; ++b) {
-    const int64_t j0 = B.begin(b), j1 = B.end(b);
-    double* cm = part.data() + b * K;
-    std::fill(cm, cm + K, -std::numeric_limits<double>::infinity());
-    if (!src.z) compute_feature_logits<T>(src, j0, j1, K, A.get());
-    for (int64_t j = j0; j < j1; ++j) {
-      double m = -std::numeric_limits<double>::infinity();
-      bool ok = true;
-      for (int64_t k = 0; k < K; ++k) {
-        double v = src.z ? static_cast<double>(src.z[j * K + k]) : static_cast<double>(A[j * K + k]);
-        if (!std::isfinite(v)) {
-          bad[b] = {j, k, v};
-          ok = false;
-          break;
-        }
-        m = std::max(m, v);
+#pragma omp parallel num_threads(nt)
+  {
+    FlushDenormals ftz;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < B.nb; ++b) {
+      const int64_t j0 = B.begin(b), j1 = B.end(b);
+      double* cm = part.data() + b * K;
+      std::fill(cm, cm + K, -std::numeric_limits<double>::infinity());
+      if (src.z) {
+        build_pass1(src.z, j0, j1, K, lambda, rowmax.data(), lse.data(), cm, &bad[b]);
+      } else {
+        compute_feature_logits<T>(src, j0, j1, K, A.get());
+        build_pass1(static_cast<const T*>(A.get()), j0, j1, K, lambda, rowmax.data(), lse.data(), cm, &bad[b]);
       }
-      if (!ok) break;
-      double s = 0;
-      for (int64_t k = 0; k < K; ++k) {
-        double v = src.z ? static_cast<double>(src.z[j * K + k]) : static_cast<double>(A[j * K + k]);
-        s += std::exp(v - m);
-        cm[k] = std::max(cm[k], lambda * (v - m));
-      }
-      rowmax[j] = m;
-      lse[j] = m + std::log(s);
     }
   }
   for (int64_t b = 0; b < B.nb; ++b)
@@ -343,7 +446,7 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
   if (warm) {
     double mx = -std::numeric_limits<double>::infinity();
     for (int64_t k = 0; k < K; ++k) mx = std::max(mx, o.warm_log_r[k] + M[k]);
-    for (int64_t k = 0; k < K; ++k) r[k] = std::exp(std::max(o.warm_log_r[k] + M[k] - mx, -600.0));
+    for (int64_t k = 0; k < K; ++k) r[k] = exp_nonpos(std::max(o.warm_log_r[k] + M[k] - mx, -600.0));
   }
 
   // Build pass 2: A = exp(lambda*(z - rowmax) - M), then the first half-step:
@@ -353,24 +456,15 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
     FlushDenormals ftz;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < B.nb; ++b) {
-      const int64_t j0 = B.begin(b), j1 = B.end(b);
       double* cs = part.data() + b * K;
       std::fill(cs, cs + K, 0.0);
-      for (int64_t j = j0; j < j1; ++j) {
-        T* a = A.get() + j * K;
-        const double m = rowmax[j];
-        for (int64_t k = 0; k < K; ++k) {
-          double v = src.z ? static_cast<double>(src.z[j * K + k]) : static_cast<double>(a[k]);
-          a[k] = stored_exp<T>(lambda * (v - m) - M[k]);
-        }
-        double cj = inv_n * std::exp(std::max(-lambda * (lse[j] - m - min_ls), -600.0));
-        if (warm) {
-          double dot = dot_row(a, r.data(), K);  // > 0: the row's argmax column has A = 1 and r >= e^-600
-          cj = inv_n / dot;
-        }
-        c[j] = cj;
-        axpy_row(cs, a, cj, K);
-      }
+      const T* zsrc = A.get();
+      if (src.z)
+        build_pass2(src.z, A.get(), B.begin(b), B.end(b), K, lambda, rowmax.data(), lse.data(), min_ls, M.data(),
+                    warm ? r.data() : nullptr, c.data(), cs, inv_n);
+      else
+        build_pass2(zsrc, A.get(), B.begin(b), B.end(b), K, lambda, rowmax.data(), lse.data(), min_ls, M.data(),
+                    warm ? r.data() : nullptr, c.data(), cs, inv_n);
     }
   }
   auto reduce_r = [&](std::vector<double>& out) -> int64_t {  // returns a bad cluster or -1
@@ -392,21 +486,20 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
   if (int64_t bk = reduce_r(r); bk >= 0) range_fail(0, "cluster", bk);
   res.build_seconds = now_s() - t_build;
 
-  // Iterations: one fused pass each; err and labels on check passes (every 10th and the last allowed).
+  // Iterations: one fused pass each; err on check passes (every 10th and the last allowed).
   const double t_solve = now_s();
   int it = 0;
   for (;; ++it) {
     const bool check = (it % 10 == 0) || (it == o.max_iters - 1);
     const double* rp = r.data();
     double* cp = c.data();
-    int32_t* lp = res.labels.data();
 #pragma omp parallel num_threads(nt)
     {
       FlushDenormals ftz;
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < B.nb; ++b) {
         bo[b] = BlockOut{};
-        fused_block(A.get(), B.begin(b), B.end(b), K, rp, cp, part.data() + b * K, check, lp, inv_n, &bo[b]);
+        fused_block(A.get(), B.begin(b), B.end(b), K, rp, cp, part.data() + b * K, check, inv_n, &bo[b]);
       }
 #pragma omp for schedule(static)
       for (int64_t k = 0; k < K; ++k) {
@@ -431,6 +524,15 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
     for (int64_t k = 0; k < K; ++k)
       if (!(r_next[k] > 0 && r_next[k] < std::numeric_limits<double>::infinity())) range_fail(it + 1, "cluster", k);
     r.swap(r_next);
+  }
+  // Labels: argmax_k A[j,k] r[k] with the r that produced the final c (one more pass;
+  // an argmax on every check pass cost more than that over a few hundred iterations).
+#pragma omp parallel num_threads(nt)
+  {
+    FlushDenormals ftz;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < B.nb; ++b)
+      for (int64_t j = B.begin(b); j < B.end(b); ++j) res.labels[j] = argmax_row(A.get() + j * K, r.data(), K);
   }
   res.solve_seconds = now_s() - t_solve;
   if (!res.converged) {
@@ -461,6 +563,20 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
 }
 
 }  // namespace
+
+MatrixMemory::MatrixMemory(size_t bytes) {
+  const size_t huge = size_t(2) << 20;
+  len_ = std::max<size_t>((bytes + huge - 1) / huge * huge, huge);
+  void* p = mmap(nullptr, len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+  madvise(p, len_, MADV_HUGEPAGE);  // advice only: without THP it is plain 4 KB pages
+#endif
+  p_ = p;
+}
+MatrixMemory::~MatrixMemory() {
+  if (p_) munmap(p_, len_);
+}
 
 uint64_t planned_bytes(int64_t n, int64_t k, Storage s) {
   const uint64_t N = static_cast<uint64_t>(n), K = static_cast<uint64_t>(k);

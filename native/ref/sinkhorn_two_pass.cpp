@@ -33,7 +33,13 @@ Result solve_two_pass_reference(const float* z, int64_t N, int64_t K, const Opti
   const double inv_n = 1.0 / static_cast<double>(N), inv_k = 1.0 / static_cast<double>(K);
   const double t0 = now();
 
-  std::unique_ptr<double[]> P(new double[static_cast<size_t>(N) * static_cast<size_t>(K)]);  // (N, K)
+  // same allocation as the fused solver, so the comparison is about passes, not page faults
+  MatrixMemory P_mem(static_cast<size_t>(N) * static_cast<size_t>(K) * sizeof(double));
+  struct {
+    double* p;
+    double* get() const { return p; }
+    double& operator[](size_t i) const { return p[i]; }
+  } P{static_cast<double*>(P_mem.data())};  // (N, K)
   // P = softmax(z); P **= lambda
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t j = 0; j < N; ++j) {
