@@ -1,6 +1,7 @@
 // The typed native binding: the only module that loads the addon.
 import * as fs from "node:fs";
 import * as path from "node:path";
+import type { SinkhornDtype, SinkhornOptions, SinkhornResult } from "./sinkhorn";
 
 /** Package root: the nearest parent directory whose package.json is ours. */
 export function packageRoot(): string {
@@ -94,6 +95,20 @@ export interface NativeBinding {
   augmentBatch(src: Uint8Array, desc: NativeAugmentDesc, out: Float32Array): Promise<Float32Array>;
   resizeU8(src: Uint8Array, height: number, width: number, srcStride: number, channels: number, outHeight: number, outWidth: number): Promise<Uint8Array>;
   syntheticImages(seed: number, count: number): Promise<NativeSynthetic>;
+  // sinkhorn_binding.cpp (wrapped by lib/sinkhorn.ts)
+  sinkhornLogits(logits: Float32Array, n: number, k: number, opts: SinkhornOptions): Promise<SinkhornResult>;
+  sinkhornFeatures(
+    features: Float32Array,
+    n: number,
+    d: number,
+    weight: Float32Array,
+    bias: Float32Array | null,
+    k: number,
+    opts: SinkhornOptions,
+  ): Promise<SinkhornResult>;
+  sinkhornTwoPass(logits: Float32Array, n: number, k: number, opts: SinkhornOptions): Promise<SinkhornResult>;
+  sinkhornPlannedBytes(n: number, k: number, dtype: SinkhornDtype): number;
+  memoryBandwidth(bytes: number, threads: number, reps: number): Promise<{ read: number; copy: number; triad: number }>;
   [name: string]: unknown;
 }
 

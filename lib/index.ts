@@ -9,3 +9,4 @@ export type { Labels, ClusteringScores, ClusterAccuracy } from "./metrics";
 export * from "./data";
 export { Prng } from "./prng";
 export type { PrngState } from "./prng";
+export * from "./sinkhorn";

@@ -1,0 +1,215 @@
+// npm run bench -- sinkhorn [--quick] [--threads N] [--no-numpy] [--numpy-big] [--ref-iters N]
+//
+// Per size (N x K logits, lambda 25, tol 0.1): the fused solver with f64 and f32
+// storage, the reference's two-pass algorithm in C++ (softmax, power, two
+// matrix-vector passes per iteration: a fair "numpy-like" baseline), and the actual
+// numpy reference (bench/sinkhorn_numpy.py via /usr/bin/python3) for the N=60000
+// sizes (N=200000/K=3000 with --numpy-big: about 4 minutes and ~10 GB). Prints
+// seconds per iteration, GB/s, the bandwidth floor (bytes of one pass over the
+// matrix / this machine's measured bandwidth) and the per-solve speedups, all
+// measured in this run. The default run stays under ~10 minutes on a quiet 2-core
+// machine: the C++ two-pass baseline of the largest size is timed for --ref-iters
+// iterations and its solve time extrapolated to the fused solver's iteration count
+// (both run the same iterates, so they take the same number of iterations).
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { execFileSync } from "node:child_process";
+import { packageRoot, native } from "../lib/binding";
+import { sinkhorn, sinkhornTwoPassReference, memoryBandwidth, SinkhornResult } from "../lib/sinkhorn";
+
+interface Row {
+  size: string;
+  impl: string;
+  iters: number;
+  buildS: number;
+  perIterS: number;
+  gbs: number;
+  xFloor: number | null;
+  solveS: number;
+  note: string;
+}
+
+/** Logits like a network head's: per-image offsets, cluster preferences and noise. Deterministic. */
+function makeLogits(n: number, k: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const rnd = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const pref = new Float32Array(k);
+  for (let q = 0; q < k; q++) pref[q] = (rnd() - 0.5) * 0.5;
+  const z = new Float32Array(n * k);
+  for (let j = 0; j < n; j++) {
+    const base = (rnd() - 0.5) * 2;
+    for (let q = 0; q < k; q++) {
+      // sum of 3 uniforms: cheap, roughly normal, std ~0.5
+      z[j * k + q] = base + pref[q] + (rnd() + rnd() + rnd() - 1.5);
+    }
+  }
+  return z;
+}
+
+function fmt(v: number, digits = 3): string {
+  if (!Number.isFinite(v)) return "-";
+  if (v !== 0 && Math.abs(v) < 0.01) return v.toExponential(2);
+  return v.toFixed(digits);
+}
+
+function argVal(args: string[], name: string, dflt: number): number {
+  const i = args.indexOf(name);
+  return i >= 0 && i + 1 < args.length ? Number(args[i + 1]) : dflt;
+}
+
+function memAvailable(): number {
+  try {
+    const m = fs.readFileSync("/proc/meminfo", "utf8").match(/MemAvailable:\s+(\d+) kB/);
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    /* fall through */
+  }
+  return os.freemem();
+}
+
+function agreement(a: Int32Array, b: Int32Array): number {
+  let same = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] === b[i]) same++;
+  return same / a.length;
+}
+
+export async function main(args: string[]): Promise<void> {
+  const quick = args.includes("--quick");
+  const threads = argVal(args, "--threads", native().info().threads);
+  const refIters = argVal(args, "--ref-iters", 40);
+  const withNumpy = !args.includes("--no-numpy");
+  const numpyBig = args.includes("--numpy-big");
+  const lambda = 25, tol = 0.1;
+  const sizes: [number, number][] = quick
+    ? [[60000, 10], [60000, 128], [50000, 1000]]
+    : [[60000, 10], [60000, 128], [200000, 3000]];
+
+  console.log(`sinkhorn bench: ${threads} threads, lambda=${lambda}, tol=${tol}${quick ? " (--quick)" : ""}`);
+  console.log(`cpu: ${native().info().cpu}; load average ${os.loadavg().map((v) => v.toFixed(2)).join(" ")}`);
+  // Bandwidth: best of read-only sum, copy and triad over 3 x 512 MB arrays. The solver
+  // only reads the matrix; taking the best of the three makes the floor strict.
+  const bw = await memoryBandwidth(quick ? 256 << 20 : 512 << 20, threads, 3);
+  const bwBest = Math.max(bw.read, bw.copy, bw.triad);
+  console.log(`memory bandwidth (GB/s): read ${fmt(bw.read, 1)}, copy ${fmt(bw.copy, 1)}, triad ${fmt(bw.triad, 1)} -> floor uses ${fmt(bwBest, 1)}`);
+
+  const rows: Row[] = [];
+  const summary: string[] = [];
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sln-sinkhorn-"));
+  try {
+    for (const [n, k] of sizes) {
+      const size = `${n}x${k}`;
+      const z = makeLogits(n, k, n + k);
+      const entries = n * k;
+      const fused: Record<string, SinkhornResult> = {};
+      for (const dtype of ["f64", "f32"] as const) {
+        const res = await sinkhorn(z, n, k, { lambda, tol, dtype, threads });
+        fused[dtype] = res;
+        const bytes = entries * (dtype === "f64" ? 8 : 4);
+        const per = res.solveSeconds / res.iterations;
+        rows.push({
+          size,
+          impl: `fused ${dtype}`,
+          iters: res.iterations,
+          buildS: res.buildSeconds,
+          perIterS: per,
+          gbs: bytes / per / 1e9,
+          xFloor: per / (bytes / (bwBest * 1e9)),
+          solveS: res.buildSeconds + res.solveSeconds,
+          note: res.converged ? "" : "not converged",
+        });
+      }
+      const iters = fused.f64.iterations;
+      // C++ two-pass reference (f64 storage, as the reference)
+      const capped = !quick && entries > 1e8;
+      const tp = await sinkhornTwoPassReference(z, n, k, {
+        lambda,
+        tol,
+        threads,
+        maxIters: capped ? Math.min(refIters, iters) : 100000,
+      });
+      const tpPer = tp.solveSeconds / tp.iterations;
+      const tpSolve = tp.buildSeconds + tpPer * iters;
+      rows.push({
+        size,
+        impl: "C++ two-pass",
+        iters: tp.iterations,
+        buildS: tp.buildSeconds,
+        perIterS: tpPer,
+        gbs: (2 * entries * 8) / tpPer / 1e9,
+        xFloor: tpPer / ((entries * 8) / (bwBest * 1e9)),
+        solveS: tpSolve,
+        note: capped ? `timed ${tp.iterations} iters, solve extrapolated to ${iters}` : `labels agree ${fmt(100 * agreement(tp.labels, fused.f64.labels), 2)}%`,
+      });
+      let npSolve = NaN;
+      const bigOk = entries <= 1e7 || numpyBig;
+      if (withNumpy && bigOk) {
+        const need = entries * 8 + entries * 4 + (64 << 20);
+        if (memAvailable() < need * 1.2) {
+          console.log(`numpy ${size}: skipped, needs ~${(need / 1e9).toFixed(1)} GB and ${(memAvailable() / 1e9).toFixed(1)} GB is available`);
+        } else {
+          const zf = path.join(tmp, "z.f32"), lf = path.join(tmp, "labels.i32");
+          fs.writeFileSync(zf, Buffer.from(z.buffer, z.byteOffset, z.byteLength));
+          const out = execFileSync(
+            "/usr/bin/python3",
+            [path.join(packageRoot(), "bench/sinkhorn_numpy.py"), zf, String(n), String(k), String(lambda), String(tol), "100000", lf],
+            { encoding: "utf8", maxBuffer: 1 << 20 },
+          );
+          const r = JSON.parse(out.trim().split("\n").pop()!);
+          const labels = new Int32Array(new Uint8Array(fs.readFileSync(lf)).buffer);
+          fs.rmSync(zf);
+          fs.rmSync(lf);
+          const per = r.loop_s / r.iterations;
+          npSolve = r.softmax_s + r.solve_s;
+          rows.push({
+            size,
+            impl: "numpy reference",
+            iters: r.iterations,
+            buildS: r.softmax_s + r.power_s,
+            perIterS: per,
+            gbs: (2 * entries * 8) / per / 1e9,
+            xFloor: per / ((entries * 8) / (bwBest * 1e9)),
+            solveS: npSolve,
+            note: `labels agree ${fmt(100 * agreement(labels, fused.f64.labels), 2)}%`,
+          });
+        }
+      }
+      const f64S = rows.find((r) => r.size === size && r.impl === "fused f64")!.solveS;
+      const f32S = rows.find((r) => r.size === size && r.impl === "fused f32")!.solveS;
+      summary.push(
+        `${size}: per solve, fused f64 ${fmt(tpSolve / f64S, 2)}x and fused f32 ${fmt(tpSolve / f32S, 2)}x faster than C++ two-pass` +
+          (Number.isFinite(npSolve) ? `; ${fmt(npSolve / f64S, 2)}x and ${fmt(npSolve / f32S, 2)}x faster than numpy` : "") +
+          `; f32 labels agree with f64 on ${fmt(100 * agreement(fused.f32.labels, fused.f64.labels), 2)}%`,
+      );
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+
+  const header = ["size", "impl", "iters", "build s", "s/iter", "GB/s", "x floor", "solve s", "note"];
+  const table = rows.map((r) => [
+    r.size,
+    r.impl,
+    String(r.iters),
+    fmt(r.buildS),
+    fmt(r.perIterS, 4),
+    fmt(r.gbs, 1),
+    r.xFloor === null ? "-" : fmt(r.xFloor, 2),
+    fmt(r.solveS, 2),
+    r.note,
+  ]);
+  console.log("");
+  console.log("| " + header.join(" | ") + " |");
+  console.log("|" + header.map(() => "---").join("|") + "|");
+  for (const t of table) console.log("| " + t.join(" | ") + " |");
+  console.log("");
+  console.log("x floor = s/iter / (bytes of ONE pass over the stored matrix / measured bandwidth); GB/s counts the bytes each");
+  console.log("implementation streams per iteration (two passes for the two-pass ones). solve s = build (exp/softmax/power) + iterations.");
+  for (const s of summary) console.log(s);
+}

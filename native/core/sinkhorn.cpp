@@ -1,0 +1,645 @@
+// The fused float64 Sinkhorn-Knopp solver: see sinkhorn.h for the algorithm, the
+// underflow handling and the determinism rule. Nothing here throws inside an
+// OpenMP region (an exception leaving a region would terminate the process):
+// workers record what went wrong and the driver throws after the region.
+#include "core/sinkhorn.h"
+
+// FP operations here never trap (no FP exceptions are enabled): letting GCC assume it
+// allows if-conversion, so the exp and flush selects vectorize. Results are unchanged.
+#pragma GCC optimize("no-trapping-math")
+
+#include <omp.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <string>
+
+#include "sln/errors.h"
+
+namespace sln::sinkhorn {
+
+namespace {
+
+// Rows are split into at most this many blocks, whatever the thread count: each
+// block owns a partial column-sum vector (kMaxBlocks x K doubles, 6 MB at K=3000,
+// read once per iteration next to the 2.4-4.8 GB matrix).
+constexpr int64_t kMaxBlocks = 256;
+
+struct Blocks {
+  int64_t n = 0, nb = 0, rows = 0;
+  explicit Blocks(int64_t n_) : n(n_) {
+    int64_t want = std::min<int64_t>(n, kMaxBlocks);
+    rows = (n + want - 1) / want;
+    nb = (n + rows - 1) / rows;
+  }
+  int64_t begin(int64_t b) const { return b * rows; }
+  int64_t end(int64_t b) const { return std::min(n, (b + 1) * rows); }
+};
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string fmt_gb(double bytes) {
+  char buf[64];
+  if (bytes >= 1e9) std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
+  else if (bytes >= 1e6) std::snprintf(buf, sizeof buf, "%.1f MB", bytes / 1e6);
+  else std::snprintf(buf, sizeof buf, "%.0f bytes", bytes);
+  return buf;
+}
+
+const char* storage_name(Storage s) { return s == Storage::F64 ? "f64" : "f32"; }
+
+// MemAvailable from /proc/meminfo (bytes); 0 when unknown.
+uint64_t mem_available() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  uint64_t val = 0;
+  std::string unit;
+  while (f >> key >> val) {
+    std::getline(f, unit);
+    if (key == "MemAvailable:") return val * 1024ull;
+  }
+  long pages = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+  return pages > 0 && psz > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(psz) : 0;
+}
+
+void check_args(int64_t n, int64_t k, const Options& o) {
+  if (k < 1) SLN_FAIL(Range, "SLN_INVALID_SHAPE", "sinkhorn: K (clusters) must be >= 1, got K=" << k);
+  if (n < k)
+    SLN_FAIL(Range, "SLN_INVALID_SHAPE",
+             "sinkhorn: N (images) must be >= K (clusters) for an equipartition, got N=" << n << ", K=" << k);
+  if (n > std::numeric_limits<int32_t>::max())
+    SLN_FAIL(Range, "SLN_INVALID_SHAPE", "sinkhorn: N must be < 2^31, got N=" << n);
+  if (!(o.lambda > 0) || !std::isfinite(o.lambda))
+    SLN_FAIL(Range, "SLN_INVALID_ARGUMENT", "sinkhorn: lambda must be a finite number > 0, got " << o.lambda);
+  if (!(o.tol >= 0) || !std::isfinite(o.tol))
+    SLN_FAIL(Range, "SLN_INVALID_ARGUMENT", "sinkhorn: tol must be a finite number >= 0, got " << o.tol);
+  if (o.max_iters < 1)
+    SLN_FAIL(Range, "SLN_INVALID_ARGUMENT", "sinkhorn: maxIters must be >= 1, got " << o.max_iters);
+  if (o.threads < 1) SLN_FAIL(Range, "SLN_INVALID_ARGUMENT", "sinkhorn: threads must be >= 1, got " << o.threads);
+  if (o.warm_log_r) {
+    for (int64_t i = 0; i < k; ++i)
+      if (!std::isfinite(o.warm_log_r[i]))
+        SLN_FAIL(Range, "SLN_INVALID_ARGUMENT",
+                 "sinkhorn: warmStart[" << i << "] is " << o.warm_log_r[i] << "; a warm start must be finite log r (K)");
+  }
+}
+
+// Refuse before allocating anything large.
+void check_memory(int64_t n, int64_t k, Storage s, uint64_t budget, uint64_t need) {
+  uint64_t avail = budget ? budget : mem_available();
+  if (avail == 0 || need <= avail) return;
+  std::ostringstream os;
+  os << "sinkhorn: the N x K = " << n << " x " << k << " matrix in " << storage_name(s) << " storage needs "
+     << fmt_gb(static_cast<double>(need)) << " but only " << fmt_gb(static_cast<double>(avail))
+     << " of memory is available; ";
+  if (s == Storage::F64)
+    os << "use --dtype f32 (float32 storage, float64 accumulation: "
+       << fmt_gb(static_cast<double>(planned_bytes(n, k, Storage::F32))) << ")";
+  else
+    os << "--dtype f32 is already the smallest storage: use fewer images or free memory";
+  throw Error(ErrorKind::OutOfMemory, "SLN_OUT_OF_MEMORY", os.str());
+}
+
+#define SLN_ALWAYS_INLINE __attribute__((always_inline)) inline
+
+// dot(a, r) with 8 independent float64 accumulators (vectorizes without reassociation).
+template <class T>
+SLN_ALWAYS_INLINE double dot_row(const T* a, const double* r, int64_t K) {
+  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t k = 0;
+  for (; k + 8 <= K; k += 8)
+    for (int i = 0; i < 8; ++i) s[i] += static_cast<double>(a[k + i]) * r[k + i];
+  for (int i = 0; k < K; ++k, ++i) s[i] += static_cast<double>(a[k]) * r[k];
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+template <class T>
+SLN_ALWAYS_INLINE void axpy_row(double* y, const T* a, double x, int64_t K) {
+  for (int64_t k = 0; k < K; ++k) y[k] += static_cast<double>(a[k]) * x;
+}
+
+// First maximum of a[k]*r[k] (np.nanargmax keeps the first of equal maxima).
+template <class T>
+SLN_ALWAYS_INLINE int32_t argmax_row(const T* a, const double* r, int64_t K) {
+  double best = static_cast<double>(a[0]) * r[0];
+  int32_t bi = 0;
+  for (int64_t k = 1; k < K; ++k) {
+    double v = static_cast<double>(a[k]) * r[k];
+    if (v > best) {
+      best = v;
+      bi = static_cast<int32_t>(k);
+    }
+  }
+  return bi;
+}
+
+// Denormal results (a tiny A[j,k] times a tiny c_j in the column sums, say) cost a
+// microcode assist each: with them the fused pass ran at half its speed. Inside the
+// solver's parallel regions every thread flushes denormal results and operands to
+// zero (they are < 2^-1022 against sums of normal numbers), and restores its mode after.
+class FlushDenormals {
+ public:
+#if defined(__SSE2__)
+  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040); }  // FTZ | DAZ
+  ~FlushDenormals() { _mm_setcsr(saved_); }
+
+ private:
+  unsigned saved_;
+#endif
+};
+
+// exp(x) for x <= 0, vectorizable (the build computes ~2 exps per matrix entry;
+// glibc's scalar exp made the build cost as much as ~40 iterations). Cody-Waite
+// reduction x = n ln2 + t, |t| <= ln2/2, degree-12 Taylor polynomial (truncation
+// < 2e-16 relative), times 2^n built from its bits. x < -708 gives 0 (that is below
+// the smallest normal double). No FMA is used, so every clone rounds alike.
+SLN_ALWAYS_INLINE double exp_nonpos(double x) {
+  const double log2e = 1.4426950408889634, ln2hi = 6.93147180369123816490e-01, ln2lo = 1.90821492927058770002e-10;
+  const double shifter = 6755399441055744.0;  // 1.5 * 2^52: x*log2e + shifter holds round(x*log2e) in its low bits
+  const bool tiny = !(x >= -708.0);
+  const double xc = tiny ? -708.0 : x;
+  double kd = xc * log2e + shifter;
+  uint64_t kb, sb;
+  std::memcpy(&kb, &kd, 8);
+  std::memcpy(&sb, &shifter, 8);
+  kd -= shifter;
+  const double t = (xc - kd * ln2hi) - kd * ln2lo;
+  double p = 1.0 / 479001600.0;  // 1/12!
+  p = p * t + 1.0 / 39916800.0;
+  p = p * t + 1.0 / 3628800.0;
+  p = p * t + 1.0 / 362880.0;
+  p = p * t + 1.0 / 40320.0;
+  p = p * t + 1.0 / 5040.0;
+  p = p * t + 1.0 / 720.0;
+  p = p * t + 1.0 / 120.0;
+  p = p * t + 1.0 / 24.0;
+  p = p * t + 1.0 / 6.0;
+  p = p * t + 0.5;
+  p = p * t + 1.0;
+  p = p * t + 1.0;
+  const int64_t n = static_cast<int64_t>(kb - sb);  // in [-1022, 0]
+  const uint64_t eb = static_cast<uint64_t>(n + 1023) << 52;
+  double two_n;
+  std::memcpy(&two_n, &eb, 8);
+  return tiny ? 0.0 : p * two_n;
+}
+
+// exp(x) <= 1 as stored in T, with results below T's smallest normal number stored as
+// 0: they are < 2^-126 (f32) or 2^-1022 (f64) of the row's own 1, and denormal
+// operands cost a microcode assist per use (measured: f32 storage with denormals ran
+// slower per iteration than f64).
+template <class T>
+SLN_ALWAYS_INLINE T stored_exp(double x) {
+  const T v = static_cast<T>(exp_nonpos(x));
+  return v < std::numeric_limits<T>::min() ? T(0) : v;
+}
+
+struct BadValue {
+  int64_t row = -1, col = -1;
+  double value = 0;
+};
+
+// Build pass 1 over rows [j0, j1) of z (row stride K): rowmax, lse = log sum exp(z),
+// cm[k] = max(cm[k], lambda*(z - rowmax)); stops at the first non-finite value.
+template <class ZT>
+SLN_ALWAYS_INLINE void build_pass1_impl(const ZT* z, int64_t j0, int64_t j1, int64_t K, double lambda, double* rowmax,
+                                        double* lse, double* cm, BadValue* bad) {
+  for (int64_t j = j0; j < j1; ++j) {
+    const ZT* zr = z + j * K;
+    double m = -std::numeric_limits<double>::infinity();
+    bool finite = true;
+    for (int64_t k = 0; k < K; ++k) {
+      const double v = static_cast<double>(zr[k]);
+      finite &= (v - v == 0.0);  // false for NaN and +-Inf
+      m = v > m ? v : m;
+    }
+    if (!finite) {
+      for (int64_t k = 0; k < K; ++k)
+        if (!std::isfinite(static_cast<double>(zr[k]))) {
+          *bad = {j, k, static_cast<double>(zr[k])};
+          return;
+        }
+    }
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t k = 0;
+    for (; k + 8 <= K; k += 8)
+      for (int i = 0; i < 8; ++i) s[i] += exp_nonpos(static_cast<double>(zr[k + i]) - m);
+    for (int i = 0; k < K; ++k, ++i) s[i] += exp_nonpos(static_cast<double>(zr[k]) - m);
+    for (k = 0; k < K; ++k) {
+      const double v = lambda * (static_cast<double>(zr[k]) - m);
+      cm[k] = v > cm[k] ? v : cm[k];
+    }
+    rowmax[j] = m;
+    lse[j] = m + std::log(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));
+  }
+}
+
+__attribute__((target_clones("avx2", "default"))) void build_pass1(const float* z, int64_t j0, int64_t j1, int64_t K,
+                                                                   double lambda, double* rowmax, double* lse,
+                                                                   double* cm, BadValue* bad) {
+  build_pass1_impl(z, j0, j1, K, lambda, rowmax, lse, cm, bad);
+}
+__attribute__((target_clones("avx2", "default"))) void build_pass1(const double* z, int64_t j0, int64_t j1, int64_t K,
+                                                                   double lambda, double* rowmax, double* lse,
+                                                                   double* cm, BadValue* bad) {
+  build_pass1_impl(z, j0, j1, K, lambda, rowmax, lse, cm, bad);
+}
+
+// Build pass 2 over rows [j0, j1): A = exp(lambda*(z - rowmax) - M) (z may be A itself,
+// read before written), c = the start value (cold) or (1/N)/(A r) (warm), colsum += A c.
+template <class T, class ZT>
+SLN_ALWAYS_INLINE void build_pass2_impl(const ZT* z, T* A, int64_t j0, int64_t j1, int64_t K, double lambda,
+                                        const double* rowmax, const double* lse, double min_ls, const double* M,
+                                        const double* warm_r, double* c, double* colsum, double inv_n) {
+  for (int64_t j = j0; j < j1; ++j) {
+    const ZT* zr = z + j * K;
+    T* a = A + j * K;
+    const double m = rowmax[j];
+    for (int64_t k = 0; k < K; ++k) a[k] = stored_exp<T>(lambda * (static_cast<double>(zr[k]) - m) - M[k]);
+    double cj = inv_n * exp_nonpos(std::max(-lambda * (lse[j] - m - min_ls), -600.0));
+    if (warm_r) cj = inv_n / dot_row(a, warm_r, K);  // > 0: the row's argmax column has A = 1 and r >= e^-600
+    c[j] = cj;
+    axpy_row(colsum, a, cj, K);
+  }
+}
+
+#define SLN_PASS2(T, ZT)                                                                                           \
+  __attribute__((target_clones("avx2", "default"))) void build_pass2(                                            \
+      const ZT* z, T* A, int64_t j0, int64_t j1, int64_t K, double lambda, const double* rowmax, const double* lse, \
+      double min_ls, const double* M, const double* warm_r, double* c, double* colsum, double inv_n) {             \
+    build_pass2_impl(z, A, j0, j1, K, lambda, rowmax, lse, min_ls, M, warm_r, c, colsum, inv_n);                 \
+  }
+SLN_PASS2(double, float)
+SLN_PASS2(double, double)
+SLN_PASS2(float, float)
+#undef SLN_PASS2
+
+struct BlockOut {
+  double err = 0;
+  int64_t bad_row = -1;  // first row whose B r was not a positive finite number
+};
+
+// One fused pass over the rows of one block (see sinkhorn.h). colsum: this block's K partials.
+template <class T>
+SLN_ALWAYS_INLINE void fused_block_impl(const T* A, int64_t j0, int64_t j1, int64_t K, const double* r, double* c,
+                                        double* colsum, bool check, double inv_n, BlockOut* out) {
+  std::fill(colsum, colsum + K, 0.0);
+  double err = 0;
+  for (int64_t j = j0; j < j1; ++j) {
+    const T* a = A + j * K;
+    double dot = dot_row(a, r, K);
+    if (!(dot > 0) || !(dot < std::numeric_limits<double>::infinity())) {
+      if (out->bad_row < 0) out->bad_row = j;
+      continue;
+    }
+    double cn = inv_n / dot;
+    if (check) err += std::fabs(c[j] / cn - 1.0);
+    c[j] = cn;
+    axpy_row(colsum, a, cn, K);
+  }
+  out->err = err;
+}
+
+// The hot loop, compiled for AVX2 and for the baseline ISA; the loader picks one
+// (ifunc). No FMA: AVX2 alone does not enable contraction, so both clones round alike.
+__attribute__((target_clones("avx2", "default"))) void fused_block_f64(const double* A, int64_t j0, int64_t j1,
+                                                                       int64_t K, const double* r, double* c,
+                                                                       double* colsum, bool check,
+                                                                       double inv_n, BlockOut* out) {
+  fused_block_impl(A, j0, j1, K, r, c, colsum, check, inv_n, out);
+}
+__attribute__((target_clones("avx2", "default"))) void fused_block_f32(const float* A, int64_t j0, int64_t j1,
+                                                                       int64_t K, const double* r, double* c,
+                                                                       double* colsum, bool check,
+                                                                       double inv_n, BlockOut* out) {
+  fused_block_impl(A, j0, j1, K, r, c, colsum, check, inv_n, out);
+}
+void fused_block(const double* A, int64_t j0, int64_t j1, int64_t K, const double* r, double* c, double* colsum,
+                 bool check, double inv_n, BlockOut* out) {
+  fused_block_f64(A, j0, j1, K, r, c, colsum, check, inv_n, out);
+}
+void fused_block(const float* A, int64_t j0, int64_t j1, int64_t K, const double* r, double* c, double* colsum,
+                 bool check, double inv_n, BlockOut* out) {
+  fused_block_f32(A, j0, j1, K, r, c, colsum, check, inv_n, out);
+}
+
+// One logit of the features variant, in the order sinkhorn.h documents.
+inline float feature_logit(const float* f, const float* w, int64_t D, const float* bias, int64_t k) {
+  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t d = 0;
+  for (; d + 8 <= D; d += 8)
+    for (int i = 0; i < 8; ++i) s[i] += static_cast<double>(f[d + i]) * static_cast<double>(w[d + i]);
+  for (int i = 0; d < D; ++d, ++i) s[i] += static_cast<double>(f[d]) * static_cast<double>(w[d]);
+  double t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  if (bias) t += static_cast<double>(bias[k]);
+  return static_cast<float>(t);
+}
+
+// Where the logits come from: a (N, K) array, or features x weight^T + bias
+// computed block by block into the matrix buffer itself (then turned into A in place).
+struct LogitSource {
+  const float* z = nullptr;  // logits variant
+  const float* features = nullptr;
+  const float* weight = nullptr;
+  const float* bias = nullptr;
+  int64_t d = 0;
+  float at(int64_t j, int64_t k, int64_t K) const {
+    return z ? z[j * K + k] : feature_logit(features + j * d, weight + k * d, d, bias, k);
+  }
+};
+
+// Write the logits of rows [j0, j1) into dst (T, row-major K): tiles of 16 rows so
+// each weight row is reused from cache.
+template <class T>
+void compute_feature_logits(const LogitSource& src, int64_t j0, int64_t j1, int64_t K, T* dst) {
+  constexpr int64_t tile = 16;
+  for (int64_t t0 = j0; t0 < j1; t0 += tile) {
+    int64_t t1 = std::min(j1, t0 + tile);
+    for (int64_t k = 0; k < K; ++k) {
+      const float* w = src.weight + k * src.d;
+      for (int64_t j = t0; j < t1; ++j)
+        dst[j * K + k] = static_cast<T>(feature_logit(src.features + j * src.d, w, src.d, src.bias, k));
+    }
+  }
+}
+
+void throw_bad_logit(const BadValue& bad, const LogitSource& src) {
+  const char* what = std::isnan(bad.value) ? "NaN" : (bad.value > 0 ? "+Inf" : "-Inf");
+  SLN_FAIL(Range, "SLN_NONFINITE_LOGITS",
+           "sinkhorn: logits row " << bad.row << " (image " << bad.row << ") has " << what << " at column " << bad.col
+                                   << (src.z ? "" : " (computed from its features, the head weight and bias)")
+                                   << "; labels need finite logits: check the model's outputs for that image");
+}
+
+template <class T>
+Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o) {
+  check_args(N, K, o);
+  check_memory(N, K, o.storage, o.memory_budget, planned_bytes(N, K, o.storage));
+  const double t_build = now_s();
+  const int nt = o.threads;
+  const Blocks B(N);
+  const double lambda = o.lambda, inv_n = 1.0 / static_cast<double>(N), inv_k = 1.0 / static_cast<double>(K);
+
+  MatrixMemory A_mem(static_cast<size_t>(N) * static_cast<size_t>(K) * sizeof(T));
+  struct {
+    T* p;
+    T* get() const { return p; }
+    T& operator[](size_t i) const { return p[i]; }
+  } A{static_cast<T*>(A_mem.data())};  // (N, K) shifted P^lambda
+  std::vector<double> rowmax(N), lse(N);   // (N) max_k z, log sum_k exp(z) (for the cost)
+  std::vector<double> c(N, inv_n);         // (N) image scaling
+  std::vector<double> part(static_cast<size_t>(B.nb) * K);  // (nb, K) per-block column partials
+  std::vector<double> M(K), r(K), r_next(K);                // (K)
+  std::vector<BadValue> bad(B.nb);
+  std::vector<BlockOut> bo(B.nb);
+  Result res;
+  res.labels.assign(N, 0);
+
+  // Build pass 1: row max, logsumexp, finiteness, per-block column max of lambda*(z - rowmax).
+#pragma omp parallel num_threads(nt)
+  {
+    FlushDenormals ftz;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < B.nb; ++b) {
+      const int64_t j0 = B.begin(b), j1 = B.end(b);
+      double* cm = part.data() + b * K;
+      std::fill(cm, cm + K, -std::numeric_limits<double>::infinity());
+      if (src.z) {
+        build_pass1(src.z, j0, j1, K, lambda, rowmax.data(), lse.data(), cm, &bad[b]);
+      } else {
+        compute_feature_logits<T>(src, j0, j1, K, A.get());
+        build_pass1(static_cast<const T*>(A.get()), j0, j1, K, lambda, rowmax.data(), lse.data(), cm, &bad[b]);
+      }
+    }
+  }
+  for (int64_t b = 0; b < B.nb; ++b)
+    if (bad[b].row >= 0) throw_bad_logit(bad[b], src);  // blocks are in row order: the first is the first bad row
+  for (int64_t k = 0; k < K; ++k) {
+    double m = -std::numeric_limits<double>::infinity();
+    for (int64_t b = 0; b < B.nb; ++b) m = std::max(m, part[b * K + k]);
+    M[k] = m;  // finite: every logit is finite
+  }
+
+  // The reference starts from c = 1/N for P = softmax(z)^lambda, whose rows are B's
+  // divided by s_j^lambda (s_j = sum_k exp(z - rowmax)): in B's gauge that start is
+  // c_j = (1/N) s_j^-lambda. A common factor on all c_j changes nothing (r absorbs it,
+  // err is a ratio), so it is taken relative to the smallest s_j (clamped at e^-600: no denormal c).
+  double min_ls = std::numeric_limits<double>::infinity();
+  for (int64_t j = 0; j < N; ++j) min_ls = std::min(min_ls, lse[j] - rowmax[j]);
+
+  // Starting r: cold = from that c (the colsums of pass 2); warm = the given log r,
+  // moved to A's gauge (+M), shifted so its max is 0 and clamped 600 below it (exp > 0).
+  const bool warm = o.warm_log_r != nullptr;
+  if (warm) {
+    double mx = -std::numeric_limits<double>::infinity();
+    for (int64_t k = 0; k < K; ++k) mx = std::max(mx, o.warm_log_r[k] + M[k]);
+    for (int64_t k = 0; k < K; ++k) r[k] = exp_nonpos(std::max(o.warm_log_r[k] + M[k] - mx, -600.0));
+  }
+
+  // Build pass 2: A = exp(lambda*(z - rowmax) - M), then the first half-step:
+  // cold: colsum = A^T (1/N); warm: c = (1/N)/(A r), colsum = A^T c.
+#pragma omp parallel num_threads(nt)
+  {
+    FlushDenormals ftz;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < B.nb; ++b) {
+      double* cs = part.data() + b * K;
+      std::fill(cs, cs + K, 0.0);
+      const T* zsrc = A.get();
+      if (src.z)
+        build_pass2(src.z, A.get(), B.begin(b), B.end(b), K, lambda, rowmax.data(), lse.data(), min_ls, M.data(),
+                    warm ? r.data() : nullptr, c.data(), cs, inv_n);
+      else
+        build_pass2(zsrc, A.get(), B.begin(b), B.end(b), K, lambda, rowmax.data(), lse.data(), min_ls, M.data(),
+                    warm ? r.data() : nullptr, c.data(), cs, inv_n);
+    }
+  }
+  auto reduce_r = [&](std::vector<double>& out) -> int64_t {  // returns a bad cluster or -1
+    int64_t badk = -1;
+    for (int64_t k = 0; k < K; ++k) {
+      double s = 0;
+      for (int64_t b = 0; b < B.nb; ++b) s += part[b * K + k];
+      out[k] = inv_k / s;
+      if (badk < 0 && !(out[k] > 0 && out[k] < std::numeric_limits<double>::infinity())) badk = k;
+    }
+    return badk;
+  };
+  auto range_fail = [&](int it, const char* what, int64_t idx) {
+    SLN_FAIL(Range, "SLN_SINKHORN_RANGE",
+             "sinkhorn: the scaling of " << what << " " << idx << " left the float64 range at iteration " << it
+                                         << " (N=" << N << ", K=" << K << ", lambda=" << lambda
+                                         << "): lambda is too large for the spread of these logits; lower lambda (--lamb)");
+  };
+  if (int64_t bk = reduce_r(r); bk >= 0) range_fail(0, "cluster", bk);
+  res.build_seconds = now_s() - t_build;
+
+  // Iterations: one fused pass each; err on check passes (every 10th and the last allowed).
+  const double t_solve = now_s();
+  int it = 0;
+  for (;; ++it) {
+    const bool check = (it % 10 == 0) || (it == o.max_iters - 1);
+    const double* rp = r.data();
+    double* cp = c.data();
+#pragma omp parallel num_threads(nt)
+    {
+      FlushDenormals ftz;
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t b = 0; b < B.nb; ++b) {
+        bo[b] = BlockOut{};
+        fused_block(A.get(), B.begin(b), B.end(b), K, rp, cp, part.data() + b * K, check, inv_n, &bo[b]);
+      }
+#pragma omp for schedule(static)
+      for (int64_t k = 0; k < K; ++k) {
+        double s = 0;
+        for (int64_t b = 0; b < B.nb; ++b) s += part[b * K + k];  // fixed block order
+        r_next[k] = inv_k / s;
+      }
+    }
+    for (int64_t b = 0; b < B.nb; ++b)
+      if (bo[b].bad_row >= 0) range_fail(it, "image", bo[b].bad_row);
+    if (check) {
+      double err = 0;
+      for (int64_t b = 0; b < B.nb; ++b) err += bo[b].err;
+      res.error = err;
+    }
+    res.iterations = it + 1;
+    if (check && res.error <= o.tol) {  // the reference loops `while err > tol`
+      res.converged = true;
+      break;
+    }
+    if (it + 1 >= o.max_iters) break;
+    for (int64_t k = 0; k < K; ++k)
+      if (!(r_next[k] > 0 && r_next[k] < std::numeric_limits<double>::infinity())) range_fail(it + 1, "cluster", k);
+    r.swap(r_next);
+  }
+  // Labels: argmax_k A[j,k] r[k] with the r that produced the final c (one more pass;
+  // an argmax on every check pass cost more than that over a few hundred iterations).
+#pragma omp parallel num_threads(nt)
+  {
+    FlushDenormals ftz;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < B.nb; ++b)
+      for (int64_t j = B.begin(b); j < B.end(b); ++j) res.labels[j] = argmax_row(A.get() + j * K, r.data(), K);
+  }
+  res.solve_seconds = now_s() - t_solve;
+  if (!res.converged) {
+    std::ostringstream os;
+    os << "sinkhorn: stopped at maxIters=" << o.max_iters << " with error " << res.error << " > tol " << o.tol
+       << "; the labels are those of the last iterate (raise maxIters or tol, or lower lambda)";
+    res.warning = os.str();
+  }
+
+  // Outputs: counts, cost (mean -log softmax(z)[label], the reference's CIFAR cost), scalings.
+  res.counts.assign(K, 0);
+  for (int64_t j = 0; j < N; ++j) res.counts[res.labels[j]]++;
+  std::vector<double> cost_part(B.nb, 0.0);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+  for (int64_t b = 0; b < B.nb; ++b) {
+    double s = 0;
+    for (int64_t j = B.begin(b); j < B.end(b); ++j) s += lse[j] - static_cast<double>(src.at(j, res.labels[j], K));
+    cost_part[b] = s;
+  }
+  double cost = 0;
+  for (int64_t b = 0; b < B.nb; ++b) cost += cost_part[b];
+  res.cost = cost / static_cast<double>(N);
+  res.log_r.resize(K);
+  for (int64_t k = 0; k < K; ++k) res.log_r[k] = std::log(r[k]) - M[k];
+  res.log_c.resize(N);
+  for (int64_t j = 0; j < N; ++j) res.log_c[j] = std::log(c[j]);
+  return res;
+}
+
+}  // namespace
+
+MatrixMemory::MatrixMemory(size_t bytes) {
+  const size_t huge = size_t(2) << 20;
+  len_ = std::max<size_t>((bytes + huge - 1) / huge * huge, huge);
+  void* p = mmap(nullptr, len_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+  madvise(p, len_, MADV_HUGEPAGE);  // advice only: without THP it is plain 4 KB pages
+#endif
+  p_ = p;
+}
+MatrixMemory::~MatrixMemory() {
+  if (p_) munmap(p_, len_);
+}
+
+uint64_t planned_bytes(int64_t n, int64_t k, Storage s) {
+  const uint64_t N = static_cast<uint64_t>(n), K = static_cast<uint64_t>(k);
+  const uint64_t elem = s == Storage::F64 ? 8 : 4;
+  const uint64_t nb = static_cast<uint64_t>(std::min<int64_t>(n, kMaxBlocks));
+  // matrix + (c, rowmax, lse, log_c) doubles and labels per image + block partials + K vectors
+  return N * K * elem + N * (4 * 8 + 4) + nb * K * 8 + 6 * K * 8;
+}
+
+Result solve_logits(const float* z, int64_t n, int64_t k, const Options& opt) {
+  LogitSource src;
+  src.z = z;
+  return opt.storage == Storage::F64 ? solve_impl<double>(src, n, k, opt) : solve_impl<float>(src, n, k, opt);
+}
+
+Result solve_features(const float* features, int64_t n, int64_t d, const float* weight, const float* bias,
+                      int64_t k, const Options& opt) {
+  if (d < 1) SLN_FAIL(Range, "SLN_INVALID_SHAPE", "sinkhornFromFeatures: D (feature size) must be >= 1, got D=" << d);
+  LogitSource src;
+  src.features = features;
+  src.weight = weight;
+  src.bias = bias;
+  src.d = d;
+  return opt.storage == Storage::F64 ? solve_impl<double>(src, n, k, opt) : solve_impl<float>(src, n, k, opt);
+}
+
+Bandwidth measure_bandwidth(uint64_t bytes, int threads, int reps) {
+  const int64_t n = static_cast<int64_t>(std::max<uint64_t>(bytes / 8, 1024));
+  std::unique_ptr<double[]> a(new double[n]), b(new double[n]), c(new double[n]);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    a[i] = 1.0;
+    b[i] = 2.0;
+    c[i] = 0.5;
+  }
+  Bandwidth bw;
+  volatile double sink = 0;
+  for (int rep = 0; rep < reps; ++rep) {
+    double t0 = now_s(), total = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : total)
+    {
+      double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < n / 8 * 8; i += 8)
+        for (int q = 0; q < 8; ++q) s[q] += b[i + q];
+      total += ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    }
+    double t1 = now_s();
+    sink = sink + total;
+    bw.read_gbs = std::max(bw.read_gbs, 8.0 * n / (t1 - t0) / 1e9);
+    t0 = now_s();
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < n; ++i) a[i] = b[i];
+    t1 = now_s();
+    bw.copy_gbs = std::max(bw.copy_gbs, 16.0 * n / (t1 - t0) / 1e9);
+    t0 = now_s();
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < n; ++i) a[i] = b[i] + 0.5 * c[i];
+    t1 = now_s();
+    bw.triad_gbs = std::max(bw.triad_gbs, 24.0 * n / (t1 - t0) / 1e9);
+  }
+  (void)sink;
+  return bw;
+}
+
+}  // namespace sln::sinkhorn

@@ -1,0 +1,119 @@
+// Label assignment: the fused float64 Sinkhorn-Knopp solver (SeLa's optimal
+// transport step), with the reference's semantics (sinkhornknopp.py).
+//
+// Problem. Logits z (N, K) of one head. P^lambda is, per image j, proportional to
+//   B[j,k] = exp(lambda * (z[j,k] - max_k z[j,k]))      (the per-row factor is absorbed by c)
+// Find Q = diag(c) B diag(r) with row sums 1/N and column sums 1/K:
+//   r = (1/K) / (B^T c)        (K)      c_new = (1/N) / (B r)        (N)
+// every 10 iterations err = sum_j |c_j / c_new_j - 1|, stop when err < tol
+// (plus maxIters with a warning), labels[j] = argmax_k B[j,k] r[k] (the reference's
+// argmax of the final scaled matrix; c_j > 0 does not change a row's argmax; first
+// maximum wins ties, as np.nanargmax).
+//
+// One pass per iteration. For each row j (given r): dot = B[j,:] . r, c_new[j] =
+// (1/N)/dot, then colsum[:] += B[j,:] * c_new[j] while the row is still in cache;
+// after the pass r_next = (1/K)/colsum. The reference does two matrix-vector
+// products (two passes over the matrix) per iteration.
+//
+// Stored or on the fly? Measured on the 2-core dev machine (see bench/sinkhorn.ts):
+// exp() costs ~3.4 ns per entry with both cores busy, reading a stored f32/f64 entry
+// costs ~0.1/0.2 ns at ~40 GB/s. Computing exp(lambda*(z - max)) on the fly every
+// iteration would be >10x slower than streaming a stored matrix, so the matrix is
+// computed once (in f64 or f32 storage) and every iteration only streams it.
+//
+// Underflow. Stored is not B but A = B diag(exp(-M)) with M[k] = max_j log B[j,k]:
+// every column of A has its maximum equal to 1, and every row keeps its 1 at its own
+// argmax column (that column has M = 0). So no column can vanish (a column the
+// reference would underflow to all zeros is shifted back into range), every B r and
+// B^T c is > 0 and no division by zero can happen. The shift is exact: it is
+// absorbed by r (r_A = r_B exp(M)), the iterates c and err are the reference's.
+// If a scaling vector still leaves the float64 range (lambda far too large for the
+// logits), the solver stops with an error naming the iteration and the cluster.
+//
+// Determinism. Rows are split into a fixed number of blocks (independent of the
+// thread count); each block accumulates its own column sums and error, and the
+// blocks are reduced in block order. Results are bit-identical for any number of
+// threads.
+//
+// Accumulation is float64 always; storage of A is f64 (as the reference) or f32
+// (half the bytes per iteration).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sln::sinkhorn {
+
+enum class Storage { F64, F32 };
+
+struct Options {
+  double lambda = 25.0;
+  double tol = 0.1;
+  int max_iters = 1000;
+  Storage storage = Storage::F64;
+  int threads = 1;
+  // Optional warm start: log r (K) as returned in Result::log_r from a previous solve.
+  const double* warm_log_r = nullptr;
+  // Bytes the solver may allocate; 0 = MemAvailable from /proc/meminfo.
+  uint64_t memory_budget = 0;
+};
+
+struct Result {
+  std::vector<int32_t> labels;  // (N)
+  std::vector<int32_t> counts;  // (K) images per cluster
+  int iterations = 0;           // r/c updates, counted as the reference's _counter
+  double error = 0;             // err of the last check
+  double cost = 0;              // -(1/N) sum_j log softmax(z_j)[label_j] (the reference's CIFAR cost)
+  bool converged = false;
+  std::string warning;          // set when stopped by max_iters
+  std::vector<double> log_r;    // (K) log of the final r relative to B (warm start input)
+  std::vector<double> log_c;    // (N) log of the final c relative to B
+  double build_seconds = 0;     // building the matrix (exp once)
+  double solve_seconds = 0;     // the iterations
+};
+
+// Bytes one solve allocates for (N, K) in this storage (matrix plus vectors).
+uint64_t planned_bytes(int64_t n, int64_t k, Storage s);
+
+// z: (N, K) row-major logits.
+Result solve_logits(const float* z, int64_t n, int64_t k, const Options& opt);
+
+// features: (N, D), weight: (K, D) (PyTorch Linear layout), bias: (K) or null.
+// Logits are computed block by block and never exist for all N at once:
+//   z[j,k] = float( ((s0+s1)+(s2+s3)) + ((s4+s5)+(s6+s7)) + bias[k] )
+// where s_i = sum over d = i (mod 8), in increasing d, of double(f[j,d])*double(w[k,d])
+// (each product exact in double). The order is fixed so the result equals the logits
+// variant given logits computed the same way (test/sinkhorn.test.ts does).
+Result solve_features(const float* features, int64_t n, int64_t d, const float* weight,
+                      const float* bias, int64_t k, const Options& opt);
+
+// The reference's algorithm as written (for tests and the benchmark baseline):
+// P = softmax(z) in f64, P **= lambda, then r = (1/K)/(P^T c) and
+// c_new = (1/N)/(P r) as two separate passes per iteration. No guards beyond the
+// argument checks; threaded with the same fixed-order reduction.
+Result solve_two_pass_reference(const float* z, int64_t n, int64_t k, const Options& opt);
+
+// The N x K matrix's memory: anonymous mmap with MADV_HUGEPAGE, so that first touch
+// takes one page fault per 2 MB instead of per 4 KB (4 KB faults were a quarter of the
+// build time on the dev VM). Throws std::bad_alloc when the mapping fails.
+class MatrixMemory {
+ public:
+  explicit MatrixMemory(size_t bytes);
+  ~MatrixMemory();
+  MatrixMemory(const MatrixMemory&) = delete;
+  MatrixMemory& operator=(const MatrixMemory&) = delete;
+  void* data() const { return p_; }
+
+ private:
+  void* p_ = nullptr;
+  size_t len_ = 0;
+};
+
+// Memory bandwidth probe over `bytes` bytes per array: GB/s of a read-only sum,
+// a copy (a[i] = b[i], 2 x 8 bytes per element) and a triad (a = b + s*c, 3 x 8).
+struct Bandwidth {
+  double read_gbs = 0, copy_gbs = 0, triad_gbs = 0;
+};
+Bandwidth measure_bandwidth(uint64_t bytes, int threads, int reps);
+
+}  // namespace sln::sinkhorn

@@ -1,0 +1,363 @@
+// The fused float64 Sinkhorn-Knopp solver on the GPU: the algorithm of
+// native/core/sinkhorn.h (same column shift against underflow, same stopping rule,
+// same outputs), with the matrix resident on the device, one pass over it per
+// iteration, and only the error (8 bytes) coming back per check.
+//
+// Per iteration (fused_pass): a fixed grid of kBlocks thread blocks, each owning a
+// fixed range of rows. For a chunk of rows a warp per row computes dot = A[j,:] . r
+// (lane-strided, shuffle-reduced in a fixed order), c_new[j] = (1/N)/dot, the error
+// term and (on check passes) the argmax; then the block's threads, one column each,
+// add A[j,k] * c_new[j] for the chunk's rows in row order into the block's column
+// partials (shared memory when K fits, else global). The chunk's rows are re-read
+// from L2, not from DRAM. reduce_r sums the kBlocks partials in block order. Every
+// sum has a fixed order, so results are reproducible run to run.
+//
+// Not yet wired into the build (CMake/CUDA belongs to the CUDA backend issue); it
+// compiles with `nvcc -std=c++17 -c -arch=sm_80 -I native/include -I native native/cuda/sinkhorn.cu`.
+// It has not run on a GPU yet.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/sinkhorn.h"
+#include "sln/errors.h"
+
+namespace sln::cuda {
+
+#define SLN_CUDA(call)                                                                               \
+  do {                                                                                               \
+    cudaError_t sln_e_ = (call);                                                                     \
+    if (sln_e_ != cudaSuccess)                                                                       \
+      SLN_FAIL(Library, "SLN_CUDA", "sinkhorn (cuda): " #call " failed: " << cudaGetErrorString(sln_e_) \
+                                                                        << " (N=" << N << ", K=" << K << ")"); \
+  } while (0)
+
+namespace {
+
+constexpr int kBlocks = 1024;     // fixed: does not depend on the GPU
+constexpr int kThreads = 256;     // 8 warps
+constexpr int kWarps = kThreads / 32;
+constexpr int kChunk = kWarps;    // rows per chunk: one per warp
+
+template <class T>
+struct DeviceBuffer {
+  T* p = nullptr;
+  ~DeviceBuffer() {
+    if (p) cudaFree(p);
+  }
+};
+
+__device__ inline double warp_sum(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+  return v;  // lane 0 holds the sum, always added in the same order
+}
+
+template <class T>
+__device__ inline T stored_exp(double x) {
+  const double cut = (sizeof(T) == 8) ? -708.3964185322641 : -87.33654475055310;  // log(min normal)
+  if (x < cut) return T(0);
+  double v = exp(x);
+  T t = static_cast<T>(v);
+  return (sizeof(T) == 4 && t < 1.17549435e-38f) ? T(0) : t;
+}
+
+// Row statistics: rowmax, lse = log sum exp(z), first non-finite row (atomicMin).
+__global__ void row_stats(const float* __restrict__ z, int64_t N, int64_t K, double* rowmax, double* lse,
+                          unsigned long long* bad) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int64_t j = static_cast<int64_t>(blockIdx.x) * kWarps + warp; j < N; j += static_cast<int64_t>(gridDim.x) * kWarps) {
+    const float* zr = z + j * K;
+    double m = -INFINITY;
+    bool ok = true;
+    for (int64_t k = lane; k < K; k += 32) {
+      double v = zr[k];
+      if (!isfinite(v)) ok = false;
+      m = fmax(m, v);
+    }
+    ok = __all_sync(0xffffffffu, ok);
+    for (int o = 16; o > 0; o >>= 1) m = fmax(m, __shfl_xor_sync(0xffffffffu, m, o));
+    if (!ok) {
+      if (lane == 0) atomicMin(bad, static_cast<unsigned long long>(j));
+      continue;
+    }
+    double s = 0;
+    for (int64_t k = lane; k < K; k += 32) s += exp(static_cast<double>(zr[k]) - m);
+    s = warp_sum(s);
+    if (lane == 0) {
+      rowmax[j] = m;
+      lse[j] = m + log(s);
+    }
+  }
+}
+
+// Column max of lambda*(z - rowmax): per-block partials (kBlocks, K), then colmax_reduce.
+__global__ void colmax_partial(const float* __restrict__ z, int64_t N, int64_t K, double lambda, const double* rowmax,
+                               double* part, int64_t rows_per_block) {
+  const int64_t j0 = static_cast<int64_t>(blockIdx.x) * rows_per_block, j1 = min(N, j0 + rows_per_block);
+  for (int64_t k = threadIdx.x; k < K; k += blockDim.x) {
+    double m = -INFINITY;
+    for (int64_t j = j0; j < j1; ++j) m = fmax(m, lambda * (static_cast<double>(z[j * K + k]) - rowmax[j]));
+    part[static_cast<int64_t>(blockIdx.x) * K + k] = m;
+  }
+}
+
+__global__ void colmax_reduce(const double* part, int nb, int64_t K, double* M) {
+  for (int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < K; k += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    double m = -INFINITY;
+    for (int b = 0; b < nb; ++b) m = fmax(m, part[b * K + k]);
+    M[k] = m;
+  }
+}
+
+// A = exp(lambda*(z - rowmax) - M) in T; c = the reference's start (see sinkhorn.cpp).
+template <class T>
+__global__ void build_matrix(const float* __restrict__ z, int64_t N, int64_t K, double lambda, const double* rowmax,
+                             const double* M, T* A) {
+  const int64_t total = N * K;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t j = i / K, k = i - j * K;
+    A[i] = stored_exp<T>(lambda * (static_cast<double>(z[i]) - rowmax[j]) - M[k]);
+  }
+}
+
+__global__ void init_c(int64_t N, double inv_n, double lambda, const double* rowmax, const double* lse, double min_ls,
+                       double* c) {
+  for (int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; j < N; j += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    c[j] = inv_n * exp(fmax(-lambda * (lse[j] - rowmax[j] - min_ls), -600.0));
+}
+
+// mode 0: colsum only (from the given c, the cold start); mode 1: c = (1/N)/(A r) then
+// colsum (warm start and every iteration). check: also err terms and labels.
+template <class T>
+__global__ void fused_pass(const T* __restrict__ A, int64_t N, int64_t K, int64_t rows_per_block,
+                           const double* __restrict__ r, double* c, double* part, double* err_part, int32_t* labels,
+                           unsigned long long* bad, int mode, int check, double inv_n, int smem_cols) {
+  extern __shared__ double sm[];
+  double* colsum = smem_cols ? sm : part + static_cast<int64_t>(blockIdx.x) * K;  // (K) this block's partials
+  __shared__ double cchunk[kChunk];
+  __shared__ double errw[kWarps];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int64_t k = threadIdx.x; k < K; k += blockDim.x) colsum[k] = 0;
+  double err_acc = 0;  // lane 0 of each warp
+  const int64_t j0 = static_cast<int64_t>(blockIdx.x) * rows_per_block, j1 = min(N, j0 + rows_per_block);
+  __syncthreads();
+  for (int64_t jc = j0; jc < j1; jc += kChunk) {
+    const int64_t j = jc + warp;
+    if (j < j1) {
+      double cj = c[j];
+      if (mode == 1) {
+        const T* a = A + j * K;
+        double s = 0;
+        for (int64_t k = lane; k < K; k += 32) s += static_cast<double>(a[k]) * r[k];
+        s = warp_sum(s);
+        s = __shfl_sync(0xffffffffu, s, 0);
+        if (!(s > 0) || isinf(s)) {
+          if (lane == 0) atomicMin(bad, static_cast<unsigned long long>(j));
+          s = 1;  // keep going; the host reports the row
+        }
+        const double cn = inv_n / s;
+        if (check) {
+          double best = -1;
+          int32_t bi = 0;
+          for (int64_t k = lane; k < K; k += 32) {  // lane-local first maximum
+            double v = static_cast<double>(a[k]) * r[k];
+            if (v > best) {
+              best = v;
+              bi = static_cast<int32_t>(k);
+            }
+          }
+          for (int o = 16; o > 0; o >>= 1) {  // global first maximum: larger value, then smaller index
+            double ob = __shfl_xor_sync(0xffffffffu, best, o);
+            int32_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
+            if (ob > best || (ob == best && oi < bi)) {
+              best = ob;
+              bi = oi;
+            }
+          }
+          if (lane == 0) {
+            labels[j] = bi;
+            err_acc += fabs(cj / cn - 1.0);
+          }
+        }
+        cj = cn;
+        if (lane == 0) c[j] = cn;
+      }
+      if (lane == 0) cchunk[warp] = cj;
+    }
+    __syncthreads();
+    const int64_t rows = (j1 - jc < kChunk) ? (j1 - jc) : kChunk;
+    for (int64_t k = threadIdx.x; k < K; k += blockDim.x) {
+      double s = colsum[k];
+      for (int64_t q = 0; q < rows; ++q) s += static_cast<double>(A[(jc + q) * K + k]) * cchunk[q];  // row order
+      colsum[k] = s;
+    }
+    __syncthreads();
+  }
+  if (smem_cols)
+    for (int64_t k = threadIdx.x; k < K; k += blockDim.x) part[static_cast<int64_t>(blockIdx.x) * K + k] = colsum[k];
+  if (lane == 0) errw[warp] = err_acc;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double e = 0;
+    for (int w = 0; w < kWarps; ++w) e += errw[w];
+    err_part[blockIdx.x] = e;
+  }
+}
+
+// r = (1/K) / sum_b part[b, k] (block order); err = sum_b err_part[b] (block 0, thread 0).
+__global__ void reduce_r(const double* part, const double* err_part, int nb, int64_t K, double inv_k, double* r,
+                         double* err) {
+  for (int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < K; k += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    double s = 0;
+    for (int b = 0; b < nb; ++b) s += part[b * K + k];
+    r[k] = inv_k / s;
+  }
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    double e = 0;
+    for (int b = 0; b < nb; ++b) e += err_part[b];
+    *err = e;
+  }
+}
+
+template <class T>
+sinkhorn::Result solve_cuda(const float* z_host, int64_t N, int64_t K, const sinkhorn::Options& o) {
+  if (K < 1 || N < K)
+    SLN_FAIL(Range, "SLN_INVALID_SHAPE", "sinkhorn (cuda): need N >= K >= 1, got N=" << N << ", K=" << K);
+  if (!(o.lambda > 0) || !std::isfinite(o.lambda) || o.max_iters < 1 || !(o.tol >= 0))
+    SLN_FAIL(Range, "SLN_INVALID_ARGUMENT", "sinkhorn (cuda): need lambda > 0, tol >= 0, maxIters >= 1");
+  const double lambda = o.lambda, inv_n = 1.0 / N, inv_k = 1.0 / K;
+  const int nb = static_cast<int>(std::min<int64_t>(N, kBlocks));
+  const int64_t rows_per_block = (N + nb - 1) / nb;
+  const uint64_t mat = static_cast<uint64_t>(N) * K * sizeof(T), zbytes = static_cast<uint64_t>(N) * K * 4;
+  size_t free_b = 0, total_b = 0;
+  SLN_CUDA(cudaMemGetInfo(&free_b, &total_b));
+  const uint64_t need = mat + zbytes + static_cast<uint64_t>(N) * 32 + static_cast<uint64_t>(nb) * K * 8 * 2;
+  if (need > free_b) {
+    std::ostringstream os;
+    os << "sinkhorn (cuda): the N x K = " << N << " x " << K << " matrix in " << (sizeof(T) == 8 ? "f64" : "f32")
+       << " storage needs " << need / 1e9 << " GB of GPU memory but " << free_b / 1e9 << " GB is free; "
+       << (sizeof(T) == 8 ? "use --dtype f32" : "use fewer images");
+    throw Error(ErrorKind::OutOfMemory, "SLN_OUT_OF_MEMORY", os.str());
+  }
+  DeviceBuffer<float> z;
+  DeviceBuffer<T> A;
+  DeviceBuffer<double> rowmax, lse, c, M, r, part, errp, err;
+  DeviceBuffer<int32_t> labels;
+  DeviceBuffer<unsigned long long> bad;
+  SLN_CUDA(cudaMalloc(&z.p, zbytes));
+  SLN_CUDA(cudaMalloc(&A.p, mat));
+  SLN_CUDA(cudaMalloc(&rowmax.p, N * 8));
+  SLN_CUDA(cudaMalloc(&lse.p, N * 8));
+  SLN_CUDA(cudaMalloc(&c.p, N * 8));
+  SLN_CUDA(cudaMalloc(&M.p, K * 8));
+  SLN_CUDA(cudaMalloc(&r.p, K * 8));
+  SLN_CUDA(cudaMalloc(&part.p, static_cast<size_t>(nb) * K * 8));
+  SLN_CUDA(cudaMalloc(&errp.p, nb * 8));
+  SLN_CUDA(cudaMalloc(&err.p, 8));
+  SLN_CUDA(cudaMalloc(&labels.p, N * 4));
+  SLN_CUDA(cudaMalloc(&bad.p, 8));
+  const unsigned long long none = std::numeric_limits<unsigned long long>::max();
+  SLN_CUDA(cudaMemcpy(bad.p, &none, 8, cudaMemcpyHostToDevice));
+  SLN_CUDA(cudaMemcpy(z.p, z_host, zbytes, cudaMemcpyHostToDevice));
+
+  row_stats<<<nb, kThreads>>>(z.p, N, K, rowmax.p, lse.p, bad.p);
+  SLN_CUDA(cudaGetLastError());
+  unsigned long long bad_row = none;
+  SLN_CUDA(cudaMemcpy(&bad_row, bad.p, 8, cudaMemcpyDeviceToHost));
+  if (bad_row != none)
+    SLN_FAIL(Range, "SLN_NONFINITE_LOGITS",
+             "sinkhorn: logits row " << bad_row << " (image " << bad_row << ") has a NaN or Inf; labels need finite logits");
+  colmax_partial<<<nb, kThreads>>>(z.p, N, K, lambda, rowmax.p, part.p, rows_per_block);
+  colmax_reduce<<<(K + kThreads - 1) / kThreads, kThreads>>>(part.p, nb, K, M.p);
+  build_matrix<T><<<4 * kBlocks, kThreads>>>(z.p, N, K, lambda, rowmax.p, M.p, A.p);
+  SLN_CUDA(cudaGetLastError());
+  std::vector<double> h_rowmax(N), h_lse(N), h_M(K);
+  SLN_CUDA(cudaMemcpy(h_rowmax.data(), rowmax.p, N * 8, cudaMemcpyDeviceToHost));
+  SLN_CUDA(cudaMemcpy(h_lse.data(), lse.p, N * 8, cudaMemcpyDeviceToHost));
+  SLN_CUDA(cudaMemcpy(h_M.data(), M.p, K * 8, cudaMemcpyDeviceToHost));
+  double min_ls = std::numeric_limits<double>::infinity();
+  for (int64_t j = 0; j < N; ++j) min_ls = std::min(min_ls, h_lse[j] - h_rowmax[j]);
+  cudaFree(z.p);  // the logits are not needed on the device any more
+  z.p = nullptr;
+
+  const size_t smem = static_cast<size_t>(K) * 8;
+  const int smem_cols = smem <= 48 * 1024 ? 1 : 0;
+  const size_t dyn = smem_cols ? smem : 0;
+  int mode0 = 0;
+  init_c<<<nb, kThreads>>>(N, inv_n, lambda, rowmax.p, lse.p, min_ls, c.p);
+  if (o.warm_log_r) {  // r from the given log r (see sinkhorn.cpp), then c = (1/N)/(A r) in the first pass
+    std::vector<double> hr(K);
+    double mx = -std::numeric_limits<double>::infinity();
+    for (int64_t k = 0; k < K; ++k) mx = std::max(mx, o.warm_log_r[k] + h_M[k]);
+    for (int64_t k = 0; k < K; ++k) hr[k] = std::exp(std::max(o.warm_log_r[k] + h_M[k] - mx, -600.0));
+    SLN_CUDA(cudaMemcpy(r.p, hr.data(), K * 8, cudaMemcpyHostToDevice));
+    mode0 = 1;
+  }
+  fused_pass<T><<<nb, kThreads, dyn>>>(A.p, N, K, rows_per_block, r.p, c.p, part.p, errp.p, labels.p, bad.p, mode0, 0,
+                                       inv_n, smem_cols);
+  reduce_r<<<(K + kThreads - 1) / kThreads, kThreads>>>(part.p, errp.p, nb, K, inv_k, r.p, err.p);
+  SLN_CUDA(cudaGetLastError());
+
+  sinkhorn::Result res;
+  DeviceBuffer<double> r_used;
+  SLN_CUDA(cudaMalloc(&r_used.p, K * 8));
+  for (int it = 0;; ++it) {
+    const int check = (it % 10 == 0) || (it == o.max_iters - 1);
+    SLN_CUDA(cudaMemcpyAsync(r_used.p, r.p, K * 8, cudaMemcpyDeviceToDevice));
+    fused_pass<T><<<nb, kThreads, dyn>>>(A.p, N, K, rows_per_block, r_used.p, c.p, part.p, errp.p, labels.p, bad.p, 1,
+                                         check, inv_n, smem_cols);
+    reduce_r<<<(K + kThreads - 1) / kThreads, kThreads>>>(part.p, errp.p, nb, K, inv_k, r.p, err.p);
+    SLN_CUDA(cudaGetLastError());
+    res.iterations = it + 1;
+    if (check) {
+      SLN_CUDA(cudaMemcpy(&res.error, err.p, 8, cudaMemcpyDeviceToHost));  // the only per-check transfer
+      SLN_CUDA(cudaMemcpy(&bad_row, bad.p, 8, cudaMemcpyDeviceToHost));
+      if (bad_row != none)
+        SLN_FAIL(Range, "SLN_SINKHORN_RANGE", "sinkhorn (cuda): the scaling of image " << bad_row << " left the float64 range at iteration " << it << "; lower lambda (--lamb)");
+      if (res.error <= o.tol) {
+        res.converged = true;
+        break;
+      }
+    }
+    if (it + 1 >= o.max_iters) break;
+  }
+  if (!res.converged) {
+    std::ostringstream os;
+    os << "sinkhorn: stopped at maxIters=" << o.max_iters << " with error " << res.error << " > tol " << o.tol
+       << "; the labels are those of the last iterate (raise maxIters or tol, or lower lambda)";
+    res.warning = os.str();
+  }
+  res.labels.resize(N);
+  SLN_CUDA(cudaMemcpy(res.labels.data(), labels.p, N * 4, cudaMemcpyDeviceToHost));
+  std::vector<double> hr(K), hc(N);
+  SLN_CUDA(cudaMemcpy(hr.data(), r_used.p, K * 8, cudaMemcpyDeviceToHost));
+  SLN_CUDA(cudaMemcpy(hc.data(), c.p, N * 8, cudaMemcpyDeviceToHost));
+  res.counts.assign(K, 0);
+  double cost = 0;
+  for (int64_t j = 0; j < N; ++j) {
+    res.counts[res.labels[j]]++;
+    cost += h_lse[j] - static_cast<double>(z_host[j * K + res.labels[j]]);
+  }
+  res.cost = cost / N;
+  res.log_r.resize(K);
+  for (int64_t k = 0; k < K; ++k) res.log_r[k] = std::log(hr[k]) - h_M[k];
+  res.log_c.resize(N);
+  for (int64_t j = 0; j < N; ++j) res.log_c[j] = std::log(hc[j]);
+  return res;
+}
+
+}  // namespace
+
+// The CUDA entry point the CUDA backend will export: same contract as sinkhorn::solve_logits.
+sinkhorn::Result sinkhorn_logits(const float* z, int64_t n, int64_t k, const sinkhorn::Options& opt) {
+  return opt.storage == sinkhorn::Storage::F64 ? solve_cuda<double>(z, n, k, opt) : solve_cuda<float>(z, n, k, opt);
+}
+
+}  // namespace sln::cuda
