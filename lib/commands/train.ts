@@ -91,8 +91,10 @@ export async function handler(a: Record<string, unknown>): Promise<void> {
     console.log(line);
   };
   let lastDraw = 0;
+  const killAfter = process.env.SELFLABEL_TEST_KILL_AFTER_CHECKPOINT; // test hook
   const r = await train(opts, {
     log,
+    afterCheckpoint: killAfter ? (epoch) => (String(epoch) === killAfter ? process.kill(process.pid, "SIGKILL") : undefined) : undefined,
     progress: tty
       ? (p) => {
           const now = Date.now();

@@ -15,7 +15,7 @@ import { openDataset, Dataset, Loader, AugLevel } from "../data";
 import { Prng } from "../prng";
 import { sinkhornFromFeatures } from "../sinkhorn";
 import { nmi, ari, clusterAccuracy } from "../metrics";
-import { save as saveSafetensors, writeFileAtomic } from "../safetensors";
+import { save as saveSafetensors, writeFileAtomic, encode as encodeSafetensors } from "../safetensors";
 import { UsageError, InputError } from "../errors";
 import { labelTimes, learningRate, isBeforeLrDrop } from "./schedule";
 import {
@@ -26,6 +26,7 @@ import {
   newestCheckpoint,
   pruneCheckpoints,
   writeCheckpoint,
+  encodeCheckpoint,
   listCheckpointFiles,
   CheckpointError,
 } from "./checkpoint";
@@ -450,6 +451,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         for (const [k, t] of Object.entries(await model.stateDict())) params[k] = t.data;
         const momentum: Record<string, Float32Array> = {};
         for (const [k, t] of Object.entries(await model.optimizerState())) momentum[k] = t.data;
+        testKillDuringCheckpoint(epoch + 1, file, { meta, params, momentum, labels });
         writeCheckpoint(file, { meta, params, momentum, labels });
         pruneCheckpoints(o.exp);
         hooks.afterCheckpoint?.(epoch + 1, file);
@@ -498,6 +500,20 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
   } finally {
     await ds.close();
   }
+}
+
+/**
+ * Test hook (SELFLABEL_TEST_KILL_DURING_CHECKPOINT=E): at epoch E, write half
+ * of the checkpoint into the temporary file the atomic write uses, then
+ * SIGKILL this process: exactly what a kill in the middle of the write leaves.
+ */
+function testKillDuringCheckpoint(epoch: number, file: string, c: Parameters<typeof encodeCheckpoint>[0]): void {
+  if (process.env.SELFLABEL_TEST_KILL_DURING_CHECKPOINT !== String(epoch)) return;
+  const { tensors, metadata } = encodeCheckpoint(c);
+  const bytes = encodeSafetensors(tensors, metadata);
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-dead`);
+  fs.writeFileSync(tmp, bytes.subarray(0, bytes.length >> 1));
+  process.kill(process.pid, "SIGKILL");
 }
 
 function csvField(s: string): string {
