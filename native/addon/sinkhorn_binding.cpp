@@ -126,6 +126,7 @@ Napi::Value result_to_js(Napi::Env env, const Result& r) {
   o.Set("scaling", sc);
   o.Set("buildSeconds", Napi::Number::New(env, r.build_seconds));
   o.Set("solveSeconds", Napi::Number::New(env, r.solve_seconds));
+  o.Set("medianIterSeconds", Napi::Number::New(env, r.median_iter_seconds));
   return o;
 }
 

@@ -69,7 +69,8 @@ struct Result {
   std::vector<double> log_r;    // (K) log of the final r relative to B (warm start input)
   std::vector<double> log_c;    // (N) log of the final c relative to B
   double build_seconds = 0;     // building the matrix (exp once)
-  double solve_seconds = 0;     // the iterations
+  double solve_seconds = 0;     // the iterations (and the final label pass)
+  double median_iter_seconds = 0;  // median time of one iteration (robust to a noisy machine)
 };
 
 // Bytes one solve allocates for (N, K) in this storage (matrix plus vectors).
@@ -108,6 +109,9 @@ class MatrixMemory {
   void* p_ = nullptr;
   size_t len_ = 0;
 };
+
+// Median of per-iteration times (benchmark aid).
+double median(std::vector<double> v);
 
 // Memory bandwidth probe over `bytes` bytes per array: GB/s of a read-only sum,
 // a copy (a[i] = b[i], 2 x 8 bytes per element) and a triad (a = b + s*c, 3 x 8).
