@@ -102,6 +102,10 @@ export async function main(args: string[]): Promise<void> {
   console.log(`memory bandwidth (GB/s): read ${fmt(bw.read, 1)}, copy ${fmt(bw.copy, 1)}, triad ${fmt(bw.triad, 1)} -> floor uses ${fmt(bwBest, 1)}`);
 
   const rows: Row[] = [];
+  const push = (r: Row) => {
+    rows.push(r);
+    console.log(`  ${r.size} ${r.impl}: ${r.iters} iters, build ${fmt(r.buildS)} s, ${fmt(r.perIterS, 4)} s/iter, solve ${fmt(r.solveS, 2)} s ${r.note}`);
+  };
   const summary: string[] = [];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sln-sinkhorn-"));
   try {
@@ -115,7 +119,7 @@ export async function main(args: string[]): Promise<void> {
         fused[dtype] = res;
         const bytes = entries * (dtype === "f64" ? 8 : 4);
         const per = res.medianIterSeconds;
-        rows.push({
+        push({
           size,
           impl: `fused ${dtype}`,
           iters: res.iterations,
@@ -154,7 +158,7 @@ export async function main(args: string[]): Promise<void> {
       });
       const tpPer = tp.medianIterSeconds;
       const tpSolve = capped ? tp.buildSeconds + tpPer * iters : tp.buildSeconds + tp.solveSeconds;
-      rows.push({
+      push({
         size,
         impl: "C++ two-pass",
         iters: tp.iterations,
@@ -173,7 +177,15 @@ export async function main(args: string[]): Promise<void> {
           console.log(`numpy ${size}: skipped, needs ~${(need / 1e9).toFixed(1)} GB and ${(memAvailable() / 1e9).toFixed(1)} GB is available`);
         } else {
           const zf = path.join(tmp, "z.f32"), lf = path.join(tmp, "labels.i32");
-          fs.writeFileSync(zf, Buffer.from(z.buffer, z.byteOffset, z.byteLength));
+          // in 1 GiB pieces: a single write is limited to 2 GiB
+          const fd = fs.openSync(zf, "w");
+          const bytes = new Uint8Array(z.buffer, z.byteOffset, z.byteLength);
+          for (let off = 0; off < bytes.length; off += 1 << 30) {
+            const piece = bytes.subarray(off, Math.min(bytes.length, off + (1 << 30)));
+            let done = 0;
+            while (done < piece.length) done += fs.writeSync(fd, piece, done, piece.length - done);
+          }
+          fs.closeSync(fd);
           const out = execFileSync(
             "/usr/bin/python3",
             [path.join(packageRoot(), "bench/sinkhorn_numpy.py"), zf, String(n), String(k), String(lambda), String(tol), "100000", lf],
@@ -185,7 +197,7 @@ export async function main(args: string[]): Promise<void> {
           fs.rmSync(lf);
           const per = r.median_iter_s;
           npSolve = r.softmax_s + r.solve_s;
-          rows.push({
+          push({
             size,
             impl: "numpy reference",
             iters: r.iterations,
