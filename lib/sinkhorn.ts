@@ -46,6 +46,8 @@ export interface SinkhornResult {
   /** Seconds spent building the matrix (exp once) and iterating. */
   buildSeconds: number;
   solveSeconds: number;
+  /** Median seconds of one iteration (for benchmarks on a busy machine). */
+  medianIterSeconds: number;
 }
 
 /**

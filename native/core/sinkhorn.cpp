@@ -488,8 +488,10 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
 
   // Iterations: one fused pass each; err on check passes (every 10th and the last allowed).
   const double t_solve = now_s();
+  std::vector<double> iter_times;
   int it = 0;
   for (;; ++it) {
+    const double t_it = now_s();
     const bool check = (it % 10 == 0) || (it == o.max_iters - 1);
     const double* rp = r.data();
     double* cp = c.data();
@@ -516,6 +518,7 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
       res.error = err;
     }
     res.iterations = it + 1;
+    iter_times.push_back(now_s() - t_it);
     if (check && res.error <= o.tol) {  // the reference loops `while err > tol`
       res.converged = true;
       break;
@@ -535,6 +538,7 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
       for (int64_t j = B.begin(b); j < B.end(b); ++j) res.labels[j] = argmax_row(A.get() + j * K, r.data(), K);
   }
   res.solve_seconds = now_s() - t_solve;
+  res.median_iter_seconds = median(iter_times);
   if (!res.converged) {
     std::ostringstream os;
     os << "sinkhorn: stopped at maxIters=" << o.max_iters << " with error " << res.error << " > tol " << o.tol
@@ -563,6 +567,12 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
 }
 
 }  // namespace
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+  return v[v.size() / 2];
+}
 
 MatrixMemory::MatrixMemory(size_t bytes) {
   const size_t huge = size_t(2) << 20;

@@ -5,21 +5,31 @@
 //   B[j,k] = exp(lambda * (z[j,k] - max_k z[j,k]))      (the per-row factor is absorbed by c)
 // Find Q = diag(c) B diag(r) with row sums 1/N and column sums 1/K:
 //   r = (1/K) / (B^T c)        (K)      c_new = (1/N) / (B r)        (N)
-// every 10 iterations err = sum_j |c_j / c_new_j - 1|, stop when err < tol
-// (plus maxIters with a warning), labels[j] = argmax_k B[j,k] r[k] (the reference's
-// argmax of the final scaled matrix; c_j > 0 does not change a row's argmax; first
-// maximum wins ties, as np.nanargmax).
+// every 10 iterations err = sum_j |c_j / c_new_j - 1|, stop when err <= tol (the
+// reference loops while err > tol), plus maxIters with a warning (the last allowed
+// iteration is then also a check). Cold start: the reference's c = 1/N for
+// softmax^lambda, i.e. c_j = (1/N) s_j^-lambda in B's gauge (s_j = sum_k exp(z - max)),
+// so the iterates, the iteration count and err are the reference's. labels[j] =
+// argmax_k B[j,k] r[k] with the r that produced the final c (the reference's argmax of
+// the final scaled matrix; c_j > 0 does not change a row's argmax; first maximum wins
+// ties, as np.nanargmax), computed in one pass after the loop.
 //
 // One pass per iteration. For each row j (given r): dot = B[j,:] . r, c_new[j] =
 // (1/N)/dot, then colsum[:] += B[j,:] * c_new[j] while the row is still in cache;
 // after the pass r_next = (1/K)/colsum. The reference does two matrix-vector
 // products (two passes over the matrix) per iteration.
 //
-// Stored or on the fly? Measured on the 2-core dev machine (see bench/sinkhorn.ts):
-// exp() costs ~3.4 ns per entry with both cores busy, reading a stored f32/f64 entry
-// costs ~0.1/0.2 ns at ~40 GB/s. Computing exp(lambda*(z - max)) on the fly every
-// iteration would be >10x slower than streaming a stored matrix, so the matrix is
-// computed once (in f64 or f32 storage) and every iteration only streams it.
+// Stored or on the fly? Measured on the 2-core dev machine: glibc exp() costs ~3.4 ns
+// per entry with both cores busy, while streaming a stored f32/f64 entry costs
+// ~0.1/0.2 ns at ~40 GB/s (quiet machine). Computing exp(lambda*(z - max)) on the fly
+// every iteration would be >10x slower than streaming a stored matrix (even a
+// vectorized exp, ~1 ns, is 5-10x slower), and f32 storage reads the same 4 bytes per
+// entry as the f32 logits would. So A is computed once (f64 or f32 storage) and every
+// iteration only streams it.
+//
+// Denormals. Stored values below the storage type's smallest normal are stored as 0,
+// and the solver's threads run with FTZ/DAZ: denormal products (tiny A times tiny c)
+// cost a microcode assist each and halved the speed of the pass when present.
 //
 // Underflow. Stored is not B but A = B diag(exp(-M)) with M[k] = max_j log B[j,k]:
 // every column of A has its maximum equal to 1, and every row keeps its 1 at its own
@@ -69,7 +79,8 @@ struct Result {
   std::vector<double> log_r;    // (K) log of the final r relative to B (warm start input)
   std::vector<double> log_c;    // (N) log of the final c relative to B
   double build_seconds = 0;     // building the matrix (exp once)
-  double solve_seconds = 0;     // the iterations
+  double solve_seconds = 0;     // the iterations (and the final label pass)
+  double median_iter_seconds = 0;  // median time of one iteration (robust to a noisy machine)
 };
 
 // Bytes one solve allocates for (N, K) in this storage (matrix plus vectors).
@@ -108,6 +119,9 @@ class MatrixMemory {
   void* p_ = nullptr;
   size_t len_ = 0;
 };
+
+// Median of per-iteration times (benchmark aid).
+double median(std::vector<double> v);
 
 // Memory bandwidth probe over `bytes` bytes per array: GB/s of a read-only sum,
 // a copy (a[i] = b[i], 2 x 8 bytes per element) and a triad (a = b + s*c, 3 x 8).

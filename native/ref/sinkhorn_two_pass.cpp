@@ -59,7 +59,9 @@ Result solve_two_pass_reference(const float* z, int64_t N, int64_t K, const Opti
   const double t1 = now();
   double err = 1e6;
   int counter = 0;
+  std::vector<double> iter_times;
   while (err > o.tol && counter < o.max_iters) {
+    const double t_it = now();
     // pass 1: r = inv_K / (P^T c)
 #pragma omp parallel num_threads(nt)
     {
@@ -105,8 +107,10 @@ Result solve_two_pass_reference(const float* z, int64_t N, int64_t K, const Opti
     }
     c.swap(c_new);
     ++counter;
+    iter_times.push_back(now() - t_it);
   }
   res.solve_seconds = now() - t1;
+  res.median_iter_seconds = median(iter_times);
   res.iterations = counter;
   res.error = err;
   res.converged = err <= o.tol;
