@@ -42,6 +42,6 @@ export async function loadSynthetic(split: Split, opts: SyntheticOptions = {}): 
     labels: r.labels,
     classes: r.classes,
     paths: null,
-    fingerprint: `synthetic:v1:${split}:seed=${seed}:count=${count}`,
+    fingerprint: `synthetic:v2:${split}:seed=${seed}:count=${count}`,
   });
 }

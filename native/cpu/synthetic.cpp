@@ -1,6 +1,6 @@
 // The built-in synthetic labelled set (sln/augment.h): 10 shape classes, each
-// drawn at a random position, size and small rotation, in a random colour, on a
-// random two-colour gradient with a sinusoidal texture, plus pixel noise. The
+// drawn at a random position, size and small rotation, in a random bright
+// colour, on a dark tinted gradient with a weak sinusoidal texture, plus pixel noise. The
 // class is in the shape only: colours, texture and placement are shared by all
 // classes, so a network has to look at the shape to cluster it.
 #include <cmath>
@@ -65,7 +65,6 @@ bool inside(int cls, double u, double v) {
   }
 }
 
-double luma(const double c[3]) { return 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]; }
 
 void draw(uint64_t seed, int index, uint8_t* img, int32_t* label) {
   const int S = kSyntheticSize;
@@ -73,24 +72,27 @@ void draw(uint64_t seed, int index, uint8_t* img, int32_t* label) {
   rng.next();
   const int cls = index % kSyntheticClasses;
   *label = cls;
+  // v2: a dark, slightly tinted background with a weak gradient and a bright
+  // shape of random colour. Colour and brightness vary per image, never per
+  // class, but less than in v1 (fully random colours), where the colours
+  // dominated what an unsupervised network picked up: the shape must be the
+  // strongest signal that is left after colour jitter.
   double bg0[3], bg1[3], fg[3];
-  for (int c = 0; c < 3; c++) { bg0[c] = rng.uniform(); bg1[c] = rng.uniform(); }
-  // foreground differs from the background's mean brightness by at least 0.25
-  const double bgl = 0.5 * (luma(bg0) + luma(bg1));
-  for (int tries = 0;; tries++) {
-    for (int c = 0; c < 3; c++) fg[c] = rng.uniform();
-    if (std::fabs(luma(fg) - bgl) >= 0.25 || tries >= 20) break;
+  const double base = rng.uniform(0.05, 0.30);
+  for (int c = 0; c < 3; c++) {
+    bg0[c] = base + rng.uniform(-0.05, 0.05);
+    bg1[c] = bg0[c] + rng.uniform(-0.08, 0.08);
+    fg[c] = rng.uniform(0.55, 1.0);
   }
-  if (std::fabs(luma(fg) - bgl) < 0.25) for (int c = 0; c < 3; c++) fg[c] = bgl > 0.5 ? 0.05 : 0.95;
   const double gang = rng.uniform(0, 6.283185307179586);
   const double gx = std::cos(gang), gy = std::sin(gang);
   const double tfreq = rng.uniform(0.3, 1.2), tang = rng.uniform(0, 3.141592653589793), tph = rng.uniform(0, 6.3);
-  const double tamp = rng.uniform(0.0, 0.12);
+  const double tamp = rng.uniform(0.0, 0.06);
   const double radius = rng.uniform(7.0, 12.0);
   const double cx = 16.0 + rng.uniform(-5.0, 5.0), cy = 16.0 + rng.uniform(-5.0, 5.0);
   const double rot = rng.uniform(-0.35, 0.35);  // about +-20 degrees
   const double cr = std::cos(rot), sr = std::sin(rot);
-  const double noise = rng.uniform(0.03, 0.09);
+  const double noise = rng.uniform(0.02, 0.06);
   const double tcos = std::cos(tang), tsin = std::sin(tang);
   for (int y = 0; y < S; y++) {
     for (int x = 0; x < S; x++) {
