@@ -52,7 +52,7 @@ export async function handler(a: Record<string, unknown>): Promise<void> {
     const images = new Array(n);
     for (let i = 0; i < n; i++) {
       const o: Record<string, unknown> = { index: i, path: paths ? paths[i] : null };
-      if (heads.length === 1) o.label = e.labels[heads[0]][i];
+      if (a.head !== undefined) o.label = e.labels[heads[0]][i];
       else o.labels = heads.map((h) => e.labels[h][i]);
       images[i] = o;
     }

@@ -51,7 +51,7 @@ const hex = (rgb: [number, number, number]) => "#" + rgb.map((v) => v.toString(1
 function geometry(ds: Dataset): { inner: number; border: number; gap: number } {
   let side = Math.max(ds.height, ds.width);
   if (side === 0) for (let i = 0; i < ds.count; i++) side = Math.max(side, ds.heights[i], ds.widths[i]);
-  const inner = side < 96 ? side * Math.max(1, Math.floor(96 / side)) : Math.min(side, 128);
+  const inner = side < 64 ? side * Math.max(1, Math.floor(64 / side)) : Math.min(side, 96);
   return { inner, border: Math.max(3, Math.round(inner / 24)), gap: 2 };
 }
 

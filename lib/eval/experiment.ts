@@ -166,6 +166,8 @@ function flagsData(meta: CheckpointMeta, o: DataOverride) {
   return { data, format, synthetic: synCount ? { count: synCount } : undefined, inputSize: meta.inputShape[1] };
 }
 
+const short = (f: string) => (f.length <= 64 ? f : f.slice(0, 16) + "...");
+
 /**
  * The training split the experiment was trained on (from the checkpoint's flags,
  * or --data), refused with one line when its fingerprint differs.
@@ -177,7 +179,7 @@ export async function openTrainData(e: Experiment, o: DataOverride = {}, warn: (
     await ds.close();
     throw new InputError(
       `the data at ${fd.data ?? "(built-in synthetic set)"} is not the data ${e.exp} was trained on ` +
-        `(fingerprint ${ds.fingerprint.slice(0, 16)}, checkpoint ${e.meta.fingerprint.slice(0, 16)}); pass the training data with --data`,
+        `(fingerprint ${short(ds.fingerprint)}, checkpoint ${short(e.meta.fingerprint)}); pass the training data with --data`,
     );
   }
   return ds;
