@@ -1,6 +1,7 @@
 // The eval command's work: pseudo-label quality per head, argmax predictions on
 // the test split, kNN and a linear probe on the frozen penultimate features.
 import { Dataset, Loader } from "../data";
+import { InputError } from "../errors";
 import { Model } from "../model";
 import { clusteringScores, clusterAccuracy } from "../metrics";
 import { Experiment, DataOverride, openTrainData, openTestData, loadModel } from "./experiment";
@@ -106,7 +107,7 @@ export async function evaluate(e: Experiment, o: EvalOptions = {}): Promise<Eval
   try {
     const N = train.count;
     for (let h = 0; h < e.labels.length; h++)
-      if (e.labels[h].length !== N) throw new Error(`${e.exp}: head ${h} has ${e.labels[h].length} labels for ${N} images`);
+      if (e.labels[h].length !== N) throw new InputError(`${e.exp}: head ${h} has ${e.labels[h].length} labels for ${N} images`);
     const t = await openTestData(e, o);
     test = t.ds;
     if (!test) notes.push(`no test split (${t.reason}): no test predictions, kNN or linear probe`);
