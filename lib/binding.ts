@@ -108,6 +108,25 @@ export interface NativeBinding {
   ): Promise<SinkhornResult>;
   sinkhornTwoPass(logits: Float32Array, n: number, k: number, opts: SinkhornOptions): Promise<SinkhornResult>;
   sinkhornPlannedBytes(n: number, k: number, dtype: SinkhornDtype): number;
+  // knn_binding.cpp (wrapped by lib/eval/knn.ts)
+  knnClassify(
+    bank: Float32Array,
+    bankLabels: Int32Array,
+    queries: Float32Array,
+    d: number,
+    numClasses: number,
+    ks: number[],
+    opts: { temperature?: number; queryBlock?: number; bankBlock?: number },
+  ): Promise<{ k: number; indices: Int32Array; similarities: Float32Array; predictions: Int32Array[] }>;
+  linearProbe(
+    x: Float32Array,
+    y: Int32Array,
+    xTest: Float32Array,
+    d: number,
+    numClasses: number,
+    order: Int32Array,
+    opts: { epochs?: number; batch?: number; lr?: number; momentum?: number; weightDecay?: number },
+  ): Promise<{ trainPredictions: Int32Array; testPredictions: Int32Array; epochLoss: number[] }>;
   memoryBandwidth(bytes: number, threads: number, reps: number): Promise<{ read: number; copy: number; triad: number }>;
   [name: string]: unknown;
 }

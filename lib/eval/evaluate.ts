@@ -1,0 +1,219 @@
+// The eval command's work: pseudo-label quality per head, argmax predictions on
+// the test split, kNN and a linear probe on the frozen penultimate features.
+import { Dataset, Loader } from "../data";
+import { InputError } from "../errors";
+import { Model } from "../model";
+import { clusteringScores, clusterAccuracy } from "../metrics";
+import { Experiment, DataOverride, openTrainData, openTestData, loadModel } from "./experiment";
+import { knnClassify, linearProbe, accuracy } from "./knn";
+
+export interface Quality {
+  nmi: number;
+  ami: number;
+  ari: number;
+  /** Hungarian one-to-one matching accuracy. */
+  accuracy: number;
+  /** Majority-vote accuracy. */
+  purity: number;
+}
+
+export interface HeadReport {
+  head: number;
+  clusters: number;
+  /** Pseudo-labels against the training classes (null without ground truth). */
+  selfLabels: Quality | null;
+  /** Argmax predictions on the test split (null without one). */
+  test: Quality | null;
+}
+
+export interface EvalReport {
+  exp: string;
+  arch: string;
+  epoch: number;
+  source: { params: string; labels: string };
+  dataset: { name: string; fingerprint: string; train: number; test: number | null; classes: number };
+  heads: HeadReport[];
+  knn: { temperature: number; results: { k: number; accuracy: number }[]; queries: number; bank: number; seconds: number } | null;
+  probe: { epochs: number; seed: number; testTop1: number; trainTop1: number; finalLoss: number; seconds: number } | null;
+  /** Why kNN / probe / test predictions are missing, when they are. */
+  notes: string[];
+  seconds: { trainFeatures: number; testForward: number; total: number };
+}
+
+export interface EvalOptions extends DataOverride {
+  ks?: number[];
+  temperature?: number;
+  probeEpochs?: number;
+  seed?: number;
+  log?: (line: string) => void;
+  warn?: (line: string) => void;
+}
+
+async function quality(pred: Int32Array, truth: Int32Array): Promise<Quality> {
+  const s = await clusteringScores(pred, truth);
+  const a = await clusterAccuracy(pred, truth);
+  return { nmi: s.nmi, ami: s.ami, ari: s.ari, accuracy: a.accuracy, purity: a.purity };
+}
+
+/** Penultimate features (N x D) of every image, level-0 (test-time) preprocessing, eval-mode BN. */
+export async function extractFeatures(model: Model, ds: Dataset): Promise<Float32Array> {
+  const D = model.featureDim;
+  const size = model.inputShape[1];
+  const feats = new Float32Array(ds.count * D);
+  const loader = new Loader(ds, { batchSize: 512, size, level: 0, seed: 0, shuffle: false });
+  for await (const b of loader.epoch(0)) {
+    const f = await model.forward(b.data, { mode: "eval", output: "features" });
+    for (let i = 0; i < b.size; i++) feats.set(f.subarray(i * D, (i + 1) * D), b.indices[i] * D);
+  }
+  return feats;
+}
+
+/** Features and per-head argmax predictions of every image. */
+async function featuresAndPredictions(model: Model, ds: Dataset): Promise<{ feats: Float32Array; preds: Int32Array[] }> {
+  const D = model.featureDim;
+  const size = model.inputShape[1];
+  const feats = new Float32Array(ds.count * D);
+  const preds = model.numClasses.map(() => new Int32Array(ds.count));
+  const loader = new Loader(ds, { batchSize: 512, size, level: 0, seed: 0, shuffle: false });
+  for await (const b of loader.epoch(0)) {
+    const f = await model.forward(b.data, { mode: "eval", output: "features" });
+    for (let i = 0; i < b.size; i++) feats.set(f.subarray(i * D, (i + 1) * D), b.indices[i] * D);
+    const out = await model.forward(b.data, { mode: "eval", output: "logits" });
+    out.forEach((lg, h) => {
+      const K = model.numClasses[h];
+      for (let i = 0; i < b.size; i++) {
+        let best = 0;
+        for (let k = 1; k < K; k++) if (lg[i * K + k] > lg[i * K + best]) best = k;
+        preds[h][b.indices[i]] = best;
+      }
+    });
+  }
+  return { feats, preds };
+}
+
+function numClassesOf(ds: Dataset): number {
+  let mx = -1;
+  for (const l of ds.labels ?? []) mx = Math.max(mx, l);
+  return Math.max(ds.classes.length, mx + 1);
+}
+
+export async function evaluate(e: Experiment, o: EvalOptions = {}): Promise<EvalReport> {
+  const log = o.log ?? (() => {});
+  const t0 = Date.now();
+  const notes: string[] = [];
+  const train = await openTrainData(e, o, o.warn);
+  let test: Dataset | null = null;
+  let model: Model | null = null;
+  try {
+    const N = train.count;
+    for (let h = 0; h < e.labels.length; h++)
+      if (e.labels[h].length !== N) throw new InputError(`${e.exp}: head ${h} has ${e.labels[h].length} labels for ${N} images`);
+    const t = await openTestData(e, o);
+    test = t.ds;
+    if (!test) notes.push(`no test split (${t.reason}): no test predictions, kNN or linear probe`);
+    else if (!test.labels) notes.push("the test split has no labels: no test predictions, kNN or linear probe");
+    if (!train.labels) notes.push("the training data has no labels: no pseudo-label scores, kNN or linear probe");
+    const C = numClassesOf(train);
+
+    const heads: HeadReport[] = [];
+    for (let h = 0; h < e.labels.length; h++) {
+      heads.push({
+        head: h,
+        clusters: e.meta.numClasses[h],
+        selfLabels: train.labels ? await quality(e.labels[h], train.labels) : null,
+        test: null,
+      });
+    }
+
+    model = await loadModel(e);
+    const D = model.featureDim;
+    let tf = Date.now();
+    log(`features of ${N} training images ...`);
+    const trainFeats = await extractFeatures(model, train);
+    const trainFeatureSeconds = (Date.now() - tf) / 1000;
+    let testForward = 0;
+    let knn: EvalReport["knn"] = null;
+    let probe: EvalReport["probe"] = null;
+    if (test && test.labels) {
+      tf = Date.now();
+      log(`features and predictions of ${test.count} test images ...`);
+      const { feats: testFeats, preds } = await featuresAndPredictions(model, test);
+      testForward = (Date.now() - tf) / 1000;
+      for (let h = 0; h < heads.length; h++) heads[h].test = await quality(preds[h], test.labels);
+      if (train.labels) {
+        const temperature = o.temperature ?? 0.1;
+        const tk = Date.now();
+        const r = await knnClassify(trainFeats, train.labels, testFeats, D, C, { ks: o.ks ?? [10, 200], temperature });
+        knn = {
+          temperature,
+          results: r.ks.map((k, a) => ({ k, accuracy: accuracy(r.predictions[a], test!.labels!) })),
+          queries: test.count,
+          bank: N,
+          seconds: (Date.now() - tk) / 1000,
+        };
+        const tp = Date.now();
+        const epochs = o.probeEpochs ?? 10;
+        const seed = o.seed ?? 0;
+        const p = await linearProbe(trainFeats, train.labels, testFeats, D, C, { epochs, seed });
+        probe = {
+          epochs,
+          seed,
+          testTop1: accuracy(p.testPredictions, test.labels),
+          trainTop1: accuracy(p.trainPredictions, train.labels),
+          finalLoss: p.epochLoss[p.epochLoss.length - 1],
+          seconds: (Date.now() - tp) / 1000,
+        };
+      }
+    }
+    return {
+      exp: e.exp,
+      arch: e.meta.arch,
+      epoch: e.meta.epoch,
+      source: e.source,
+      dataset: { name: train.name, fingerprint: train.fingerprint, train: N, test: test ? test.count : null, classes: C },
+      heads,
+      knn,
+      probe,
+      notes: [...e.notes, ...notes],
+      seconds: { trainFeatures: trainFeatureSeconds, testForward, total: (Date.now() - t0) / 1000 },
+    };
+  } finally {
+    model?.dispose();
+    await test?.close();
+    await train.close();
+  }
+}
+
+const pct = (x: number) => (100 * x).toFixed(2).padStart(6);
+const f3 = (x: number) => x.toFixed(3).padStart(6);
+
+/** The human-readable table. */
+export function formatReport(r: EvalReport): string {
+  const L: string[] = [];
+  L.push(`experiment ${r.exp}: ${r.arch}, epoch ${r.epoch}; parameters from ${r.source.params}, pseudo-labels from ${r.source.labels}`);
+  L.push(`data ${r.dataset.name}: ${r.dataset.train} training images${r.dataset.test !== null ? `, ${r.dataset.test} test images` : ""}, ${r.dataset.classes} classes`);
+  L.push("");
+  L.push("head  clusters  labels                  NMI   aNMI    ARI   acc %  purity %");
+  for (const h of r.heads) {
+    const row = (what: string, q: Quality | null) =>
+      `${String(h.head).padEnd(4)}  ${String(h.clusters).padStart(8)}  ${what.padEnd(20)}` +
+      (q ? `${f3(q.nmi)} ${f3(q.ami)} ${f3(q.ari)}  ${pct(q.accuracy)}    ${pct(q.purity)}` : "   n/a");
+    L.push(row("pseudo-labels/train", h.selfLabels));
+    L.push(row("argmax/test", h.test));
+  }
+  L.push("");
+  if (r.knn) {
+    L.push(
+      `kNN (cosine, weights exp(sim/${r.knn.temperature}), ${r.knn.bank} train features as bank, ${r.knn.queries} test queries, ${r.knn.seconds.toFixed(1)} s): ` +
+        r.knn.results.map((x) => `k=${x.k} ${(100 * x.accuracy).toFixed(2)}%`).join(", "),
+    );
+  } else L.push("kNN: n/a");
+  if (r.probe) {
+    L.push(
+      `linear probe (softmax regression, SGD ${r.probe.epochs} epochs on standardised features, seed ${r.probe.seed}, ${r.probe.seconds.toFixed(1)} s): ` +
+        `test top-1 ${(100 * r.probe.testTop1).toFixed(2)}% (train ${(100 * r.probe.trainTop1).toFixed(2)}%)`,
+    );
+  } else L.push("linear probe: n/a");
+  for (const n of r.notes) L.push(`note: ${n}`);
+  return L.join("\n");
+}
