@@ -303,6 +303,6 @@ test("bad input: no checkpoints, another dataset, head out of range: exit 2, one
   const ck = readCheckpoint(listCheckpointFiles(exp)[0]);
   ck.meta.flags = { ...ck.meta.flags, syntheticCount: 500 };
   writeCheckpoint(path.join(other, "checkpoints", path.basename(ck.file)), ck);
-  oneLine(run("eval", ["--exp", other]), /is not the data .* was trained on \(fingerprint synthetic:v1:train:.*--data/);
+  oneLine(run("eval", ["--exp", other]), /is not the data .* was trained on \(fingerprint synthetic:v\d+:train:.*--data/);
   oneLine(run("eval", ["--exp", exp, "--probe-epochs", "0"]), /--probe-epochs must be an integer >= 1/);
 });
