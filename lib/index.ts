@@ -3,7 +3,7 @@
 export { native, packageRoot } from "./binding";
 export type { NativeInfo } from "./binding";
 export { createModel, Model, DeviceUnavailableError } from "./model";
-export type { ModelOptions, StepOptions, StepResult, ForwardOptions, Tensor, StateDict, TensorInfo, Arch, Device } from "./model";
+export type { ModelOptions, StepOptions, StepResult, ForwardOptions, Tensor, StateDict, TensorInfo, Arch, ArchSpec, Device } from "./model";
 export { nmi, ami, ari, clusteringScores, clusterAccuracy, expectedMutualInfo, linearSumAssignment } from "./metrics";
 export type { Labels, ClusteringScores, ClusterAccuracy } from "./metrics";
 export * from "./data";

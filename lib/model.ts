@@ -3,7 +3,8 @@
 // and runs on the libuv pool, so data loading overlaps with compute.
 import { native } from "./binding";
 
-export type Arch = "smallcnn";
+export type Arch = "smallcnn" | "alexnet" | "resnet18" | "resnet50";
+export type ArchSpec = "big" | "small";
 export type Device = "cpu" | "cuda" | "auto";
 
 export interface ModelOptions {
@@ -12,6 +13,13 @@ export interface ModelOptions {
   numClasses: number[];
   /** Input shape [C, H, W]. */
   inputShape: [number, number, number];
+  /** alexnet only: the reference's --archspec (default "big"). */
+  archSpec?: ArchSpec;
+  /**
+   * resnets only: 3x3 stride-1 stem without max pool (for 32 px images).
+   * Default: true when H and W are at most 64.
+   */
+  smallInput?: boolean;
   device?: Device;
   seed?: number;
 }
@@ -55,6 +63,7 @@ interface NativeModel {
   dispose(): void;
   readonly disposed: boolean;
   readonly featureDim: number;
+  readonly smallInput: boolean;
 }
 
 export class DeviceUnavailableError extends Error {
@@ -67,6 +76,10 @@ export class Model {
   readonly inputShape: [number, number, number];
   readonly device: "cpu" | "cuda";
   readonly seed: number;
+  /** alexnet: "big" | "small"; other archs: undefined. */
+  readonly archSpec?: ArchSpec;
+  /** resnets: whether the small-input stem is used. */
+  readonly smallInput: boolean;
   private readonly m: NativeModel;
   private readonly info: TensorInfo[];
 
@@ -78,6 +91,8 @@ export class Model {
     this.seed = opts.seed ?? 0;
     this.device = device;
     this.m = m;
+    if (opts.arch === "alexnet") this.archSpec = opts.archSpec ?? "big";
+    this.smallInput = m.smallInput;
     this.info = m.tensors();
   }
 
@@ -192,6 +207,20 @@ export async function createModel(opts: ModelOptions): Promise<Model> {
   if (opts.seed !== undefined && !(Number.isSafeInteger(opts.seed) && opts.seed >= 0)) {
     throw new TypeError("createModel: seed must be a non-negative integer");
   }
+  if (opts.archSpec !== undefined) {
+    if (opts.archSpec !== "big" && opts.archSpec !== "small") {
+      throw new TypeError(`createModel: archSpec must be 'big' or 'small', got '${String(opts.archSpec)}'`);
+    }
+    if (opts.arch !== "alexnet" && opts.archSpec !== "big") {
+      throw new TypeError(`createModel: archSpec '${opts.archSpec}' applies only to alexnet`);
+    }
+  }
+  if (opts.smallInput !== undefined) {
+    if (typeof opts.smallInput !== "boolean") throw new TypeError("createModel: smallInput must be a boolean");
+    if (opts.smallInput && !opts.arch.startsWith("resnet")) {
+      throw new TypeError(`createModel: smallInput applies only to the resnets, not ${opts.arch}`);
+    }
+  }
   const device = opts.device ?? "auto";
   if (device === "cuda") {
     throw new DeviceUnavailableError(
@@ -200,6 +229,13 @@ export async function createModel(opts: ModelOptions): Promise<Model> {
   }
   if (device !== "cpu" && device !== "auto") throw new TypeError(`createModel: device must be cpu, cuda or auto, got '${device}'`);
   const Ctor = native().NativeModel as new (o: object) => NativeModel;
-  const m = new Ctor({ arch: opts.arch, numClasses: opts.numClasses, inputShape: opts.inputShape, seed: opts.seed ?? 0 });
+  const m = new Ctor({
+    arch: opts.arch,
+    numClasses: opts.numClasses,
+    inputShape: opts.inputShape,
+    seed: opts.seed ?? 0,
+    archSpec: opts.archSpec,
+    smallInput: opts.arch.startsWith("resnet") ? opts.smallInput : undefined,
+  });
   return new Model(opts, m, "cpu");
 }
