@@ -7,9 +7,10 @@ import { exitCodeOf, UsageError } from "./errors";
 import { native } from "./binding";
 import * as info from "./commands/info";
 import * as prepare from "./commands/prepare";
+import * as convert from "./commands/convert";
 
 // one module per command (lib/commands/<name>.ts)
-const commands = [info, prepare] as unknown as CommandModule<any, any>[];
+const commands = [info, prepare, convert] as unknown as CommandModule<any, any>[];
 
 function fail(e: unknown): never {
   const msg = e instanceof Error ? e.message : String(e);

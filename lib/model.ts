@@ -2,6 +2,7 @@
 // options happens here and in the addon; every heavy call returns a Promise
 // and runs on the libuv pool, so data loading overlaps with compute.
 import { native } from "./binding";
+import { loadWeights, checkAgainst, renameReferenceResnet, PthWeights } from "./pth";
 
 export type Arch = "smallcnn" | "alexnet" | "resnet18" | "resnet50";
 export type ArchSpec = "big" | "small";
@@ -146,6 +147,26 @@ export class Model {
    */
   async loadStateDict(sd: StateDict | Record<string, Float32Array>): Promise<void> {
     await this.m.importState("model", this.fromDict(sd));
+  }
+
+  /**
+   * Load weights from a PyTorch checkpoint (.pth, torch.save's zip format,
+   * read without executing anything), a safetensors file written by
+   * `convert`, or one of our checkpoints. Accepts a plain state_dict, the
+   * reference's { state_dict, L } and `module.` prefixes; BN
+   * `num_batches_tracked` counters are ignored. On a mismatch nothing changes
+   * and the error lists missing, unexpected and wrong-shaped keys. Returns
+   * what was read (pseudo-labels included when the file has them).
+   */
+  async loadPth(file: string): Promise<PthWeights> {
+    const w = loadWeights(file);
+    const sd = this.arch.startsWith("resnet") ? renameReferenceResnet(w.stateDict) : w.stateDict;
+    const label = this.arch === "alexnet" ? `alexnet (${this.archSpec})` : this.arch;
+    checkAgainst(sd, this.info, `${label} with heads [${this.numClasses}]`, file);
+    const flat: Record<string, Float32Array> = {};
+    for (const [k, t] of Object.entries(sd)) flat[k] = t.data;
+    await this.loadStateDict(flat);
+    return { ...w, stateDict: sd };
   }
 
   /** SGD momentum buffers ({} before the first step). */

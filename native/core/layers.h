@@ -42,8 +42,38 @@ class InitRng {
     has_spare_ = true;
     return r * std::cos(2 * M_PI * u2);
   }
+  // Same numbers as n calls of normal(), computed in parallel: the k-th
+  // uniform after the current state is a pure function of (state, k), so each
+  // Box-Muller pair is independent. (Large layers: AlexNet's 37.7M-weight
+  // Linear took seconds serially.)
   void fill_normal(float* p, size_t n, double std) {
-    for (size_t i = 0; i < n; i++) p[i] = static_cast<float>(normal() * std);
+    size_t i = 0;
+    if (n > 0 && has_spare_) {
+      p[0] = static_cast<float>(normal() * std);
+      i = 1;
+    }
+    const size_t m = n - i, pairs = (m + 1) / 2;
+    const uint64_t base = s_;
+    auto uniform_at = [base](uint64_t k) {   // the k-th uniform() from `base`
+      uint64_t z = base + (k + 1) * 0x9e3779b97f4a7c15ULL;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+      return ((z ^ (z >> 31)) >> 11) * (1.0 / 9007199254740992.0);
+    };
+    float* q = p + i;
+#pragma omp parallel for schedule(static)
+    for (long j = 0; j < static_cast<long>(pairs); j++) {
+      const double u1 = 1.0 - uniform_at(2 * j), u2 = uniform_at(2 * j + 1);
+      const double r = std::sqrt(-2.0 * std::log(u1));
+      q[2 * j] = static_cast<float>(r * std::cos(2 * M_PI * u2) * std);
+      if (static_cast<size_t>(2 * j + 1) < m) q[2 * j + 1] = static_cast<float>(r * std::sin(2 * M_PI * u2) * std);
+    }
+    s_ = base + 2 * pairs * 0x9e3779b97f4a7c15ULL;
+    if (m % 2 == 1) {   // the last pair's second number is the next spare
+      const double u1 = 1.0 - uniform_at(2 * (pairs - 1)), u2 = uniform_at(2 * (pairs - 1) + 1);
+      spare_ = std::sqrt(-2.0 * std::log(u1)) * std::sin(2 * M_PI * u2);
+      has_spare_ = true;
+    }
   }
 
  private:

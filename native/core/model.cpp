@@ -32,8 +32,6 @@ size_t Arena::add(const std::string& name, std::vector<int> shape, bool is_param
 
 void Arena::finalize() {
   params_.assign(n_params_, 0.f);
-  grads_.assign(n_params_, 0.f);
-  momentum_.assign(n_params_, 0.f);
   buffers_.assign(n_buffers_, 0.f);
 }
 

@@ -36,14 +36,22 @@ class Arena {
   size_t add(const std::string& name, std::vector<int> shape, bool is_param);
   void finalize();   // allocate storage (zeros)
   float* param(size_t off) { return params_.data() + off; }
-  float* grad(size_t off) { return grads_.data() + off; }
+  float* grad(size_t off) { return grads().data() + off; }
   float* buffer(size_t off) { return buffers_.data() + off; }
   const std::vector<TensorEntry>& entries() const { return entries_; }
   const TensorEntry* find(const std::string& name) const;
   float* data_of(const TensorEntry& e) { return e.is_param ? param(e.offset) : buffer(e.offset); }
   std::vector<float>& params() { return params_; }
-  std::vector<float>& grads() { return grads_; }
-  std::vector<float>& momentum() { return momentum_; }
+  // Gradients and momentum are allocated (zeros) on first use, so a model
+  // used only for inference never pays for them.
+  std::vector<float>& grads() {
+    if (grads_.size() != n_params_) grads_.assign(n_params_, 0.f);
+    return grads_;
+  }
+  std::vector<float>& momentum() {
+    if (momentum_.size() != n_params_) momentum_.assign(n_params_, 0.f);
+    return momentum_;
+  }
   std::vector<float>& buffers() { return buffers_; }
   bool has_momentum = false;   // false until the first SGD step (torch creates buf on first step)
 
