@@ -15,7 +15,8 @@ import * as crypto from "node:crypto";
 import { spawnSync } from "node:child_process";
 import { createModel, Model, ModelOptions } from "../lib/model";
 import { packageRoot } from "../lib/binding";
-import { readPth, loadPth, loadWeights, PthError, PthTensor, PyDict, zipEntries } from "../lib/pth";
+import { readPth, loadPth, loadWeights, renameReferenceResnet, PthError, PthTensor, PyDict, zipEntries } from "../lib/pth";
+import { writeCheckpoint, FORMAT } from "../lib/train/checkpoint";
 import { load as loadSafetensors } from "../lib/safetensors";
 
 const root = packageRoot();
@@ -318,6 +319,42 @@ test("convert: .pth to safetensors (weights under PyTorch names, labels), loadab
     assert.equal(fs.existsSync(path.join(tmp, "m.safetensors")), false);
     assert.equal(run("convert", fx("smallcnn-ref.pth"), path.join(tmp, "x.bin")).status, 2);
     assert.equal(run("convert", path.join(tmp, "none.pth"), path.join(tmp, "n.safetensors")).status, 2);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test("the reference's resnetv1 names (features.N) map to torchvision's; our training checkpoints load too", async () => {
+  const t = (n: number) => ({ shape: [n], data: new Float32Array(n) });
+  const renamed = renameReferenceResnet({
+    "features.0.weight": t(1),
+    "features.1.running_var": t(1),
+    "features.4.0.conv1.weight": t(1),
+    "features.7.2.downsample.1.bias": t(1),
+    "top_layer0.weight": t(1),
+  });
+  assert.deepEqual(Object.keys(renamed), ["conv1.weight", "bn1.running_var", "layer1.0.conv1.weight", "layer4.2.downsample.1.bias", "top_layer0.weight"]);
+  // a torchvision dict is left alone
+  assert.deepEqual(Object.keys(renameReferenceResnet({ "conv1.weight": t(1) })), ["conv1.weight"]);
+  // one of our checkpoints (flat shapes under model.<name>) loads through loadPth
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sln-ckpt-"));
+  try {
+    const a = await createModel({ arch: "smallcnn", numClasses: [4], inputShape: [1, 8, 8], seed: 5 });
+    const params: Record<string, Float32Array> = {};
+    for (const [k, v] of Object.entries(await a.stateDict())) params[k] = v.data;
+    const file = path.join(tmp, "c.safetensors");
+    writeCheckpoint(file, {
+      meta: { format: FORMAT, epoch: 1, arch: "smallcnn", numClasses: [4], inputShape: [1, 8, 8], fingerprint: "", flags: {}, labelTimes: [], seen: 0, prng: null, loss: 0, lrDropNext: false },
+      params,
+      momentum: {},
+      labels: [Int32Array.from([1, 2, 3])],
+    });
+    const b = await createModel({ arch: "smallcnn", numClasses: [4], inputShape: [1, 8, 8], seed: 6 });
+    const w = await b.loadPth(file);
+    assert.deepEqual(Array.from(w.labels![0]), [1, 2, 3]);
+    assert.deepEqual(await b.stateDict(), await a.stateDict());
+    a.dispose();
+    b.dispose();
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
