@@ -205,28 +205,36 @@ function decodeStorage(bytes: Buffer, dtype: TorchDType, count: number, what: st
   if (bytes.length < count * size) {
     throw new PthError(`${what}: ${bytes.length} bytes, expected ${count * size} (${count} ${dtype}); truncated file?`);
   }
-  // copy: zip records need not be aligned for typed-array views
-  const ab = new ArrayBuffer(count * size);
-  bytes.copy(Buffer.from(ab), 0, 0, count * size);
+  // torch aligns records to 64 bytes, so usually a view of the file's bytes
+  // will do; otherwise copy (typed arrays need aligned offsets)
+  let ab: ArrayBuffer;
+  let off = 0;
+  if (bytes.byteOffset % size === 0 && dtype !== "float16" && dtype !== "bfloat16") {
+    ab = bytes.buffer as ArrayBuffer;
+    off = bytes.byteOffset;
+  } else {
+    ab = new ArrayBuffer(count * size);
+    bytes.copy(Buffer.from(ab), 0, 0, count * size);
+  }
   switch (dtype) {
     case "float32":
-      return new Float32Array(ab);
+      return new Float32Array(ab, off, count);
     case "float64":
-      return new Float64Array(ab);
+      return new Float64Array(ab, off, count);
     case "int64":
-      return new BigInt64Array(ab);
+      return new BigInt64Array(ab, off, count);
     case "int32":
-      return new Int32Array(ab);
+      return new Int32Array(ab, off, count);
     case "int16":
-      return new Int16Array(ab);
+      return new Int16Array(ab, off, count);
     case "int8":
-      return new Int8Array(ab);
+      return new Int8Array(ab, off, count);
     case "uint8":
     case "bool":
-      return new Uint8Array(ab);
+      return new Uint8Array(ab, off, count);
     case "float16":
     case "bfloat16": {
-      const u = new Uint16Array(ab);
+      const u = new Uint16Array(ab, off, count);
       const out = new Float32Array(count);
       const tmp = new Uint32Array(out.buffer);
       for (let i = 0; i < count; i++) {
@@ -253,7 +261,6 @@ function rebuildTensor(ctx: UnpickleContext, args: unknown[]): PthTensor {
   const numel = size.reduce((a, b) => a * b, 1);
   const src = storage.values;
   const Ctor = src.constructor as new (n: number) => typeof src;
-  const out = new Ctor(numel);
   // contiguous fast path; general strides otherwise
   let contiguous = true;
   for (let d = size.length - 1, want = 1; d >= 0; d--) {
@@ -266,8 +273,11 @@ function rebuildTensor(ctx: UnpickleContext, args: unknown[]): PthTensor {
     throw new PthError(`${ctx.file}: a tensor of shape [${size}] reaches past its storage of ${src.length} elements`);
   }
   if (contiguous) {
-    (out as Float32Array).set((src as Float32Array).subarray(offset, offset + numel));
-  } else {
+    // a view: no copy of large weights (the storage is ours, read-only use)
+    return new PthTensor(storage.dtype, [...size], (src as Float32Array).subarray(offset, offset + numel));
+  }
+  {
+    const out = new Ctor(numel);
     const idx = new Array(size.length).fill(0);
     for (let i = 0; i < numel; i++) {
       let p = offset;
@@ -278,8 +288,8 @@ function rebuildTensor(ctx: UnpickleContext, args: unknown[]): PthTensor {
         idx[d] = 0;
       }
     }
+    return new PthTensor(storage.dtype, [...size], out);
   }
-  return new PthTensor(storage.dtype, [...size], out);
 }
 
 /**
