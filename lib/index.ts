@@ -3,7 +3,9 @@
 export { native, packageRoot } from "./binding";
 export type { NativeInfo } from "./binding";
 export { createModel, Model, DeviceUnavailableError } from "./model";
-export type { ModelOptions, StepOptions, StepResult, ForwardOptions, Tensor, StateDict, TensorInfo, Arch, Device } from "./model";
+export type { ModelOptions, StepOptions, StepResult, ForwardOptions, Tensor, StateDict, TensorInfo, Arch, ArchSpec, Device } from "./model";
+export { loadPth, loadWeights, readPth, saveWeights, PthError, PthTensor, PyDict, ALLOWED_GLOBALS } from "./pth";
+export type { PthWeights } from "./pth";
 export { nmi, ami, ari, clusteringScores, clusterAccuracy, expectedMutualInfo, linearSumAssignment } from "./metrics";
 export type { Labels, ClusteringScores, ClusterAccuracy } from "./metrics";
 export * from "./data";

@@ -2,8 +2,10 @@
 // options happens here and in the addon; every heavy call returns a Promise
 // and runs on the libuv pool, so data loading overlaps with compute.
 import { native } from "./binding";
+import { loadWeights, checkAgainst, renameReferenceResnet, PthWeights } from "./pth";
 
-export type Arch = "smallcnn";
+export type Arch = "smallcnn" | "alexnet" | "resnet18" | "resnet50";
+export type ArchSpec = "big" | "small";
 export type Device = "cpu" | "cuda" | "auto";
 
 export interface ModelOptions {
@@ -12,6 +14,13 @@ export interface ModelOptions {
   numClasses: number[];
   /** Input shape [C, H, W]. */
   inputShape: [number, number, number];
+  /** alexnet only: the reference's --archspec (default "big"). */
+  archSpec?: ArchSpec;
+  /**
+   * resnets only: 3x3 stride-1 stem without max pool (for 32 px images).
+   * Default: true when H and W are at most 64.
+   */
+  smallInput?: boolean;
   device?: Device;
   seed?: number;
 }
@@ -56,6 +65,7 @@ interface NativeModel {
   readonly disposed: boolean;
   readonly featureDim: number;
   step: number;
+  readonly smallInput: boolean;
 }
 
 export class DeviceUnavailableError extends Error {
@@ -68,6 +78,10 @@ export class Model {
   readonly inputShape: [number, number, number];
   readonly device: "cpu" | "cuda";
   readonly seed: number;
+  /** alexnet: "big" | "small"; other archs: undefined. */
+  readonly archSpec?: ArchSpec;
+  /** resnets: whether the small-input stem is used. */
+  readonly smallInput: boolean;
   private readonly m: NativeModel;
   private readonly info: TensorInfo[];
 
@@ -79,6 +93,8 @@ export class Model {
     this.seed = opts.seed ?? 0;
     this.device = device;
     this.m = m;
+    if (opts.arch === "alexnet") this.archSpec = opts.archSpec ?? "big";
+    this.smallInput = m.smallInput;
     this.info = m.tensors();
   }
 
@@ -141,6 +157,26 @@ export class Model {
     await this.m.importState("model", this.fromDict(sd));
   }
 
+  /**
+   * Load weights from a PyTorch checkpoint (.pth, torch.save's zip format,
+   * read without executing anything), a safetensors file written by
+   * `convert`, or one of our checkpoints. Accepts a plain state_dict, the
+   * reference's { state_dict, L } and `module.` prefixes; BN
+   * `num_batches_tracked` counters are ignored. On a mismatch nothing changes
+   * and the error lists missing, unexpected and wrong-shaped keys. Returns
+   * what was read (pseudo-labels included when the file has them).
+   */
+  async loadPth(file: string): Promise<PthWeights> {
+    const w = loadWeights(file);
+    const sd = this.arch.startsWith("resnet") ? renameReferenceResnet(w.stateDict) : w.stateDict;
+    const label = this.arch === "alexnet" ? `alexnet (${this.archSpec})` : this.arch;
+    checkAgainst(sd, this.info, `${label} with heads [${this.numClasses}]`, file);
+    const flat: Record<string, Float32Array> = {};
+    for (const [k, t] of Object.entries(sd)) flat[k] = t.data;
+    await this.loadStateDict(flat);
+    return { ...w, stateDict: sd };
+  }
+
   /** SGD momentum buffers ({} before the first step). */
   async optimizerState(): Promise<StateDict> {
     return this.toDict(await this.m.exportState("momentum"));
@@ -200,6 +236,20 @@ export async function createModel(opts: ModelOptions): Promise<Model> {
   if (opts.seed !== undefined && !(Number.isSafeInteger(opts.seed) && opts.seed >= 0)) {
     throw new TypeError("createModel: seed must be a non-negative integer");
   }
+  if (opts.archSpec !== undefined) {
+    if (opts.archSpec !== "big" && opts.archSpec !== "small") {
+      throw new TypeError(`createModel: archSpec must be 'big' or 'small', got '${String(opts.archSpec)}'`);
+    }
+    if (opts.arch !== "alexnet" && opts.archSpec !== "big") {
+      throw new TypeError(`createModel: archSpec '${opts.archSpec}' applies only to alexnet`);
+    }
+  }
+  if (opts.smallInput !== undefined) {
+    if (typeof opts.smallInput !== "boolean") throw new TypeError("createModel: smallInput must be a boolean");
+    if (opts.smallInput && !opts.arch.startsWith("resnet")) {
+      throw new TypeError(`createModel: smallInput applies only to the resnets, not ${opts.arch}`);
+    }
+  }
   const device = opts.device ?? "auto";
   if (device === "cuda") {
     throw new DeviceUnavailableError(
@@ -208,6 +258,13 @@ export async function createModel(opts: ModelOptions): Promise<Model> {
   }
   if (device !== "cpu" && device !== "auto") throw new TypeError(`createModel: device must be cpu, cuda or auto, got '${device}'`);
   const Ctor = native().NativeModel as new (o: object) => NativeModel;
-  const m = new Ctor({ arch: opts.arch, numClasses: opts.numClasses, inputShape: opts.inputShape, seed: opts.seed ?? 0 });
+  const m = new Ctor({
+    arch: opts.arch,
+    numClasses: opts.numClasses,
+    inputShape: opts.inputShape,
+    seed: opts.seed ?? 0,
+    archSpec: opts.archSpec,
+    smallInput: opts.arch.startsWith("resnet") ? opts.smallInput : undefined,
+  });
   return new Model(opts, m, "cpu");
 }

@@ -104,6 +104,8 @@ const CONV_CASES: Conv[] = [
   conv(4, 32, 8, 8, 64, 3, 3, 1, 1, 0),    // smallcnn-like 32->64 on a small image
   conv(1, 2, 3, 3, 1, 3, 3, 1, 0, 1),      // output 1x1, K=1
   conv(2, 3, 6, 6, 4, 3, 3, 2, 0, 0),      // stride drops the last row/column (floor)
+  conv(2, 3, 13, 11, 4, 7, 7, 2, 3, 0),    // ResNet stem: 7x7 stride 2 pad 3, odd sizes
+  conv(2, 8, 7, 7, 6, 1, 1, 2, 0, 0),      // ResNet downsample: 1x1 stride 2
 ];
 
 test("conv2d cpu matches the float64 reference on fixed shapes", () => {

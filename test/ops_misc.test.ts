@@ -193,6 +193,8 @@ test("maxpool2d: cpu matches the reference (floor size, padding, overlapping win
     { N: 1, C: 2, H: 7, W: 9, kernel: 2, stride: 2, pad: 0 }, // odd sizes: last row/column dropped
     { N: 1, C: 1, H: 5, W: 6, kernel: 3, stride: 2, pad: 1 },
     { N: 2, C: 1, H: 4, W: 5, kernel: 3, stride: 1, pad: 1 },
+    { N: 2, C: 2, H: 13, W: 13, kernel: 3, stride: 2, pad: 0 }, // AlexNet: 3x3 stride 2 (13 -> 6)
+    { N: 1, C: 2, H: 8, W: 7, kernel: 3, stride: 2, pad: 1 }, // ResNet stem max pool, odd width
   ];
   for (let t = 0; t < 10; t++) cases.push(randomPool(rng));
   for (const p of cases) {

@@ -24,6 +24,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                            InstanceAccessor("disposed", &ModelWrap::Disposed, nullptr),
                            InstanceAccessor("featureDim", &ModelWrap::FeatureDim, nullptr),
                            InstanceAccessor("step", &ModelWrap::GetStep, &ModelWrap::SetStep),
+                           InstanceAccessor("smallInput", &ModelWrap::SmallInput, nullptr),
                        });
   }
 
@@ -61,6 +62,16 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         dims[i] = static_cast<int>(d);
       }
       s.input = {dims[0], dims[1], dims[2]};
+      Napi::Value as = o.Get("archSpec");
+      if (!as.IsUndefined()) {
+        if (!as.IsString()) throw Napi::TypeError::New(env, "createModel: archSpec must be 'big' or 'small'");
+        s.arch_spec = as.As<Napi::String>();
+      }
+      Napi::Value si = o.Get("smallInput");
+      if (!si.IsUndefined()) {
+        if (!si.IsBoolean()) throw Napi::TypeError::New(env, "createModel: smallInput must be a boolean");
+        s.small_input = si.As<Napi::Boolean>().Value() ? 1 : 0;
+      }
       Napi::Value sd = o.Get("seed");
       if (sd.IsNumber()) s.seed = static_cast<uint64_t>(sd.As<Napi::Number>().Int64Value());
       model_ = std::make_shared<Model>(s, cpu_backend());
@@ -362,6 +373,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       m->set_step(static_cast<uint64_t>(v.As<Napi::Number>().Int64Value()));
       return 0;
     });
+  }
+
+  Napi::Value SmallInput(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value { return Napi::Boolean::New(env, live(env)->spec().small_input == 1); });
   }
 
   std::shared_ptr<Model> model_;

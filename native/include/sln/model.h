@@ -36,14 +36,22 @@ class Arena {
   size_t add(const std::string& name, std::vector<int> shape, bool is_param);
   void finalize();   // allocate storage (zeros)
   float* param(size_t off) { return params_.data() + off; }
-  float* grad(size_t off) { return grads_.data() + off; }
+  float* grad(size_t off) { return grads().data() + off; }
   float* buffer(size_t off) { return buffers_.data() + off; }
   const std::vector<TensorEntry>& entries() const { return entries_; }
   const TensorEntry* find(const std::string& name) const;
   float* data_of(const TensorEntry& e) { return e.is_param ? param(e.offset) : buffer(e.offset); }
   std::vector<float>& params() { return params_; }
-  std::vector<float>& grads() { return grads_; }
-  std::vector<float>& momentum() { return momentum_; }
+  // Gradients and momentum are allocated (zeros) on first use, so a model
+  // used only for inference never pays for them.
+  std::vector<float>& grads() {
+    if (grads_.size() != n_params_) grads_.assign(n_params_, 0.f);
+    return grads_;
+  }
+  std::vector<float>& momentum() {
+    if (momentum_.size() != n_params_) momentum_.assign(n_params_, 0.f);
+    return momentum_;
+  }
   std::vector<float>& buffers() { return buffers_; }
   bool has_momentum = false;   // false until the first SGD step (torch creates buf on first step)
 
@@ -53,6 +61,20 @@ class Arena {
   std::vector<float> params_, grads_, momentum_, buffers_;
 };
 
+// Temporary buffers shared by the layers of one model (calls are serialised
+// by the model's mutex): a fixed set of slots, each grown on demand, so
+// growing one slot never moves another. Contents do not survive across
+// layers; a layer that needs data from forward in backward keeps its own.
+class Scratch {
+ public:
+  static constexpr int kSlots = 8;
+  float* get(int slot, size_t n);
+  void clear();
+
+ private:
+  std::vector<float> bufs_[kSlots];
+};
+
 // Per-call context for layers.
 struct RunCtx {
   Backend* backend = nullptr;
@@ -60,7 +82,10 @@ struct RunCtx {
   int N = 0;
   bool training = false;
   uint64_t seed = 0;   // dropout seed for this step
+  Scratch* scratch = nullptr;
 };
+
+class InitRng;   // deterministic initialisation stream (core/layers.h)
 
 class Layer {
  public:
@@ -73,10 +98,19 @@ class Layer {
   virtual void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) = 0;
   // Drop cached ops for batch sizes other than keep_n (memory bound).
   virtual void trim(int keep_n) {}
+  // Initialise parameters and buffers (after Arena::finalize), in the order
+  // the reference's modules are visited.
+  virtual void init(Arena& a, InitRng& rng) {}
+  // Throw a clear error when a training forward with batch N cannot run
+  // (batch norm with a single value per channel, as PyTorch).
+  virtual void check_train_batch(int N) const {}
 };
 
 struct ModelSpec {
   std::string arch = "smallcnn";
+  std::string arch_spec = "big";      // alexnet: "big" | "small" (reference --archspec)
+  int small_input = -1;               // resnets: 1 = 3x3 stem, stride 1, no max pool;
+                                      // 0 = ImageNet stem; -1 = auto (H and W <= 64)
   std::vector<int> num_classes{10};   // one entry per head
   Shape3 input{3, 32, 32};
   uint64_t seed = 0;
@@ -128,6 +162,7 @@ class Model {
   int feature_dim_ = 0;
   std::map<std::pair<int, bool>, std::unique_ptr<Plan>> plans_;
   uint64_t step_ = 0;
+  Scratch scratch_;
   std::mutex mu_;
 };
 

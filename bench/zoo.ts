@@ -1,0 +1,88 @@
+// npm run bench -- zoo [--steps N] [--warmup W] [--threads T] [--no-torch] [--only NAME,...]
+// (also: npm run bench -- models). Training-step images/s on the CPU for
+// AlexNet small and big (224 px, batch 32) and ResNet-18/50 (224 px, batch
+// 16), each with one 1000-way head, next to PyTorch (same architectures from
+// scripts/make-zoo-fixtures.py, same threads, same optimizer) timed in the
+// same run when a python3 with torch and torchvision is found. Not a test.
+import { spawnSync } from "node:child_process";
+import * as path from "node:path";
+import { createModel, ModelOptions } from "../lib/model";
+import { native } from "../lib/binding";
+
+interface Case {
+  name: string;
+  arch: string;
+  archSpec?: "big" | "small";
+  numClasses: number[];
+  inputShape: [number, number, number];
+  batch: number;
+}
+
+const CASES: Case[] = [
+  { name: "alexnet small b32", arch: "alexnet", archSpec: "small", numClasses: [1000], inputShape: [3, 224, 224], batch: 32 },
+  { name: "alexnet big b32", arch: "alexnet", archSpec: "big", numClasses: [1000], inputShape: [3, 224, 224], batch: 32 },
+  { name: "resnet18 b16", arch: "resnet18", numClasses: [1000], inputShape: [3, 224, 224], batch: 16 },
+  { name: "resnet50 b16", arch: "resnet50", numClasses: [1000], inputShape: [3, 224, 224], batch: 16 },
+];
+
+function findTorchPython(): string | null {
+  const candidates = [process.env.SELFLABEL_PYTHON, "/usr/bin/python3", "python3"].filter(Boolean) as string[];
+  for (const py of candidates) {
+    if (spawnSync(py, ["-c", "import torch, torchvision"], { stdio: "ignore" }).status === 0) return py;
+  }
+  return null;
+}
+
+function arg(args: string[], name: string, dflt: number): number {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+}
+
+export async function main(args: string[]): Promise<void> {
+  const steps = arg(args, "--steps", 3);
+  const warmup = arg(args, "--warmup", 1);
+  const threads = arg(args, "--threads", native().info().threads);
+  const only = args.includes("--only") ? args[args.indexOf("--only") + 1].split(",") : null;
+  const cases = CASES.filter((c) => !only || only.some((o) => c.name.startsWith(o)));
+  native().setThreads(threads);
+  console.log(`# zoo: training step, ${native().info().cpu}; ${steps} timed steps after ${warmup} warm-up`);
+  const ours: Record<string, number> = {};
+  for (const c of cases) {
+    const opts: ModelOptions = { arch: c.arch, numClasses: c.numClasses, inputShape: c.inputShape, seed: 1 };
+    if (c.archSpec) opts.archSpec = c.archSpec;
+    const m = await createModel(opts);
+    const n = c.batch;
+    const x = new Float32Array(n * c.inputShape[0] * c.inputShape[1] * c.inputShape[2]).map(() => Math.random() * 2 - 1);
+    const y = new Int32Array(n).map(() => Math.floor(Math.random() * c.numClasses[0]));
+    const step = () => m.trainStep(x, [y], { lr: 0.01, momentum: 0.9, weightDecay: 1e-5 });
+    for (let i = 0; i < warmup; i++) await step();
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < steps; i++) await step();
+    const t = Number(process.hrtime.bigint() - t0) / 1e9 / steps;
+    ours[c.name] = n / t;
+    m.dispose();
+  }
+  const theirs: Record<string, number> = {};
+  const py = args.includes("--no-torch") ? null : findTorchPython();
+  if (py) {
+    const r = spawnSync(py, [path.join(__dirname, "../../bench/torch_zoo.py"), String(threads), String(steps), String(warmup), JSON.stringify(cases)], {
+      encoding: "utf8",
+    });
+    if (r.status !== 0) console.log(`# PyTorch baseline failed: ${r.stderr.trim().split("\n").pop()}`);
+    for (const line of r.stdout.split("\n").filter(Boolean)) {
+      const j = JSON.parse(line);
+      theirs[j.case] = j.images_per_s;
+    }
+    const v = spawnSync(py, ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8" }).stdout.trim();
+    console.log(`# baseline: PyTorch ${v} (${py}), ${threads} threads`);
+  } else {
+    console.log("# baseline: no python3 with torch and torchvision found; ours only");
+  }
+  console.log("case                   ours img/s   torch img/s   ratio");
+  for (const k of Object.keys(ours)) {
+    const t = theirs[k];
+    console.log(
+      `${k.padEnd(20)} ${ours[k].toFixed(1).padStart(11)} ${t ? t.toFixed(1).padStart(13) : "            -"}   ${t ? (ours[k] / t).toFixed(2) + "x" : "-"}`,
+    );
+  }
+}

@@ -1,0 +1,255 @@
+// Layer classes of the trunk (conv, batch norm, ReLU, pooling, linear,
+// dropout, residual block) and the deterministic init stream. Each layer owns
+// the ops it needs, created per batch size and cached (OpCache); arch_*.cpp
+// builders assemble them into a trunk with PyTorch names.
+//
+// Gradient rule (sln/ops.h): backward overwrites dx and the parameter
+// gradients. The only joins are the heads (summed by Model) and the residual
+// add (summed by ResidualBlock with Backend::add_inplace).
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sln/errors.h"
+#include "sln/model.h"
+
+namespace sln {
+
+// splitmix64 stream + Box-Muller: the same numbers on every platform (the
+// standard library's normal_distribution is implementation-defined).
+class InitRng {
+ public:
+  explicit InitRng(uint64_t seed) : s_(seed ^ 0x9e3779b97f4a7c15ULL) {}
+  uint64_t next() {
+    uint64_t z = (s_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }   // [0,1)
+  double normal() {
+    if (has_spare_) {
+      has_spare_ = false;
+      return spare_;
+    }
+    double u1 = 1.0 - uniform(), u2 = uniform();   // u1 in (0,1]
+    double r = std::sqrt(-2.0 * std::log(u1));
+    spare_ = r * std::sin(2 * M_PI * u2);
+    has_spare_ = true;
+    return r * std::cos(2 * M_PI * u2);
+  }
+  // Same numbers as n calls of normal(), computed in parallel: the k-th
+  // uniform after the current state is a pure function of (state, k), so each
+  // Box-Muller pair is independent. (Large layers: AlexNet's 37.7M-weight
+  // Linear took seconds serially.)
+  void fill_normal(float* p, size_t n, double std) {
+    size_t i = 0;
+    if (n > 0 && has_spare_) {
+      p[0] = static_cast<float>(normal() * std);
+      i = 1;
+    }
+    const size_t m = n - i, pairs = (m + 1) / 2;
+    const uint64_t base = s_;
+    auto uniform_at = [base](uint64_t k) {   // the k-th uniform() from `base`
+      uint64_t z = base + (k + 1) * 0x9e3779b97f4a7c15ULL;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+      return ((z ^ (z >> 31)) >> 11) * (1.0 / 9007199254740992.0);
+    };
+    float* q = p + i;
+#pragma omp parallel for schedule(static)
+    for (long j = 0; j < static_cast<long>(pairs); j++) {
+      const double u1 = 1.0 - uniform_at(2 * j), u2 = uniform_at(2 * j + 1);
+      const double r = std::sqrt(-2.0 * std::log(u1));
+      q[2 * j] = static_cast<float>(r * std::cos(2 * M_PI * u2) * std);
+      if (static_cast<size_t>(2 * j + 1) < m) q[2 * j + 1] = static_cast<float>(r * std::sin(2 * M_PI * u2) * std);
+    }
+    s_ = base + 2 * pairs * 0x9e3779b97f4a7c15ULL;
+    if (m % 2 == 1) {   // the last pair's second number is the next spare
+      const double u1 = 1.0 - uniform_at(2 * (pairs - 1)), u2 = uniform_at(2 * (pairs - 1) + 1);
+      spare_ = std::sqrt(-2.0 * std::log(u1)) * std::sin(2 * M_PI * u2);
+      has_spare_ = true;
+    }
+  }
+
+ private:
+  uint64_t s_;
+  bool has_spare_ = false;
+  double spare_ = 0;
+};
+
+// Ops are created per batch size and cached; trim() bounds the cache.
+template <typename Op>
+class OpCache {
+ public:
+  template <typename Make>
+  Op& get(int N, Make make) {
+    auto it = ops_.find(N);
+    if (it != ops_.end()) return *it->second;
+    auto op = make();
+    Op& ref = *op;
+    ops_[N] = std::move(op);
+    return ref;
+  }
+  void trim(int keep) {
+    for (auto it = ops_.begin(); it != ops_.end();) it = (it->first == keep) ? std::next(it) : ops_.erase(it);
+  }
+
+ private:
+  std::map<int, std::unique_ptr<Op>> ops_;
+};
+
+class ConvLayer final : public Layer {
+ public:
+  ConvLayer(Arena& a, const std::string& nm, Shape3 i, int K, int k, int stride, int pad, bool bias);
+  const char* kind() const override { return "conv2d"; }
+  void init(Arena& a, InitRng& rng) override;
+  void forward(RunCtx& c, const float* x, float* y) override;
+  void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) override;
+  void trim(int keep) override { ops_.trim(keep); }
+
+ private:
+  Conv2dOp& op(RunCtx& c);
+  Conv2dDesc d_;
+  size_t w_ = 0, b_ = 0;
+  OpCache<Conv2dOp> ops_;
+};
+
+class BatchNormLayer final : public Layer {
+ public:
+  BatchNormLayer(Arena& a, const std::string& nm, Shape3 i);
+  const char* kind() const override { return "batchnorm2d"; }
+  void init(Arena& a, InitRng& rng) override;
+  void check_train_batch(int N) const override;
+  void forward(RunCtx& c, const float* x, float* y) override;
+  void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) override;
+  void trim(int keep) override { ops_.trim(keep); }
+
+ private:
+  BatchNormOp& op(RunCtx& c);
+  size_t g_ = 0, b_ = 0, rm_ = 0, rv_ = 0;
+  OpCache<BatchNormOp> ops_;
+};
+
+// ReLU; forward may run in place (x == y), backward reads only y.
+class ReluLayer final : public Layer {
+ public:
+  ReluLayer(const std::string& nm, Shape3 i);
+  const char* kind() const override { return "relu"; }
+  void forward(RunCtx& c, const float* x, float* y) override;
+  void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) override;
+  void trim(int keep) override { ops_.trim(keep); }
+
+ private:
+  ReluOp& op(RunCtx& c);
+  OpCache<ReluOp> ops_;
+};
+
+// Max or average pooling, kernel kh x kw (global average: kh = H, kw = W,
+// stride 1, which is also AdaptiveAvgPool2d((1, 1)) for any input size).
+class PoolLayer final : public Layer {
+ public:
+  PoolLayer(const std::string& nm, Shape3 i, bool max, int kh, int kw, int stride, int pad);
+  const char* kind() const override { return max_ ? "maxpool2d" : "avgpool2d"; }
+  void forward(RunCtx& c, const float* x, float* y) override;
+  void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) override;
+  void trim(int keep) override { ops_.trim(keep); }
+
+ private:
+  Pool2dOp& op(RunCtx& c);
+  bool max_;
+  Pool2dDesc d_;
+  OpCache<Pool2dOp> ops_;
+};
+
+// nn.Linear on the flattened input (C*H*W, torch's x.view(N, -1) of NCHW).
+// Init as the reference: weight normal(0, 0.01), bias 0.
+class LinearLayer final : public Layer {
+ public:
+  LinearLayer(Arena& a, const std::string& nm, Shape3 i, int out, bool bias = true);
+  const char* kind() const override { return "linear"; }
+  void init(Arena& a, InitRng& rng) override;
+  void forward(RunCtx& c, const float* x, float* y) override;
+  void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) override;
+  void trim(int keep) override { ops_.trim(keep); }
+
+ private:
+  LinearOp& op(RunCtx& c);
+  LinearDesc d_;
+  size_t w_ = 0, b_ = 0;
+  OpCache<LinearOp> ops_;
+};
+
+// nn.Dropout(p): active only in training mode. The mask seed is the step seed
+// mixed with `salt` (the layer's position), so two dropout layers of one step
+// draw different masks and a step is reproducible from the model seed.
+class DropoutLayer final : public Layer {
+ public:
+  DropoutLayer(const std::string& nm, Shape3 i, float p, uint64_t salt);
+  const char* kind() const override { return "dropout"; }
+  void forward(RunCtx& c, const float* x, float* y) override;
+  void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) override;
+  void trim(int keep) override { ops_.trim(keep); }
+
+ private:
+  DropoutOp& op(RunCtx& c);
+  float p_;
+  uint64_t salt_;
+  OpCache<DropoutOp> ops_;
+};
+
+// A residual block as torchvision's BasicBlock / Bottleneck:
+//   y = relu(main(x) + shortcut(x)),  shortcut = identity when empty.
+// main is a chain (conv, bn, relu, ..., conv, bn); its last layer writes
+// straight into y, the add and the final ReLU run in place on y. A ReLU inside
+// the chain runs in place on the preceding layer's output (the batch norm
+// before it does not read its own output in backward). Training keeps the
+// chain's activations per batch size; eval uses the model's scratch slots.
+// Backward: g = relu'(y) * dy, then dx = main^T g + shortcut^T g (or + g).
+class ResidualBlock final : public Layer {
+ public:
+  ResidualBlock(const std::string& nm, Shape3 i) {
+    name = nm;
+    in = out = i;
+  }
+  // Sublayers are added in the reference's registration order (conv1, bn1,
+  // ..., downsample.0, downsample.1) so the arena order equals state_dict's.
+  void add_main(std::unique_ptr<Layer> l);
+  void add_shortcut(std::unique_ptr<Layer> l);
+  Shape3 main_out() const { return main_.empty() ? in : main_.back()->out; }
+  Shape3 shortcut_out() const { return shortcut_.empty() ? in : shortcut_.back()->out; }
+  void finish();   // checks the two branches agree; sets out
+
+  const char* kind() const override { return "residual"; }
+  void init(Arena& a, InitRng& rng) override;
+  void check_train_batch(int N) const override;
+  void forward(RunCtx& c, const float* x, float* y) override;
+  void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) override;
+  void trim(int keep) override;
+
+ private:
+  struct Acts {
+    std::vector<std::vector<float>> main, shortcut;   // per sublayer output (relus alias)
+  };
+  Acts& acts_for(int N);
+  // output buffer of main_[i] / shortcut_[i] in this call
+  float* main_buf(RunCtx& c, Acts* a, size_t i);
+  float* short_buf(RunCtx& c, Acts* a, size_t i);
+
+  std::vector<std::unique_ptr<Layer>> main_, shortcut_;
+  std::vector<int> main_alias_;   // main_alias_[i] = index whose buffer main_[i] writes (in-place ReLU)
+  OpCache<ReluOp> relu_;
+  std::map<int, Acts> acts_;
+};
+
+// Builders: append the trunk of one architecture (PyTorch names) and return
+// the feature width the heads read. One file each (arch_<name>.cpp).
+int build_smallcnn(Arena& a, const ModelSpec& s, std::vector<std::unique_ptr<Layer>>& trunk);
+int build_alexnet(Arena& a, const ModelSpec& s, std::vector<std::unique_ptr<Layer>>& trunk);
+int build_resnet(Arena& a, const ModelSpec& s, std::vector<std::unique_ptr<Layer>>& trunk, int depth);
+
+}  // namespace sln
