@@ -268,3 +268,12 @@ export async function createModel(opts: ModelOptions): Promise<Model> {
   });
   return new Model(opts, m, "cpu");
 }
+
+/** Row-wise argmax of (n, k) logits, written to out[indices[i]] (first maximum wins). */
+export function scatterArgmax(logits: Float32Array, n: number, k: number, indices: Int32Array, out: Int32Array): void {
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let c = 1; c < k; c++) if (logits[i * k + c] > logits[i * k + best]) best = c;
+    out[indices[i]] = best;
+  }
+}

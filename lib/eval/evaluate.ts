@@ -2,7 +2,7 @@
 // the test split, kNN and a linear probe on the frozen penultimate features.
 import { Dataset, Loader } from "../data";
 import { InputError } from "../errors";
-import { Model } from "../model";
+import { Model, scatterArgmax } from "../model";
 import { clusteringScores, clusterAccuracy } from "../metrics";
 import { Experiment, DataOverride, openTrainData, openTestData, loadModel } from "./experiment";
 import { knnClassify, linearProbe, accuracy } from "./knn";
@@ -79,14 +79,7 @@ async function featuresAndPredictions(model: Model, ds: Dataset): Promise<{ feat
     const f = await model.forward(b.data, { mode: "eval", output: "features" });
     for (let i = 0; i < b.size; i++) feats.set(f.subarray(i * D, (i + 1) * D), b.indices[i] * D);
     const out = await model.forward(b.data, { mode: "eval", output: "logits" });
-    out.forEach((lg, h) => {
-      const K = model.numClasses[h];
-      for (let i = 0; i < b.size; i++) {
-        let best = 0;
-        for (let k = 1; k < K; k++) if (lg[i * K + k] > lg[i * K + best]) best = k;
-        preds[h][b.indices[i]] = best;
-      }
-    });
+    out.forEach((lg, h) => scatterArgmax(lg, b.size, model.numClasses[h], b.indices, preds[h]));
   }
   return { feats, preds };
 }

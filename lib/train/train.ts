@@ -9,7 +9,7 @@
 // ends bit for bit where an uninterrupted run would.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { createModel, Model } from "../model";
+import { createModel, Model, scatterArgmax } from "../model";
 import { native } from "../binding";
 import { openDataset, Dataset, Loader, AugLevel } from "../data";
 import { Prng } from "../prng";
@@ -308,7 +308,14 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
     const logFile = path.join(o.exp, "log.jsonl");
     const record = (r: Record<string, unknown>) => fs.appendFileSync(logFile, JSON.stringify({ time: new Date().toISOString(), ...r }) + "\n");
 
-    const model: Model = await createModel({ arch: o.arch, numClasses, inputShape, seed: o.seed, device: "cpu" });
+    const model: Model = await createModel({
+      arch: o.arch,
+      numClasses,
+      inputShape,
+      seed: o.seed,
+      device: "cpu",
+      ...(o.arch === "alexnet" ? { archSpec: o.archspec } : {}),
+    });
     try {
       const D = model.featureDim;
       let labels: Int32Array[];
@@ -545,14 +552,7 @@ async function evaluateTest(model: Model, o: ResolvedOptions, size: number, hook
     const preds = model.numClasses.map(() => new Int32Array(ds.count));
     for await (const b of loader.epoch(0)) {
       const out = await model.forward(b.data, { mode: "eval", output: "logits" });
-      out.forEach((lg, h) => {
-        const K = model.numClasses[h];
-        for (let i = 0; i < b.size; i++) {
-          let best = 0;
-          for (let k = 1; k < K; k++) if (lg[i * K + k] > lg[i * K + best]) best = k;
-          preds[h][b.indices[i]] = best;
-        }
-      });
+      out.forEach((lg, h) => scatterArgmax(lg, b.size, model.numClasses[h], b.indices, preds[h]));
     }
     const res: HeadQuality[] = [];
     for (const p of preds) res.push(await quality(p, ds.labels));
