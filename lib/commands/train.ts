@@ -36,7 +36,8 @@ export function builder(y: Argv): Argv {
     .option("label-mode", { type: "string", choices: ["eval", "train"], default: "eval", describe: "BN mode of the label pass (train = the reference)" })
     .option("input-size", { type: "number", describe: "model input side (default: the data's for small images, else 224)" })
     .option("sk-tol", { type: "number", default: 0.1, describe: "Sinkhorn tolerance" })
-    .option("sk-max-iters", { type: "number", default: 1000, describe: "Sinkhorn iteration cap" })
+    .option("sk-max-iters", { type: "number", default: 10000, describe: "Sinkhorn iteration cap per label pass" })
+    .option("sk-warm", { type: "boolean", default: false, describe: "warm-start each label pass from the previous one's scaling" })
     .option("synthetic-count", { type: "number", hidden: true })
     .option("eval-test", { type: "boolean", default: true, describe: "evaluate the final network on the test split" });
 }
@@ -77,6 +78,7 @@ export async function handler(a: Record<string, unknown>): Promise<void> {
     inputSize: a.inputSize as number | undefined,
     skTol: a.skTol as number,
     skMaxIters: a.skMaxIters as number,
+    skWarm: a.skWarm as boolean,
     syntheticCount: a.syntheticCount as number | undefined,
     evalTest: a.evalTest as boolean,
   };
