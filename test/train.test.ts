@@ -70,6 +70,18 @@ test("a short run writes checkpoints, log.jsonl, model.safetensors and labels.cs
   assert.ok(Object.keys(ck[0].momentum).length > 0);
 });
 
+test("--init starts from given weights (our model.safetensors here; .pth is covered by the zoo tests)", () => {
+  const src = path.join(tmp, "short", "model.safetensors");
+  const exp = path.join(tmp, "init");
+  const r = run(["--exp", exp, "--epochs", "1", ...SMALL, "--init", src]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /initial weights from .*model\.safetensors/);
+  const bad = run(["--exp", path.join(tmp, "init-bad"), "--epochs", "1", ...SMALL, "--init", path.join(tmp, "nope.pth")]);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--init .*nope\.pth: no such file/);
+  assert.ok(!fs.existsSync(path.join(tmp, "init-bad")));
+});
+
 function outputs(exp: string) {
   return {
     model: fs.readFileSync(path.join(exp, "model.safetensors")),

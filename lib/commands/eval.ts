@@ -13,6 +13,7 @@ export function builder(y: Argv): Argv {
     .option("exp", { type: "string", demandOption: true, describe: "experiment directory written by train" })
     .option("data", { type: "string", describe: "the training data (default: the path recorded in the checkpoint)" })
     .option("data-format", { type: "string", choices: ["auto", "imagefolder", "idx", "cifar"], default: "auto" })
+    .option("model", { type: "string", describe: "evaluate these weights instead (.pth, converted .safetensors or a checkpoint)" })
     .option("json", { type: "boolean", default: false, describe: "print the report as JSON" })
     .option("probe-epochs", { type: "number", default: 10, describe: "linear-probe SGD epochs" })
     .option("seed", { type: "number", default: 0, describe: "linear-probe seed" });
@@ -30,6 +31,7 @@ export async function handler(a: Record<string, unknown>): Promise<void> {
     dataFormat: a.dataFormat as string,
     probeEpochs: pe,
     seed,
+    model: a.model as string | undefined,
     warn,
     log: a.json ? undefined : (m) => process.stderr.write(m + "\n"),
   });

@@ -38,6 +38,7 @@ export function builder(y: Argv): Argv {
     .option("sk-tol", { type: "number", default: 0.1, describe: "Sinkhorn tolerance" })
     .option("sk-max-iters", { type: "number", default: 10000, describe: "Sinkhorn iteration cap per label pass" })
     .option("sk-warm", { type: "boolean", default: false, describe: "warm-start each label pass from the previous one's scaling" })
+    .option("init", { type: "string", describe: "initial weights: a PyTorch .pth (read without executing code), a converted .safetensors or a checkpoint" })
     .option("synthetic-count", { type: "number", hidden: true })
     .option("eval-test", { type: "boolean", default: true, describe: "evaluate the final network on the test split" });
 }
@@ -79,6 +80,7 @@ export async function handler(a: Record<string, unknown>): Promise<void> {
     skTol: a.skTol as number,
     skMaxIters: a.skMaxIters as number,
     skWarm: a.skWarm as boolean,
+    init: a.init as string | undefined,
     syntheticCount: a.syntheticCount as number | undefined,
     evalTest: a.evalTest as boolean,
   };

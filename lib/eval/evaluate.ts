@@ -41,6 +41,8 @@ export interface EvalReport {
 }
 
 export interface EvalOptions extends DataOverride {
+  /** Evaluate these weights (a PyTorch .pth, a converted .safetensors or one of our checkpoints) instead of the experiment's. */
+  model?: string;
   ks?: number[];
   temperature?: number;
   probeEpochs?: number;
@@ -119,6 +121,10 @@ export async function evaluate(e: Experiment, o: EvalOptions = {}): Promise<Eval
     }
 
     model = await loadModel(e);
+    if (o.model) {
+      await model.loadPth(o.model);
+      notes.push(`parameters from ${o.model}`);
+    }
     const D = model.featureDim;
     let tf = Date.now();
     log(`features of ${N} training images ...`);

@@ -200,7 +200,14 @@ export async function openTestData(e: Experiment, o: DataOverride = {}): Promise
 
 /** The network of the experiment with its trained parameters. */
 export async function loadModel(e: Experiment): Promise<Model> {
-  const m = await createModel({ arch: e.meta.arch, numClasses: e.meta.numClasses, inputShape: e.meta.inputShape, device: "cpu" });
+  const archSpec = e.meta.arch === "alexnet" ? ((e.meta.flags?.archspec as "big" | "small" | undefined) ?? "big") : undefined;
+  const m = await createModel({
+    arch: e.meta.arch,
+    numClasses: e.meta.numClasses,
+    inputShape: e.meta.inputShape,
+    device: "cpu",
+    ...(archSpec ? { archSpec } : {}),
+  });
   try {
     await m.loadStateDict(e.params);
   } catch (err) {

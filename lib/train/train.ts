@@ -69,6 +69,8 @@ export interface TrainOptions {
    * because the network moved between passes).
    */
   skWarm?: boolean;
+  /** Initial weights (PyTorch .pth, converted .safetensors or a checkpoint) for a fresh run. */
+  init?: string;
   /** Size of the built-in synthetic training set (tests use small ones). */
   syntheticCount?: number;
   /** Evaluate the final network on the test split when the data has one (default true). */
@@ -183,6 +185,7 @@ export function resolveOptions(o: TrainOptions, smallImages: boolean): ResolvedO
     // epochs, about 2 s), so training caps far above the solver's default.
     skMaxIters: o.skMaxIters ?? 10000,
     skWarm: o.skWarm ?? false,
+    init: o.init ?? "",
     syntheticCount: o.syntheticCount ?? null,
     evalTest: o.evalTest ?? true,
   };
@@ -285,6 +288,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
     const archs = native().archs as string[];
     if (!archs.includes(o.arch)) throw new UsageError(`unknown --arch '${o.arch}' (known: ${archs.join(", ")})`);
     checkWritable(o.exp);
+    if (o.init && !fs.existsSync(o.init)) throw new InputError(`--init ${o.init}: no such file`);
 
     const numClasses = Array.from({ length: o.hc }, () => o.ncl);
     const inputShape: [number, number, number] = [ds.channels, size, size];
@@ -352,6 +356,15 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         record({ event: "resume", file: resumeFrom.file, epoch: startEpoch });
       } else {
         labels = Array.from({ length: o.hc }, (_, h) => initialLabels(N, o.ncl, o.seed, h));
+        if (o.init) {
+          const w = await model.loadPth(o.init);
+          log(`initial weights from ${o.init}`);
+          // the reference's checkpoints carry their pseudo-labels: use them when they fit this data
+          if (w.labels && w.labels.length === o.hc && w.labels.every((l) => l.length === N && l.every((v) => v >= 0 && v < o.ncl))) {
+            labels = w.labels.map((l) => Int32Array.from(l));
+            log(`initial pseudo-labels from ${o.init}`);
+          }
+        }
         times = labelTimes(o.epochs, N, o.nopts);
         record({ event: "start", flags, n: N, inputShape, dataset: ds.name, fingerprint: ds.fingerprint });
       }
