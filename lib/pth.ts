@@ -749,7 +749,9 @@ export function loadWeights(file: string): PthWeights {
   const { tensors, metadata } = loadSafetensors(file);
   const stateDict: StateDict = {};
   const labels: Int32Array[] = [];
-  const ours = metadata.selflabel !== undefined;
+  // a training checkpoint (model.<name>, momentum.<name>, labels.<h>); train's
+  // model.safetensors carries 'selflabel' metadata too but plain names
+  const ours = (metadata.selflabel ?? "").includes('"format":"selflabel-native/checkpoint/');
   for (const [k, t] of Object.entries(tensors)) {
     if (k.startsWith("labels.")) {
       labels[Number(k.slice(7))] = Int32Array.from(t.data as Int32Array);
