@@ -37,7 +37,7 @@ test("--help works for the program and every command", () => {
   const r = run("--help");
   assert.equal(r.status, 0);
   assert.match(r.stdout, /Commands:/);
-  for (const cmd of ["info", "prepare", "convert"]) {
+  for (const cmd of ["info", "prepare", "train", "eval", "labels", "clusters", "convert"]) {
     const h = run(cmd, "--help");
     assert.equal(h.status, 0, `${cmd} --help`);
     assert.match(h.stdout, new RegExp(`selflabel-native ${cmd}`));
