@@ -204,6 +204,19 @@ test("eval --json: per-head scores, test argmax, kNN, probe; the table", () => {
   assert.match(table, /linear probe .*test top-1 \d+\.\d\d%/);
 });
 
+test("eval --model evaluates other weights (here: the epoch-1 checkpoint) and says so; a bad file exits 2", () => {
+  const ck = fs.readdirSync(path.join(exp, "checkpoints")).find((f) => f.endsWith(".safetensors"))!;
+  const r = run("eval", ["--exp", exp, "--json", "--threads", "2", "--probe-epochs", "1", "--model", path.join(exp, "checkpoints", ck)]);
+  assert.equal(r.status, 0, r.stderr);
+  const rep = JSON.parse(r.stdout) as EvalReport & { notes: string[] };
+  assert.ok(rep.notes.some((n) => n.includes(`parameters from ${path.join(exp, "checkpoints", ck)}`)), JSON.stringify(rep.notes));
+  const bad = path.join(tmp, "not-weights.pth");
+  fs.writeFileSync(bad, "garbage");
+  const rb = run("eval", ["--exp", exp, "--model", bad]);
+  assert.equal(rb.status, 2, rb.stderr);
+  assert.equal(rb.stderr.trim().split("\n").length, 1, rb.stderr);
+});
+
 test("labels: CSV as labels.csv, one head, JSON, --out; an unfinished run uses its checkpoint", async () => {
   const all = run("labels", ["--exp", exp]);
   assert.equal(all.status, 0, all.stderr);
