@@ -64,20 +64,41 @@ export function encode(tensors: Record<string, NamedTensor>, metadata: Record<st
   return out;
 }
 
-export function decode(buf: Buffer, file = "<buffer>"): { tensors: Record<string, NamedTensor>; metadata: Record<string, string> } {
-  if (buf.length < 8) throw new SafetensorsError(file, `${buf.length} bytes, shorter than the 8-byte header length`);
-  const hlen = buf.readBigUInt64LE(0);
-  if (hlen > BigInt(buf.length - 8)) throw new SafetensorsError(file, `header length ${hlen} exceeds the file (truncated?)`);
+export interface TensorEntry {
+  dtype: DType;
+  shape: number[];
+  /** Byte range within the data section. */
+  begin: number;
+  end: number;
+}
+
+export interface Header {
+  entries: Record<string, TensorEntry>;
+  metadata: Record<string, string>;
+  /** Offset of the data section in the file. */
+  base: number;
+}
+
+/**
+ * Parse and validate the header held in `head` (the file's first bytes, at
+ * least 8 + header length) against the whole file's length: every tensor's
+ * byte range must lie inside the file, so a truncated file is refused here.
+ */
+function parseHeader(head: Buffer, fileLength: number, file: string): Header {
+  if (fileLength < 8 || head.length < 8)
+    throw new SafetensorsError(file, `${fileLength} bytes, shorter than the 8-byte header length`);
+  const hlen = head.readBigUInt64LE(0);
+  if (hlen > BigInt(fileLength - 8)) throw new SafetensorsError(file, `header length ${hlen} exceeds the file (truncated?)`);
   let header: Record<string, any>;
   try {
-    header = JSON.parse(buf.subarray(8, 8 + Number(hlen)).toString("utf8"));
+    header = JSON.parse(head.subarray(8, 8 + Number(hlen)).toString("utf8"));
   } catch {
     throw new SafetensorsError(file, "header is not JSON");
   }
   if (!header || typeof header !== "object" || Array.isArray(header)) throw new SafetensorsError(file, "header is not an object");
   const base = 8 + Number(hlen);
-  const dataLen = buf.length - base;
-  const tensors: Record<string, NamedTensor> = {};
+  const dataLen = fileLength - base;
+  const entries: Record<string, TensorEntry> = {};
   let metadata: Record<string, string> = {};
   for (const [name, v] of Object.entries(header)) {
     if (name === "__metadata__") {
@@ -93,22 +114,52 @@ export function decode(buf: Buffer, file = "<buffer>"): { tensors: Record<string
     if (!Array.isArray(offs) || offs.length !== 2 || !(offs[0] <= offs[1]) || offs[1] > dataLen)
       throw new SafetensorsError(file, `${name}: data offsets ${JSON.stringify(offs)} outside the ${dataLen}-byte data (truncated?)`);
     const count = shape.reduce((a, b) => a * b, 1);
-    if ((offs[1] - offs[0]) !== count * SIZE[dtype])
+    if (offs[1] - offs[0] !== count * SIZE[dtype])
       throw new SafetensorsError(file, `${name}: ${offs[1] - offs[0]} bytes for shape [${shape}] of ${dtype}`);
+    entries[name] = { dtype, shape, begin: offs[0], end: offs[1] };
+  }
+  return { entries, metadata, base };
+}
+
+export function decode(buf: Buffer, file = "<buffer>"): { tensors: Record<string, NamedTensor>; metadata: Record<string, string> } {
+  const { entries, metadata, base } = parseHeader(buf, buf.length, file);
+  const tensors: Record<string, NamedTensor> = {};
+  for (const [name, e] of Object.entries(entries)) {
     // copy into a fresh, aligned buffer
-    const bytes = new Uint8Array(offs[1] - offs[0]);
-    bytes.set(buf.subarray(base + offs[0], base + offs[1]));
+    const bytes = new Uint8Array(e.end - e.begin);
+    bytes.set(buf.subarray(base + e.begin, base + e.end));
     let data: TypedData;
-    switch (dtype) {
+    switch (e.dtype) {
       case "F32": data = new Float32Array(bytes.buffer); break;
       case "F64": data = new Float64Array(bytes.buffer); break;
       case "I32": data = new Int32Array(bytes.buffer); break;
       case "I64": data = new BigInt64Array(bytes.buffer); break;
       default: data = bytes;
     }
-    tensors[name] = { shape, data };
+    tensors[name] = { shape: e.shape, data };
   }
   return { tensors, metadata };
+}
+
+/**
+ * The header of a file without reading its data: names, shapes, metadata.
+ * Validated as load() validates it, truncation included.
+ */
+export function readHeader(file: string): Header {
+  const fd = fs.openSync(file, "r");
+  try {
+    const size = fs.fstatSync(fd).size;
+    const lenBuf = Buffer.alloc(Math.min(8, size));
+    fs.readSync(fd, lenBuf, 0, lenBuf.length, 0);
+    if (lenBuf.length < 8) return parseHeader(lenBuf, size, file); // throws: too short
+    const hlen = lenBuf.readBigUInt64LE(0);
+    if (hlen > BigInt(size - 8)) return parseHeader(lenBuf, size, file); // throws: exceeds the file
+    const head = Buffer.alloc(8 + Number(hlen));
+    fs.readSync(fd, head, 0, head.length, 0);
+    return parseHeader(head, size, file);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Write atomically: tmp file + fsync + rename + directory fsync. */

@@ -5,7 +5,7 @@
 // newest valid checkpoint by its recorded epoch, whatever its file name.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { NamedTensor, save, load, SafetensorsError } from "../safetensors";
+import { NamedTensor, save, load, readHeader, SafetensorsError } from "../safetensors";
 
 export const FORMAT = "selflabel-native/checkpoint/1";
 
@@ -58,8 +58,7 @@ export function writeCheckpoint(file: string, c: Omit<Checkpoint, "file">): void
   save(file, tensors, metadata);
 }
 
-export function readCheckpoint(file: string): Checkpoint {
-  const { tensors, metadata } = load(file);
+function parseMeta(metadata: Record<string, string>, file: string): CheckpointMeta {
   let meta: CheckpointMeta;
   try {
     meta = JSON.parse(metadata.selflabel ?? "");
@@ -67,6 +66,17 @@ export function readCheckpoint(file: string): Checkpoint {
     throw new CheckpointError(`${file}: no selflabel-native metadata (not one of our checkpoints)`);
   }
   if (meta.format !== FORMAT) throw new CheckpointError(`${file}: unknown checkpoint format ${String(meta.format)}`);
+  return meta;
+}
+
+/** A checkpoint's metadata from its header alone (the file's extent is still checked). */
+export function readCheckpointMeta(file: string): CheckpointMeta {
+  return parseMeta(readHeader(file).metadata, file);
+}
+
+export function readCheckpoint(file: string): Checkpoint {
+  const { tensors, metadata } = load(file);
+  const meta = parseMeta(metadata, file);
   const params: Record<string, Float32Array> = {};
   const momentum: Record<string, Float32Array> = {};
   const labels: Int32Array[] = [];
@@ -90,26 +100,38 @@ export function listCheckpointFiles(exp: string): string[] {
     .map((f) => path.join(dir, f));
 }
 
+function isBadCheckpoint(e: unknown): boolean {
+  return e instanceof SafetensorsError || e instanceof CheckpointError;
+}
+
+/** Metadata of every readable checkpoint, newest (highest epoch) first; unreadable files go to `warn`. */
+function checkpointMetas(exp: string, warn: (msg: string) => void): { file: string; meta: CheckpointMeta }[] {
+  const all: { file: string; meta: CheckpointMeta }[] = [];
+  for (const f of listCheckpointFiles(exp)) {
+    try {
+      all.push({ file: f, meta: readCheckpointMeta(f) });
+    } catch (e) {
+      if (!isBadCheckpoint(e)) throw e;
+      warn(`skipping ${f}: ${(e as Error).message}`);
+    }
+  }
+  return all.sort((a, b) => b.meta.epoch - a.meta.epoch);
+}
+
 /**
- * The newest valid checkpoint (highest epoch, then newest file), or null.
- * Invalid files are reported through `warn` and skipped.
+ * The newest valid checkpoint (highest epoch), or null. Only headers are read
+ * to choose it; invalid files are reported through `warn` and skipped.
  */
 export function newestCheckpoint(exp: string, warn: (msg: string) => void = () => {}): Checkpoint | null {
-  let best: Checkpoint | null = null;
-  for (const f of listCheckpointFiles(exp)) {
-    let c: Checkpoint;
+  for (const { file } of checkpointMetas(exp, warn)) {
     try {
-      c = readCheckpoint(f);
+      return readCheckpoint(file);
     } catch (e) {
-      if (e instanceof SafetensorsError || e instanceof CheckpointError) {
-        warn(`skipping ${f}: ${(e as Error).message}`);
-        continue;
-      }
-      throw e;
+      if (!isBadCheckpoint(e)) throw e;
+      warn(`skipping ${file}: ${(e as Error).message}`);
     }
-    if (!best || c.meta.epoch > best.meta.epoch) best = c;
   }
-  return best;
+  return null;
 }
 
 export function checkpointName(epoch: number): string {
@@ -118,19 +140,12 @@ export function checkpointName(epoch: number): string {
 
 /**
  * Retention: keep the newest two, the lowest-loss one and every one written
- * just before a learning-rate drop; delete the rest.
+ * just before a learning-rate drop; delete the rest. Files we cannot read are
+ * left alone.
  */
 export function pruneCheckpoints(exp: string): void {
-  const all: { file: string; meta: CheckpointMeta }[] = [];
-  for (const f of listCheckpointFiles(exp)) {
-    try {
-      all.push({ file: f, meta: readCheckpoint(f).meta });
-    } catch {
-      /* leave files we cannot read alone */
-    }
-  }
+  const all = checkpointMetas(exp, () => {});
   if (all.length <= 2) return;
-  all.sort((a, b) => b.meta.epoch - a.meta.epoch);
   const keep = new Set(all.slice(0, 2).map((c) => c.file));
   const lowest = all.reduce((m, c) => (c.meta.loss < m.meta.loss ? c : m));
   keep.add(lowest.file);
