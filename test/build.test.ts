@@ -34,7 +34,10 @@ test("binding.gyp expands to exactly sources.json's addon list", () => {
 test("CMakeLists.txt reads sources.json's addon list", () => {
   const cm = fs.readFileSync(path.join(root, "CMakeLists.txt"), "utf8");
   assert.match(cm, /file\(READ "\$\{CMAKE_CURRENT_SOURCE_DIR\}\/native\/sources\.json"/);
-  assert.match(cm, /string\(JSON src GET "\$\{SLN_SOURCES_JSON\}" addon \$\{i\}\)/);
+  // sln_sources(<key> <var>) expands one list of sources.json; the addon is built from its "addon" list
+  assert.match(cm, /string\(JSON src GET "\$\{SLN_SOURCES_JSON\}" \$\{key\} \$\{i\}\)/);
+  assert.match(cm, /sln_sources\(addon SLN_ADDON_SOURCES\)/);
+  assert.match(cm, /add_library\(\$\{PROJECT_NAME\} SHARED \$\{SLN_ADDON_SOURCES\}/);
   assert.doesNotMatch(cm, /native\/(core|cpu|addon|ref)\/[a-z_]+\.cpp/, "CMakeLists.txt must not list sources by hand");
 });
 
