@@ -2,23 +2,9 @@
 // images/s of the smallcnn training step (batch 256) and forward (batch 512) on
 // 1x28x28 and 3x32x32, next to PyTorch (same model, same threads) timed in the
 // same run when a python3 with torch is found. Not a test: prints ratios.
-import { spawnSync } from "node:child_process";
+import { findTorchPython, arg, runTorchBaseline, printRatios } from "./_torch";
 import { createModel } from "../lib/model";
 import { native } from "../lib/binding";
-
-function findTorchPython(): string | null {
-  const candidates = [process.env.SELFLABEL_PYTHON, "python3", "/usr/bin/python3"].filter(Boolean) as string[];
-  for (const py of candidates) {
-    const r = spawnSync(py, ["-c", "import torch"], { stdio: "ignore" });
-    if (r.status === 0) return py;
-  }
-  return null;
-}
-
-function arg(args: string[], name: string, dflt: number): number {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-}
 
 async function timeit(fn: () => Promise<unknown>, steps: number): Promise<number> {
   for (let i = 0; i < 3; i++) await fn();
@@ -47,29 +33,9 @@ export async function main(args: string[]): Promise<void> {
     ours[`forward ${c}x${h}x${w} b512`] = 512 / t;
     model.dispose();
   }
-  const theirs: Record<string, number> = {};
   const py = args.includes("--no-torch") ? null : findTorchPython();
-  if (py) {
-    const r = spawnSync(py, [__dirname + "/../../bench/torch_trainstep.py", String(threads), String(steps)], {
-      encoding: "utf8",
-    });
-    if (r.status !== 0) console.log(`# PyTorch baseline failed: ${r.stderr.trim().split("\n").pop()}`);
-    for (const line of r.stdout.split("\n").filter(Boolean)) {
-      const j = JSON.parse(line);
-      theirs[j.case] = j.images_per_s;
-    }
-    const v = spawnSync(py, ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8" }).stdout.trim();
-    console.log(`# baseline: PyTorch ${v} (${py}), ${threads} threads`);
-  } else {
-    console.log("# baseline: no python3 with torch found (install python3-torch); ours only");
-  }
-  console.log("case                      ours img/s   torch img/s   ratio");
-  for (const k of Object.keys(ours)) {
-    const t = theirs[k];
-    console.log(
-      `${k.padEnd(24)} ${ours[k].toFixed(0).padStart(11)} ${t ? t.toFixed(0).padStart(13) : "            -"}   ${
-        t ? (ours[k] / t).toFixed(2) + "x" : "-"
-      }`,
-    );
-  }
+  let theirs: Record<string, number> = {};
+  if (py) theirs = runTorchBaseline(py, __dirname + "/../../bench/torch_trainstep.py", [String(threads), String(steps)], threads);
+  else console.log("# baseline: no python3 with torch found (install python3-torch); ours only");
+  printRatios(ours, theirs, 24, 0);
 }

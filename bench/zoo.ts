@@ -4,7 +4,7 @@
 // 16), each with one 1000-way head, next to PyTorch (same architectures from
 // scripts/make-zoo-fixtures.py, same threads, same optimizer) timed in the
 // same run when a python3 with torch and torchvision is found. Not a test.
-import { spawnSync } from "node:child_process";
+import { findTorchPython, arg, runTorchBaseline, printRatios } from "./_torch";
 import * as path from "node:path";
 import { createModel, ModelOptions } from "../lib/model";
 import { native } from "../lib/binding";
@@ -25,18 +25,6 @@ const CASES: Case[] = [
   { name: "resnet50 b16", arch: "resnet50", numClasses: [1000], inputShape: [3, 224, 224], batch: 16 },
 ];
 
-function findTorchPython(): string | null {
-  const candidates = [process.env.SELFLABEL_PYTHON, "/usr/bin/python3", "python3"].filter(Boolean) as string[];
-  for (const py of candidates) {
-    if (spawnSync(py, ["-c", "import torch, torchvision"], { stdio: "ignore" }).status === 0) return py;
-  }
-  return null;
-}
-
-function arg(args: string[], name: string, dflt: number): number {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-}
 
 export async function main(args: string[]): Promise<void> {
   const steps = arg(args, "--steps", 3);
@@ -62,27 +50,15 @@ export async function main(args: string[]): Promise<void> {
     ours[c.name] = n / t;
     m.dispose();
   }
-  const theirs: Record<string, number> = {};
-  const py = args.includes("--no-torch") ? null : findTorchPython();
-  if (py) {
-    const r = spawnSync(py, [path.join(__dirname, "../../bench/torch_zoo.py"), String(threads), String(steps), String(warmup), JSON.stringify(cases)], {
-      encoding: "utf8",
-    });
-    if (r.status !== 0) console.log(`# PyTorch baseline failed: ${r.stderr.trim().split("\n").pop()}`);
-    for (const line of r.stdout.split("\n").filter(Boolean)) {
-      const j = JSON.parse(line);
-      theirs[j.case] = j.images_per_s;
-    }
-    const v = spawnSync(py, ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8" }).stdout.trim();
-    console.log(`# baseline: PyTorch ${v} (${py}), ${threads} threads`);
-  } else {
-    console.log("# baseline: no python3 with torch and torchvision found; ours only");
-  }
-  console.log("case                   ours img/s   torch img/s   ratio");
-  for (const k of Object.keys(ours)) {
-    const t = theirs[k];
-    console.log(
-      `${k.padEnd(20)} ${ours[k].toFixed(1).padStart(11)} ${t ? t.toFixed(1).padStart(13) : "            -"}   ${t ? (ours[k] / t).toFixed(2) + "x" : "-"}`,
+  const py = args.includes("--no-torch") ? null : findTorchPython("torch, torchvision");
+  let theirs: Record<string, number> = {};
+  if (py)
+    theirs = runTorchBaseline(
+      py,
+      path.join(__dirname, "../../bench/torch_zoo.py"),
+      [String(threads), String(steps), String(warmup), JSON.stringify(cases)],
+      threads,
     );
-  }
+  else console.log("# baseline: no python3 with torch and torchvision found; ours only");
+  printRatios(ours, theirs, 20, 1);
 }

@@ -1,0 +1,45 @@
+// Shared by the benchmarks that time PyTorch beside us in the same run:
+// finding a python3 with torch, running a baseline script that prints one JSON
+// line { case, images_per_s } per case, and the ratio table.
+import { spawnSync } from "node:child_process";
+
+/** A python3 that can `import <modules>` (SELFLABEL_PYTHON first, then Debian's, then PATH's), or null. */
+export function findTorchPython(modules = "torch"): string | null {
+  const candidates = [process.env.SELFLABEL_PYTHON, "/usr/bin/python3", "python3"].filter(Boolean) as string[];
+  for (const py of candidates) {
+    if (spawnSync(py, ["-c", `import ${modules}`], { stdio: "ignore" }).status === 0) return py;
+  }
+  return null;
+}
+
+export function arg(args: string[], name: string, dflt: number): number {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+}
+
+/** Run a baseline script; images/s per case, and a '# baseline' line naming PyTorch's version. */
+export function runTorchBaseline(py: string, script: string, scriptArgs: string[], threads: number): Record<string, number> {
+  const theirs: Record<string, number> = {};
+  const r = spawnSync(py, [script, ...scriptArgs], { encoding: "utf8" });
+  if (r.status !== 0) console.log(`# PyTorch baseline failed: ${r.stderr.trim().split("\n").pop()}`);
+  for (const line of r.stdout.split("\n").filter(Boolean)) {
+    const j = JSON.parse(line);
+    theirs[j.case] = j.images_per_s;
+  }
+  const v = spawnSync(py, ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8" }).stdout.trim();
+  console.log(`# baseline: PyTorch ${v} (${py}), ${threads} threads`);
+  return theirs;
+}
+
+/** case | ours img/s | torch img/s | ratio */
+export function printRatios(ours: Record<string, number>, theirs: Record<string, number>, width: number, digits: number): void {
+  console.log(`${"case".padEnd(width)} ${"ours img/s".padStart(11)} ${"torch img/s".padStart(13)}   ratio`);
+  for (const k of Object.keys(ours)) {
+    const t = theirs[k];
+    console.log(
+      `${k.padEnd(width)} ${ours[k].toFixed(digits).padStart(11)} ${t ? t.toFixed(digits).padStart(13) : "-".padStart(13)}   ${
+        t ? (ours[k] / t).toFixed(2) + "x" : "-"
+      }`,
+    );
+  }
+}
