@@ -10,7 +10,9 @@ namespace sln {
 
 enum class ErrorKind { Internal, InvalidArgument, Range, OutOfMemory, Library, Unsupported };
 
-class Error : public std::runtime_error {
+// Default visibility: libselflabel_cuda.so throws it across the dlopen boundary
+// and the addon catches it by type.
+class __attribute__((visibility("default"))) Error : public std::runtime_error {
  public:
   Error(ErrorKind kind, const std::string& code, const std::string& msg)
       : std::runtime_error(msg), kind_(kind), code_(code) {}

@@ -16,7 +16,10 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
+#include <new>
 #include <string>
 
 namespace sln {
@@ -150,6 +153,65 @@ class Backend {
 
   // y += x (residual joins, head-gradient sums)
   virtual void add_inplace(float* y, const float* x, size_t n) = 0;
+
+  // ---- Memory ------------------------------------------------------------
+  // Every pointer given to this backend's ops lives in its memory space. The
+  // defaults below are host memory (the CPU backend uses them as they are);
+  // the CUDA backend overrides all of them (device memory from its caching
+  // allocator, copies on its stream). Callers that own data in host memory
+  // (images, labels, state dicts) go through upload()/download(); when
+  // host_memory() is true those are plain memcpy and callers may skip them.
+  //
+  // Defined inline on purpose: libselflabel_cuda.so derives from Backend and
+  // must not need symbols from the addon.
+  virtual bool host_memory() const { return true; }
+  // Uninitialised, 64-byte aligned; never null (throws sln::Error
+  // SLN_OUT_OF_MEMORY saying how much was asked). bytes == 0 gives a valid
+  // pointer that must still be released.
+  virtual void* alloc(size_t bytes) {
+    size_t n = (bytes + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, n ? n : 64);
+    if (!p) throw std::bad_alloc();
+    return p;
+  }
+  virtual void release(void* p) noexcept { std::free(p); }
+  virtual void upload(void* dst, const void* host_src, size_t bytes) { if (bytes) std::memcpy(dst, host_src, bytes); }
+  virtual void download(void* host_dst, const void* src, size_t bytes) { if (bytes) std::memcpy(host_dst, src, bytes); }
+  virtual void copy(void* dst, const void* src, size_t bytes) { if (bytes) std::memmove(dst, src, bytes); }
+  virtual void zero(void* p, size_t bytes) { if (bytes) std::memset(p, 0, bytes); }
+  // Wait until all work queued on this backend is done (no-op on the CPU).
+  virtual void synchronize() {}
+};
+
+// Owned memory of one backend (RAII). Moves, never copies. resize() keeps
+// nothing (contents are undefined afterwards unless zero-filled).
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Backend& b, size_t bytes) : be_(&b), p_(b.alloc(bytes)), n_(bytes) {}
+  ~Buffer() { reset(); }
+  Buffer(Buffer&& o) noexcept : be_(o.be_), p_(o.p_), n_(o.n_) { o.p_ = nullptr; o.n_ = 0; }
+  Buffer& operator=(Buffer&& o) noexcept {
+    if (this != &o) { reset(); be_ = o.be_; p_ = o.p_; n_ = o.n_; o.p_ = nullptr; o.n_ = 0; }
+    return *this;
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  void reset() noexcept { if (p_ && be_) be_->release(p_); p_ = nullptr; n_ = 0; }
+  // Ensure at least `bytes` (grows only; contents undefined after a growth).
+  void* reserve(Backend& b, size_t bytes) {
+    if (be_ != &b || bytes > n_ || !p_) { reset(); be_ = &b; p_ = b.alloc(bytes); n_ = bytes; }
+    return p_;
+  }
+  void* data() const { return p_; }
+  float* f32() const { return static_cast<float*>(p_); }
+  size_t bytes() const { return n_; }
+  Backend* backend() const { return be_; }
+
+ private:
+  Backend* be_ = nullptr;
+  void* p_ = nullptr;
+  size_t n_ = 0;
 };
 
 // The CPU backend (oneDNN). Never returns null; throws sln::Error on failure.
