@@ -55,12 +55,34 @@ export interface TensorInfo {
   kind: "param" | "buffer";
 }
 
+/** A trunk layer: PyTorch module name, kind ("conv2d", "relu", "residual", ...), output [C, H, W]. */
+export interface TrunkLayer {
+  name: string;
+  kind: string;
+  shape: [number, number, number];
+}
+
+/**
+ * Where and how forwardTaps reads a trunk activation: after trunk layer
+ * `layer` (an index into trunkLayers()), downsampled natively with PyTorch's
+ * semantics: max / avg = MaxPool2d / AvgPool2d(kernel, stride, pad),
+ * adaptive-max / adaptive-avg = AdaptiveMax/AvgPool2d((outHeight, outWidth)),
+ * none = the whole map. See native/core/probe_pool.h.
+ */
+export type TapPool =
+  | { pool: "none" }
+  | { pool: "max" | "avg"; kernel: number; stride?: number; pad?: number }
+  | { pool: "adaptive-max" | "adaptive-avg"; outHeight: number; outWidth?: number };
+export type Tap = { layer: number } & TapPool;
+
 interface NativeModel {
   trainStep(images: Float32Array, labels: Int32Array[], opts: StepOptions): Promise<StepResult>;
   forward(images: Float32Array, training: boolean, output: string): Promise<Float32Array | Float32Array[]>;
   exportState(what: "model" | "momentum"): Promise<Record<string, Float32Array>>;
   importState(what: "model" | "momentum", dict: Record<string, Float32Array>): Promise<void>;
   tensors(): TensorInfo[];
+  trunkLayers(): TrunkLayer[];
+  forwardTaps(images: Float32Array, taps: Tap[]): Promise<Float32Array[]>;
   dispose(): void;
   readonly disposed: boolean;
   readonly featureDim: number;
@@ -141,6 +163,20 @@ export class Model {
     const mode = opts.mode ?? "eval";
     if (mode !== "eval" && mode !== "train") throw new TypeError(`forward: mode must be 'eval' or 'train', got '${mode}'`);
     return this.m.forward(images, mode === "train", opts.output ?? "logits");
+  }
+
+  /** The trunk's layers in execution order (what forwardTaps' `layer` indexes). */
+  trunkLayers(): TrunkLayer[] {
+    return this.m.trunkLayers();
+  }
+
+  /**
+   * Eval-mode activations for linear probes: one Float32Array (N x pooled
+   * C*H*W, channel-major) per tap, pooled in the addon while the trunk runs
+   * (which stops after the deepest tap).
+   */
+  async forwardTaps(images: Float32Array, taps: Tap[]): Promise<Float32Array[]> {
+    return this.m.forwardTaps(images, taps);
   }
 
   /** Parameters and buffers (BN running statistics), PyTorch names and shapes. */

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "addon/common.h"
+#include "core/probe_pool.h"
 #include "sln/model.h"
 
 namespace sln::addon {
@@ -17,6 +18,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                        {
                            InstanceMethod("trainStep", &ModelWrap::TrainStep),
                            InstanceMethod("forward", &ModelWrap::Forward),
+                           InstanceMethod("trunkLayers", &ModelWrap::TrunkLayers),
+                           InstanceMethod("forwardTaps", &ModelWrap::ForwardTaps),
                            InstanceMethod("exportState", &ModelWrap::ExportState),
                            InstanceMethod("importState", &ModelWrap::ImportState),
                            InstanceMethod("tensors", &ModelWrap::Tensors),
@@ -202,6 +205,97 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
               off += n;
             }
             if (k == OutputKind::Features) return arr.Get(0u);
+            return arr;
+          },
+          {info[0]});
+    });
+  }
+
+  // trunkLayers(): [{ name, kind, shape: [C, H, W] }] in execution order
+  Napi::Value TrunkLayers(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      auto ls = live(env)->trunk_layers();
+      Napi::Array a = Napi::Array::New(env, ls.size());
+      for (size_t i = 0; i < ls.size(); i++) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("name", ls[i].name);
+        o.Set("kind", ls[i].kind);
+        Napi::Array sh = Napi::Array::New(env, 3);
+        sh.Set(0u, ls[i].out.C), sh.Set(1u, ls[i].out.H), sh.Set(2u, ls[i].out.W);
+        o.Set("shape", sh);
+        a.Set(i, o);
+      }
+      return a;
+    });
+  }
+
+  // forwardTaps(images, taps: [{ layer, pool: "none" | "max" | "avg" | "adaptive-max" | "adaptive-avg",
+  //   kernel, stride, pad, outHeight, outWidth }]) -> Promise<Float32Array[]>: eval mode, one
+  // (N, pooled C*H*W) array per tap (core/probe_pool.h), pooled natively as the trunk runs.
+  Napi::Value ForwardTaps(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      auto m = live(env);
+      int N = batch_of(env, info[0], "forwardTaps");
+      if (info.Length() < 2 || !info[1].IsArray() || info[1].As<Napi::Array>().Length() == 0)
+        throw Napi::TypeError::New(env, "forwardTaps(images, taps: [{ layer, pool, ... }]): taps must be a non-empty array");
+      Napi::Array ta = info[1].As<Napi::Array>();
+      const auto layers = m->trunk_layers();
+      std::vector<int> taps;
+      std::vector<probe::PoolSpec> specs;
+      std::vector<Shape3> shapes;
+      auto int_of = [&](Napi::Object o, const char* key, uint32_t t, int dflt) {
+        Napi::Value v = o.Get(key);
+        if (v.IsUndefined()) return dflt;
+        double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1e300;
+        if (d != static_cast<int>(d))
+          throw Napi::TypeError::New(env, "forwardTaps: taps[" + std::to_string(t) + "]." + key + " must be an integer");
+        return static_cast<int>(d);
+      };
+      for (uint32_t t = 0; t < ta.Length(); t++) {
+        if (!ta.Get(t).IsObject()) throw Napi::TypeError::New(env, "forwardTaps: taps[" + std::to_string(t) + "] must be an object");
+        Napi::Object o = ta.Get(t).As<Napi::Object>();
+        int layer = int_of(o, "layer", t, -1);
+        if (layer < 0 || layer >= static_cast<int>(layers.size()))
+          throw Napi::RangeError::New(env, "forwardTaps: taps[" + std::to_string(t) + "].layer must index the trunk's " +
+                                               std::to_string(layers.size()) + " layers, got " + std::to_string(layer));
+        probe::PoolSpec s;
+        Napi::Value k = o.Get("pool");
+        if (!k.IsUndefined()) {
+          if (!k.IsString()) throw Napi::TypeError::New(env, "forwardTaps: taps[" + std::to_string(t) + "].pool must be a string");
+          s.kind = k.As<Napi::String>().Utf8Value();
+        }
+        s.kernel = int_of(o, "kernel", t, 1);
+        s.stride = int_of(o, "stride", t, s.kernel);
+        s.pad = int_of(o, "pad", t, 0);
+        s.out_h = int_of(o, "outHeight", t, 1);
+        s.out_w = int_of(o, "outWidth", t, s.out_h);
+        shapes.push_back(probe::pooled_shape(layers[layer].out, s));   // validates
+        taps.push_back(layer);
+        specs.push_back(s);
+      }
+      const float* images = info[0].As<Napi::Float32Array>().Data();
+      auto outs = std::make_shared<std::vector<std::vector<float>>>(taps.size());
+      for (size_t t = 0; t < taps.size(); t++) (*outs)[t].resize(static_cast<size_t>(N) * shapes[t].size());
+      std::vector<Shape3> ins;
+      for (int l : taps) ins.push_back(layers[l].out);
+      return PromiseWorker::Start(
+          env, "sln.forwardTaps",
+          [m, images, N, taps, specs, ins, outs] {
+            std::lock_guard<std::mutex> lk(m->mutex());
+            const int threads = m->backend().num_threads();
+            m->forward_taps(images, N, taps, [&](size_t t, const float* act) {
+              probe::pool(act, N, ins[t], specs[t], (*outs)[t].data(), threads);
+            });
+          },
+          [outs](Napi::Env env) -> Napi::Value {
+            Napi::Array arr = Napi::Array::New(env, outs->size());
+            for (size_t t = 0; t < outs->size(); t++) {
+              Napi::Float32Array a = Napi::Float32Array::New(env, (*outs)[t].size());
+              std::memcpy(a.Data(), (*outs)[t].data(), (*outs)[t].size() * sizeof(float));
+              arr.Set(t, a);
+            }
             return arr;
           },
           {info[0]});

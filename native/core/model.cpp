@@ -277,4 +277,35 @@ void Model::forward(const float* images, int N, bool training, OutputKind kind, 
   }
 }
 
+// ---------------------------------------------------------------- probe taps
+
+std::vector<TrunkLayerInfo> Model::trunk_layers() const {
+  std::vector<TrunkLayerInfo> r;
+  for (auto& l : trunk_) r.push_back({l->name, l->kind(), l->out});
+  return r;
+}
+
+void Model::forward_taps(const float* images, int N, const std::vector<int>& taps,
+                         const std::function<void(size_t, const float*)>& sink) {
+  SLN_CHECK_ARG(N >= 1, "forwardTaps: batch must hold at least one image");
+  SLN_CHECK_ARG(!taps.empty(), "forwardTaps: no taps");
+  int deepest = -1;
+  for (int t : taps) {
+    SLN_CHECK_ARG(t >= 0 && t < static_cast<int>(trunk_.size()),
+                  "forwardTaps: tap " << t << " outside the trunk's " << trunk_.size() << " layers");
+    deepest = std::max(deepest, t);
+  }
+  check_images(images, N, spec_.input, "forwardTaps", backend_->num_threads());
+  Plan& p = plan_for(N, false);
+  RunCtx c{backend_, &arena_, N, false, spec_.seed * 0x2545F4914F6CDD1DULL + step_, &scratch_};
+  const float* x = images;
+  for (int i = 0; i <= deepest; i++) {
+    float* y = (i % 2 == 0) ? p.ping.data() : p.pong.data();
+    trunk_[i]->forward(c, x, y);
+    for (size_t t = 0; t < taps.size(); t++)
+      if (taps[t] == i) sink(t, y);
+    x = y;
+  }
+}
+
 }  // namespace sln

@@ -5,6 +5,7 @@
 // bytes plus that table and PyTorch state_dicts map one to one.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -127,6 +128,13 @@ struct StepResult {
 
 enum class OutputKind { Logits, Probs, Features };
 
+// One trunk layer as the probes see it: PyTorch module name, kind, output shape.
+struct TrunkLayerInfo {
+  std::string name;
+  std::string kind;
+  Shape3 out;
+};
+
 class Model {
  public:
   Model(const ModelSpec& spec, Backend& backend);
@@ -142,6 +150,14 @@ class Model {
                         const StepOptions& opt);
   // Features (N, D) or per-head logits/probs (N, K_h), concatenated head by head.
   void forward(const float* images, int N, bool training, OutputKind kind, std::vector<float>& out);
+
+  // Trunk layers in execution order (taps index this list).
+  std::vector<TrunkLayerInfo> trunk_layers() const;
+  // Intermediate activations for the linear probes: an eval-mode forward of the
+  // trunk up to the deepest tap; right after trunk layer taps[t] runs,
+  // sink(t, its output (N, out) in host memory, valid during the call).
+  void forward_taps(const float* images, int N, const std::vector<int>& taps,
+                    const std::function<void(size_t, const float*)>& sink);
 
   std::mutex& mutex() { return mu_; }
   // Steps taken (seeds dropout); saved in checkpoints for exact resume.
