@@ -125,7 +125,16 @@ export interface NativeBinding {
     d: number,
     numClasses: number,
     order: Int32Array,
-    opts: { epochs?: number; batch?: number; lr?: number; momentum?: number; weightDecay?: number },
+    opts: {
+      epochs?: number;
+      batch?: number;
+      lr?: number;
+      momentum?: number;
+      weightDecay?: number;
+      spatial?: number;
+      milestones?: number[];
+      gamma?: number;
+    },
   ): Promise<{ trainPredictions: Int32Array; testPredictions: Int32Array; epochLoss: number[] }>;
   memoryBandwidth(bytes: number, threads: number, reps: number): Promise<{ read: number; copy: number; triad: number }>;
   [name: string]: unknown;

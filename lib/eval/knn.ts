@@ -56,6 +56,14 @@ export interface ProbeOptions {
   weightDecay?: number;
   /** Seeds the per-epoch sample order. */
   seed?: number;
+  /**
+   * Standardise per group of `spatial` contiguous dimensions (a channel of a
+   * pooled conv map, channel-major) instead of per dimension. Default 1.
+   */
+  spatial?: number;
+  /** Step schedule: lr * gamma^(milestones <= epoch) per epoch, instead of the cosine decay. */
+  milestones?: number[];
+  gamma?: number;
 }
 
 export interface ProbeResult {
@@ -66,7 +74,8 @@ export interface ProbeResult {
 
 /**
  * Linear probe: softmax regression on features standardised with the training
- * set's mean and standard deviation, SGD with momentum 0.9, cosine lr decay,
+ * set's mean and standard deviation (per dimension, or per channel with
+ * `spatial`), SGD with momentum 0.9, cosine lr decay (or steps at `milestones`),
  * sample order from Prng.derive(seed, 0x9b0e, epoch): deterministic for a seed.
  */
 export async function linearProbe(
@@ -89,6 +98,9 @@ export async function linearProbe(
     lr: opts.lr,
     momentum: opts.momentum,
     weightDecay: opts.weightDecay,
+    spatial: opts.spatial,
+    milestones: opts.milestones,
+    gamma: opts.gamma,
   });
 }
 

@@ -141,9 +141,13 @@ static Napi::Value LinearProbe(const Napi::CallbackInfo& info) {
       throw Napi::RangeError::New(env, "linearProbe: x (" + std::to_string(xlen) + ") and xTest (" + std::to_string(tlen) +
                                            ") must hold whole rows of d = " + std::to_string(d) + " (x at least one)");
     const int64_t n = xlen / d, m = tlen / d;
-    auto x = array_at<float, napi_float32_array>(info, 0, fn, "x", "Float32Array", n, d);
+    // x and xTest can be large (N x ~9600 conv-probe features): read in place, kept alive below
+    if (info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+        info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      throw Napi::TypeError::New(env, "linearProbe: x and xTest must be Float32Arrays");
+    const float* x = info[0].As<Napi::Float32Array>().Data();
     auto y = array_at<int32_t, napi_int32_array>(info, 1, fn, "y", "Int32Array", n, 1);
-    auto xt = array_at<float, napi_float32_array>(info, 2, fn, "xTest", "Float32Array", m, d);
+    const float* xt = info[2].As<Napi::Float32Array>().Data();
     Napi::Object o = opts_at(info, 6);
     knn::ProbeOptions po;
     po.epochs = static_cast<int64_t>(opt_num(o, fn, "epochs", 10));
@@ -151,12 +155,27 @@ static Napi::Value LinearProbe(const Napi::CallbackInfo& info) {
     po.lr = opt_num(o, fn, "lr", 0.1);
     po.momentum = opt_num(o, fn, "momentum", 0.9);
     po.weight_decay = opt_num(o, fn, "weightDecay", 1e-4);
+    po.spatial = static_cast<int64_t>(opt_num(o, fn, "spatial", 1));
+    po.gamma = opt_num(o, fn, "gamma", 0.1);
+    Napi::Value ms = o.Get("milestones");
+    if (!ms.IsUndefined()) {
+      if (!ms.IsArray()) throw Napi::TypeError::New(env, "linearProbe: options.milestones must be an array of epochs");
+      Napi::Array ma = ms.As<Napi::Array>();
+      for (uint32_t i = 0; i < ma.Length(); ++i) {
+        const double q = ma.Get(i).IsNumber() ? ma.Get(i).As<Napi::Number>().DoubleValue() : -1;
+        if (!(q >= 1 && std::floor(q) == q)) throw Napi::RangeError::New(env, "linearProbe: milestones must hold integer epochs >= 1");
+        po.milestones.push_back(static_cast<int64_t>(q));
+      }
+    }
     if (po.epochs < 1 || po.batch < 1) throw Napi::RangeError::New(env, "linearProbe: epochs and batch must be >= 1");
+    if (po.spatial < 1 || d % po.spatial != 0)
+      throw Napi::RangeError::New(env, "linearProbe: options.spatial must be an integer >= 1 dividing d = " + std::to_string(d));
+    if (!(po.gamma > 0)) throw Napi::RangeError::New(env, "linearProbe: options.gamma must be > 0");
     auto order = array_at<int32_t, napi_int32_array>(info, 5, fn, "order", "Int32Array", po.epochs, n);
     auto out = std::make_shared<knn::ProbeResult>();
     return PromiseWorker::Start(
         env, "selflabel.linearProbe",
-        [=] { *out = knn::linear_probe(x->data(), y->data(), n, xt->data(), m, d, C, order->data(), po); },
+        [=] { *out = knn::linear_probe(x, y->data(), n, xt, m, d, C, order->data(), po); },
         [=](Napi::Env env) -> Napi::Value {
           Napi::Object r = Napi::Object::New(env);
           auto tp = Napi::Int32Array::New(env, out->train_pred.size());
@@ -169,7 +188,8 @@ static Napi::Value LinearProbe(const Napi::CallbackInfo& info) {
           r.Set("testPredictions", vp);
           r.Set("epochLoss", l);
           return r;
-        });
+        },
+        {info[0], info[2]});
   });
 }
 

@@ -251,21 +251,29 @@ ProbeResult linear_probe(const float* x, const int32_t* y, int64_t n, const floa
       seen[v] = 1;
     }
   }
-  // standardisation from the train features
-  std::vector<double> mean(d, 0.0), inv_std(d, 0.0);
+  SLN_CHECK_ARG(o.spatial >= 1 && d % o.spatial == 0,
+                "linear probe: spatial " << o.spatial << " must divide D = " << d);
+  for (int64_t q : o.milestones) SLN_CHECK_ARG(q >= 1, "linear probe: milestones must be epochs >= 1, got " << q);
+  // standardisation from the train features: group g = j / spatial
+  const int64_t groups = d / o.spatial;
+  std::vector<double> gmean(groups, 0.0), gvar(groups, 0.0);
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < d; ++j) {
       if (!std::isfinite(x[i * d + j])) SLN_FAIL(Range, "SLN_NONFINITE", "linear probe: train feature row " << i << " holds NaN or Inf");
-      mean[j] += x[i * d + j];
+      gmean[j / o.spatial] += x[i * d + j];
     }
-  for (int64_t j = 0; j < d; ++j) mean[j] /= static_cast<double>(n);
+  const double per_group = static_cast<double>(n) * static_cast<double>(o.spatial);
+  for (int64_t g = 0; g < groups; ++g) gmean[g] /= per_group;
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < d; ++j) {
-      const double v = x[i * d + j] - mean[j];
-      inv_std[j] += v * v;
+      const double v = x[i * d + j] - gmean[j / o.spatial];
+      gvar[j / o.spatial] += v * v;
     }
+  std::vector<double> mean(d), inv_std(d);
   for (int64_t j = 0; j < d; ++j) {
-    const double sd = std::sqrt(inv_std[j] / static_cast<double>(n));
+    const int64_t g = j / o.spatial;
+    const double sd = std::sqrt(gvar[g] / per_group);
+    mean[j] = gmean[g];
     inv_std[j] = sd > 1e-12 ? 1.0 / sd : 1.0;
   }
   auto standard = [&](const float* src, int64_t i, double* dst) {
@@ -309,7 +317,12 @@ ProbeResult linear_probe(const float* x, const int32_t* y, int64_t n, const floa
           for (int64_t j = 0; j < d; ++j) gw[j] += g * xs[j];
         }
       }
-      const double lr = 0.5 * o.lr * (1.0 + std::cos(M_PI * static_cast<double>(step) / total));
+      double lr = 0.5 * o.lr * (1.0 + std::cos(M_PI * static_cast<double>(step) / total));
+      if (!o.milestones.empty()) {
+        lr = o.lr;
+        for (int64_t q : o.milestones)
+          if (e >= q) lr *= o.gamma;
+      }
       const double inv_bs = 1.0 / static_cast<double>(bs);
       // torch.optim.SGD: g += wd * w; v = mu * v + g; w -= lr * v (no decay on the bias)
       for (int64_t q = 0; q < C * d; ++q) {

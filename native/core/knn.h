@@ -10,12 +10,17 @@
 //   Vote for each asked k: class score = sum over the k nearest of exp(sim / T),
 //   prediction = the class with the highest score (first on ties).
 //
-// Linear probe: features standardised with the train set's per-dimension mean and
-//   standard deviation (a constant dimension divides by 1), multinomial logistic
+// Linear probe: features standardised with the train set's mean and standard
+//   deviation (a constant group divides by 1), per dimension, or per channel when
+//   `spatial` > 1 (D = channels x spatial, channel-major: the statistics of a
+//   channel pool its `spatial` contiguous values, as BatchNorm2d(affine=False) in
+//   eval mode before the reference's conv probes), multinomial logistic
 //   regression W (C, D), b (C) from zero, mini-batch SGD with momentum and weight
-//   decay (on W only) as torch.optim.SGD, cosine learning-rate decay to 0 over all steps, the
-//   order of each epoch given by the caller (seeded in TypeScript). float64 and
-//   single-threaded: bit-identical for any thread count.
+//   decay (on W only) as torch.optim.SGD; learning rate: cosine decay to 0 over all
+//   steps, or, when `milestones` is set, a step schedule lr * gamma^(number of
+//   milestones <= epoch) per epoch (the reference's probes: 0.01, x0.1 at epochs
+//   10, 20, 30 of 36); the order of each epoch given by the caller (seeded in
+//   TypeScript). float64 and single-threaded: bit-identical for any thread count.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -43,6 +48,9 @@ struct ProbeOptions {
   double lr = 0.1;
   double momentum = 0.9;
   double weight_decay = 1e-4;
+  int64_t spatial = 1;                // values per standardisation group (D % spatial == 0)
+  std::vector<int64_t> milestones;    // epochs; empty = cosine decay
+  double gamma = 0.1;
 };
 
 struct ProbeResult {
