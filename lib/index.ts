@@ -3,7 +3,7 @@
 export { native, packageRoot } from "./binding";
 export type { NativeInfo } from "./binding";
 export { createModel, Model, DeviceUnavailableError } from "./model";
-export type { ModelOptions, StepOptions, StepResult, ForwardOptions, Tensor, StateDict, TensorInfo, Arch, ArchSpec, Device } from "./model";
+export type { ModelOptions, StepOptions, StepResult, ForwardOptions, Tensor, StateDict, TensorInfo, Arch, ArchSpec, Device, TrunkLayer, Tap, TapPool } from "./model";
 export { loadPth, loadWeights, readPth, saveWeights, PthError, PthTensor, PyDict, ALLOWED_GLOBALS } from "./pth";
 export type { PthWeights } from "./pth";
 export { nmi, ami, ari, clusteringScores, clusterAccuracy, expectedMutualInfo, linearSumAssignment } from "./metrics";
@@ -17,5 +17,7 @@ export type { KnnOptions, KnnResult, ProbeOptions, ProbeResult } from "./eval/kn
 export { openExperiment, loadModel } from "./eval/experiment";
 export type { Experiment } from "./eval/experiment";
 export { evaluate, formatReport, extractFeatures } from "./eval/evaluate";
-export type { EvalReport, EvalOptions, HeadReport, Quality } from "./eval/evaluate";
+export type { EvalReport, EvalOptions, HeadReport, Quality, ProbeRow } from "./eval/evaluate";
+export { probeLayers, resolveProbeLayers, extractTaps, referenceRecipe, trainLayerProbe, PROBE_DIM_BUDGET } from "./eval/probe";
+export type { ProbeTap, ProbeLayer, ProbeRecipe, LayerProbeResult } from "./eval/probe";
 export { writeClusterPages } from "./eval/clusters";

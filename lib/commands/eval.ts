@@ -1,5 +1,6 @@
 // selflabel-native eval: pseudo-label quality (NMI, aNMI, ARI, accuracy, purity)
-// per head, argmax predictions on the test split, kNN and a linear probe.
+// per head, argmax predictions on the test split, kNN and linear probes (the
+// penultimate features; for AlexNet also pooled conv1..conv5, as the reference).
 import type { Argv } from "yargs";
 import { openExperiment } from "../eval/experiment";
 import { evaluate, formatReport } from "../eval/evaluate";
@@ -15,7 +16,15 @@ export function builder(y: Argv): Argv {
     .option("data-format", { type: "string", choices: ["auto", "imagefolder", "idx", "cifar"], default: "auto" })
     .option("model", { type: "string", describe: "evaluate these weights instead (.pth, converted .safetensors or a checkpoint)" })
     .option("json", { type: "boolean", default: false, describe: "print the report as JSON" })
-    .option("probe-epochs", { type: "number", default: 10, describe: "linear-probe SGD epochs" })
+    .option("probe-epochs", { type: "number", default: 10, describe: "linear-probe SGD epochs (the reference: 36; lr steps scale with it)" })
+    .option("probe-layers", {
+      type: "string",
+      default: "default",
+      describe:
+        "layers to probe: default (penultimate; alexnet also conv1..conv5 as the reference), all, none, penultimate, " +
+        "or a comma list of conv1..conv5 / layer1..layer4 / trunk module names",
+    })
+    .option("probe-memory", { type: "number", default: 4096, describe: "MiB of pooled probe features held at once (more layers: more passes)" })
     .option("seed", { type: "number", default: 0, describe: "linear-probe seed" });
 }
 
@@ -24,12 +33,16 @@ export async function handler(a: Record<string, unknown>): Promise<void> {
   if (!Number.isInteger(pe) || pe < 1) throw new UsageError(`--probe-epochs must be an integer >= 1, got ${pe}`);
   const seed = a.seed as number;
   if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be a non-negative integer, got ${seed}`);
+  const pm = a.probeMemory as number;
+  if (!(Number.isFinite(pm) && pm > 0)) throw new UsageError(`--probe-memory must be a positive number of MiB, got ${pm}`);
   const warn = (m: string) => process.stderr.write(`warning: ${m}\n`);
   const e = openExperiment(a.exp as string, warn);
   const r = await evaluate(e, {
     data: (a.data as string | undefined) ?? null,
     dataFormat: a.dataFormat as string,
     probeEpochs: pe,
+    probeLayers: String(a.probeLayers),
+    probeMemory: pm,
     seed,
     model: a.model as string | undefined,
     warn,

@@ -1,11 +1,15 @@
 // The eval command's work: pseudo-label quality per head, argmax predictions on
-// the test split, kNN and a linear probe on the frozen penultimate features.
+// the test split, kNN on the frozen penultimate features, and linear probes on
+// the penultimate features and, for AlexNet as the reference's probes, on the
+// pooled conv1..conv5 activations (recipe and sources: ./probe.ts).
 import { Dataset, Loader } from "../data";
 import { InputError } from "../errors";
 import { Model, scatterArgmax } from "../model";
 import { clusteringScores, clusterAccuracy } from "../metrics";
 import { Experiment, DataOverride, openTrainData, openTestData, loadModel } from "./experiment";
-import { knnClassify, linearProbe, accuracy } from "./knn";
+import { knnClassify, accuracy } from "./knn";
+import { resolveProbeLayers, extractTaps, referenceRecipe, trainLayerProbe, describePool, ProbeLayer, ProbeRecipe } from "./probe";
+import type { TapPool } from "../model";
 
 export interface Quality {
   nmi: number;
@@ -34,10 +38,31 @@ export interface EvalReport {
   dataset: { name: string; fingerprint: string; train: number; test: number | null; classes: number };
   heads: HeadReport[];
   knn: { temperature: number; results: { k: number; accuracy: number }[]; queries: number; bank: number; seconds: number } | null;
+  /** The penultimate layer's probe (also a row of `probes`). */
   probe: { epochs: number; seed: number; testTop1: number; trainTop1: number; finalLoss: number; seconds: number } | null;
+  /** One linear probe per --probe-layers entry, in that order (null: none ran). */
+  probes: ProbeRow[] | null;
+  /** How every probe was trained (the reference's recipe scaled to the epochs; see lib/eval/probe.ts). */
+  probeRecipe: ProbeRecipe | null;
   /** Why kNN / probe / test predictions are missing, when they are. */
   notes: string[];
-  seconds: { trainFeatures: number; testForward: number; total: number };
+  seconds: { trainFeatures: number; testForward: number; probeFeatures: number; total: number };
+}
+
+export interface ProbeRow {
+  /** Alias (conv1, layer2, penultimate) or module name. */
+  layer: string;
+  /** PyTorch module whose output is probed. */
+  module: string;
+  /** The activation [C, H, W] and its pooled form. */
+  shape: [number, number, number];
+  pooling: TapPool;
+  pooled: [number, number, number];
+  dim: number;
+  testTop1: number;
+  trainTop1: number;
+  finalLoss: number;
+  seconds: number;
 }
 
 export interface EvalOptions extends DataOverride {
@@ -46,6 +71,10 @@ export interface EvalOptions extends DataOverride {
   ks?: number[];
   temperature?: number;
   probeEpochs?: number;
+  /** --probe-layers: default | all | none | penultimate | comma list (see resolveProbeLayers). */
+  probeLayers?: string;
+  /** MiB the pooled probe features (train + test) may hold at once; layers beyond it run in further passes. Default 4096. */
+  probeMemory?: number;
   seed?: number;
   log?: (line: string) => void;
   warn?: (line: string) => void;
@@ -126,6 +155,8 @@ export async function evaluate(e: Experiment, o: EvalOptions = {}): Promise<Eval
       notes.push(`parameters from ${o.model}`);
     }
     const D = model.featureDim;
+    const probeLayers = resolveProbeLayers(model, o.probeLayers ?? "default");
+    const groups = probeGroups(probeLayers.filter((l) => !l.penultimate), N + (test ? test.count : 0), o.probeMemory ?? 4096);
     let tf = Date.now();
     log(`features of ${N} training images ...`);
     const trainFeats = await extractFeatures(model, train);
@@ -133,6 +164,9 @@ export async function evaluate(e: Experiment, o: EvalOptions = {}): Promise<Eval
     let testForward = 0;
     let knn: EvalReport["knn"] = null;
     let probe: EvalReport["probe"] = null;
+    let probes: ProbeRow[] | null = null;
+    let probeRecipe: ProbeRecipe | null = null;
+    let probeFeatures = 0;
     if (test && test.labels) {
       tf = Date.now();
       log(`features and predictions of ${test.count} test images ...`);
@@ -150,18 +184,40 @@ export async function evaluate(e: Experiment, o: EvalOptions = {}): Promise<Eval
           bank: N,
           seconds: (Date.now() - tk) / 1000,
         };
-        const tp = Date.now();
-        const epochs = o.probeEpochs ?? 10;
-        const seed = o.seed ?? 0;
-        const p = await linearProbe(trainFeats, train.labels, testFeats, D, C, { epochs, seed });
-        probe = {
-          epochs,
-          seed,
-          testTop1: accuracy(p.testPredictions, test.labels),
-          trainTop1: accuracy(p.trainPredictions, train.labels),
-          finalLoss: p.epochLoss[p.epochLoss.length - 1],
-          seconds: (Date.now() - tp) / 1000,
-        };
+        if (probeLayers.length) {
+          const recipe = referenceRecipe(o.probeEpochs ?? 10, o.seed ?? 0);
+          const results = new Map<ProbeLayer, ProbeRow>();
+          const row = (l: ProbeLayer, r: Awaited<ReturnType<typeof trainLayerProbe>>): ProbeRow => ({
+            layer: l.name,
+            module: l.module,
+            shape: l.shape,
+            pooling: l.pool,
+            pooled: l.pooled,
+            dim: l.dim,
+            ...r,
+          });
+          const pen = probeLayers.find((l) => l.penultimate);
+          if (pen) {
+            log(`linear probe on the penultimate features (${D} dims, ${recipe.epochs} epochs) ...`);
+            results.set(pen, row(pen, await trainLayerProbe(pen, trainFeats, train.labels, testFeats, test.labels, C, recipe)));
+          }
+          for (const g of groups) {
+            const tt = Date.now();
+            log(`pooled activations of ${g.map((l) => l.name).join(", ")} (${g.map((l) => l.dim).join(", ")} dims) ...`);
+            const xs = await extractTaps(model, train, g);
+            const xts = await extractTaps(model, test, g);
+            probeFeatures += (Date.now() - tt) / 1000;
+            log(`linear probes on ${g.map((l) => l.name).join(", ")} (${recipe.epochs} epochs) ...`);
+            const rs = await Promise.all(g.map((l, i) => trainLayerProbe(l, xs[i], train.labels!, xts[i], test!.labels!, C, recipe)));
+            g.forEach((l, i) => results.set(l, row(l, rs[i])));
+          }
+          probes = probeLayers.map((l) => results.get(l)!);
+          probeRecipe = recipe;
+          const p = pen && results.get(pen);
+          if (p) {
+            probe = { epochs: recipe.epochs, seed: recipe.seed, testTop1: p.testTop1, trainTop1: p.trainTop1, finalLoss: p.finalLoss, seconds: p.seconds };
+          }
+        }
       }
     }
     return {
@@ -173,14 +229,46 @@ export async function evaluate(e: Experiment, o: EvalOptions = {}): Promise<Eval
       heads,
       knn,
       probe,
+      probes,
+      probeRecipe,
       notes: [...e.notes, ...notes],
-      seconds: { trainFeatures: trainFeatureSeconds, testForward, total: (Date.now() - t0) / 1000 },
+      seconds: { trainFeatures: trainFeatureSeconds, testForward, probeFeatures, total: (Date.now() - t0) / 1000 },
     };
   } finally {
     model?.dispose();
     await test?.close();
     await train.close();
   }
+}
+
+/**
+ * Split the conv-level probe layers into passes whose pooled features (rows x
+ * dim float32, train and test) fit `mib`; a layer alone over it is an error
+ * that says what to change.
+ */
+export function probeGroups(layers: ProbeLayer[], rows: number, mib: number): ProbeLayer[][] {
+  const budget = mib * 2 ** 20;
+  const groups: ProbeLayer[][] = [];
+  let cur: ProbeLayer[] = [];
+  let used = 0;
+  for (const l of layers) {
+    const bytes = 4 * rows * l.dim;
+    if (bytes > budget) {
+      throw new InputError(
+        `--probe-layers: the ${l.name} probe's features (${rows} images x ${l.dim} dims) need ${Math.ceil(bytes / 2 ** 20)} MiB, ` +
+          `more than --probe-memory ${mib}; raise --probe-memory or leave ${l.name} out`,
+      );
+    }
+    if (used + bytes > budget && cur.length) {
+      groups.push(cur);
+      cur = [];
+      used = 0;
+    }
+    cur.push(l);
+    used += bytes;
+  }
+  if (cur.length) groups.push(cur);
+  return groups;
 }
 
 const pct = (x: number) => (100 * x).toFixed(2).padStart(6);
@@ -209,10 +297,27 @@ export function formatReport(r: EvalReport): string {
   } else L.push("kNN: n/a");
   if (r.probe) {
     L.push(
-      `linear probe (softmax regression, SGD ${r.probe.epochs} epochs on standardised features, seed ${r.probe.seed}, ${r.probe.seconds.toFixed(1)} s): ` +
+      `linear probe (penultimate features, SGD ${r.probe.epochs} epochs, seed ${r.probe.seed}, ${r.probe.seconds.toFixed(1)} s): ` +
         `test top-1 ${(100 * r.probe.testTop1).toFixed(2)}% (train ${(100 * r.probe.trainTop1).toFixed(2)}%)`,
     );
   } else L.push("linear probe: n/a");
+  if (r.probes && r.probeRecipe && r.probes.length) {
+    const q = r.probeRecipe;
+    const sched = q.milestones.length ? `x${q.gamma} at epochs ${q.milestones.join(",")}` : "constant";
+    L.push("");
+    L.push(
+      `linear probes (frozen trunk, per-channel standardisation, softmax regression; SGD batch ${q.batch}, lr ${q.lr} ${sched} of ${q.epochs}, ` +
+        `momentum ${q.momentum}, weight decay ${q.weightDecay}, seed ${q.seed}):`,
+    );
+    L.push("layer        module          activation   pooling               dim   test top-1 %  train top-1 %      s");
+    const shape = (s: number[]) => (s[1] === 1 && s[2] === 1 ? String(s[0]) : s.join("x"));
+    for (const p of r.probes) {
+      L.push(
+        `${p.layer.padEnd(11)}  ${p.module.padEnd(14)}  ${shape(p.shape).padEnd(11)}  ${describePool(p.pooling).padEnd(19)}  ${String(p.dim).padStart(5)}` +
+          `   ${pct(p.testTop1).padStart(11)}   ${pct(p.trainTop1).padStart(12)}  ${p.seconds.toFixed(1).padStart(5)}`,
+      );
+    }
+  }
   for (const n of r.notes) L.push(`note: ${n}`);
   return L.join("\n");
 }
