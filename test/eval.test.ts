@@ -1,5 +1,5 @@
 // Evaluation: the native kNN against a brute-force computation (block sizes with
-// short last blocks, bit for bit), the linear probe, features of a short last
+// short last blocks, bit for bit), the linear probes, features of a short last
 // batch, and the eval / labels / clusters commands on a tiny run made here,
 // including the cluster page rendered in headless Chromium, and bad input.
 import { test, before } from "node:test";
@@ -177,8 +177,10 @@ test("features of the short last batch land on their own rows", async () => {
   }
 });
 
-test("eval --json: per-head scores, test argmax, kNN, probe; the table", () => {
-  const r = run("eval", ["--exp", exp, "--json", "--threads", "2"]);
+test("eval --json: per-head scores, test argmax, kNN, linear probes per --probe-layers; the table", () => {
+  // conv taps of smallcnn, a module by name and the penultimate features (the default for smallcnn
+  // is the penultimate alone; the --model test below runs it)
+  const r = run("eval", ["--exp", exp, "--json", "--threads", "2", "--probe-epochs", "2", "--probe-layers", "conv1,features.11,penultimate"]);
   assert.equal(r.status, 0, r.stderr);
   const rep = JSON.parse(r.stdout) as EvalReport;
   assert.deepEqual(rep.source, { params: "model.safetensors", labels: "labels.csv" });
@@ -202,6 +204,21 @@ test("eval --json: per-head scores, test argmax, kNN, probe; the table", () => {
   assert.match(table, /^0 +10 +pseudo-labels\/train +\d\.\d{3} +-?\d\.\d{3} +-?\d\.\d{3} +\d+\.\d\d +\d+\.\d\d$/m);
   assert.match(table, /kNN .*k=10 \d+\.\d\d%, k=200 \d+\.\d\d%/);
   assert.match(table, /linear probe .*test top-1 \d+\.\d\d%/);
+  // one probe per layer: conv1 = the first block's ReLU, adaptive-max pooled within the 9600-dim budget
+  assert.deepEqual(rep.probes!.map((p) => [p.layer, p.module]), [["conv1", "features.2"], ["features.11", "features.11"], ["penultimate", "avgpool"]]);
+  const [c1, b4, pen] = rep.probes!;
+  assert.deepEqual(c1.shape, [32, 32, 32]);
+  assert.deepEqual(c1.pooling, { pool: "adaptive-max", outHeight: 17, outWidth: 17 });
+  assert.equal(c1.dim, 32 * 17 * 17);
+  assert.equal(b4.dim, 64 * 12 * 12);
+  assert.equal(pen.dim, 128);
+  for (const p of rep.probes!) assert.ok(p.testTop1 >= 0 && p.testTop1 <= 1 && p.trainTop1 >= 0 && Number.isFinite(p.finalLoss), JSON.stringify(p));
+  assert.equal(rep.probe!.testTop1, pen.testTop1);
+  assert.equal(rep.probe!.epochs, 2);
+  assert.deepEqual(rep.probeRecipe, { epochs: 2, batch: 192, lr: 0.01, momentum: 0.9, weightDecay: 1e-5, milestones: [1], gamma: 0.1, seed: 0 });
+  assert.match(table, /^linear probes \(frozen trunk, per-channel standardisation.*lr 0\.01 x0\.1 at epochs 1 of 2/m);
+  assert.match(table, /^conv1 +features\.2 +32x32x32 +adaptive-max 17x17 +9248 +\d+\.\d\d +\d+\.\d\d +\d+\.\d$/m);
+  assert.match(table, /^penultimate +avgpool +128 +- +128 +\d+\.\d\d/m);
 });
 
 test("eval --model evaluates other weights (here: the epoch-1 checkpoint) and says so; a bad file exits 2", () => {
@@ -210,6 +227,8 @@ test("eval --model evaluates other weights (here: the epoch-1 checkpoint) and sa
   assert.equal(r.status, 0, r.stderr);
   const rep = JSON.parse(r.stdout) as EvalReport & { notes: string[] };
   assert.ok(rep.notes.some((n) => n.includes(`parameters from ${path.join(exp, "checkpoints", ck)}`)), JSON.stringify(rep.notes));
+  // the default --probe-layers for smallcnn: the penultimate features alone
+  assert.deepEqual(rep.probes!.map((p) => p.layer), ["penultimate"]);
   const bad = path.join(tmp, "not-weights.pth");
   fs.writeFileSync(bad, "garbage");
   const rb = run("eval", ["--exp", exp, "--model", bad]);
@@ -318,4 +337,6 @@ test("bad input: no checkpoints, another dataset, head out of range: exit 2, one
   writeCheckpoint(path.join(other, "checkpoints", path.basename(ck.file)), ck);
   oneLine(run("eval", ["--exp", other]), /is not the data .* was trained on \(fingerprint synthetic:v\d+:train:.*--data/);
   oneLine(run("eval", ["--exp", exp, "--probe-epochs", "0"]), /--probe-epochs must be an integer >= 1/);
+  oneLine(run("eval", ["--exp", exp, "--probe-memory", "0"]), /--probe-memory must be a positive number of MiB/);
+  oneLine(run("eval", ["--exp", exp, "--probe-layers", "conv1,conv9"]), /--probe-layers: no layer 'conv9' in smallcnn; use default, all, none, penultimate, conv1, conv2/);
 });
