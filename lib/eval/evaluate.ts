@@ -300,7 +300,7 @@ export function formatReport(r: EvalReport): string {
       `linear probe (penultimate features, SGD ${r.probe.epochs} epochs, seed ${r.probe.seed}, ${r.probe.seconds.toFixed(1)} s): ` +
         `test top-1 ${(100 * r.probe.testTop1).toFixed(2)}% (train ${(100 * r.probe.trainTop1).toFixed(2)}%)`,
     );
-  } else L.push("linear probe: n/a");
+  } else if (!r.probes) L.push("linear probe: n/a");
   if (r.probes && r.probeRecipe && r.probes.length) {
     const q = r.probeRecipe;
     const sched = q.milestones.length ? `x${q.gamma} at epochs ${q.milestones.join(",")}` : "constant";
