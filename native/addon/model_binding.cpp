@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "addon/common.h"
+#include "addon/cuda_loader.h"
 #include "sln/model.h"
 
 namespace sln::addon {
@@ -25,6 +26,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                            InstanceAccessor("featureDim", &ModelWrap::FeatureDim, nullptr),
                            InstanceAccessor("step", &ModelWrap::GetStep, &ModelWrap::SetStep),
                            InstanceAccessor("smallInput", &ModelWrap::SmallInput, nullptr),
+                           InstanceAccessor("device", &ModelWrap::Device, nullptr),
                        });
   }
 
@@ -74,7 +76,13 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       }
       Napi::Value sd = o.Get("seed");
       if (sd.IsNumber()) s.seed = static_cast<uint64_t>(sd.As<Napi::Number>().Int64Value());
-      model_ = std::make_shared<Model>(s, cpu_backend());
+      Napi::Value dv = o.Get("device");
+      std::string device = dv.IsString() ? dv.As<Napi::String>().Utf8Value() : "cpu";
+      if (device != "cpu" && device != "cuda")
+        throw Napi::TypeError::New(env, "createModel: device must be 'cpu' or 'cuda', got '" + device + "'");
+      Backend& be = device == "cuda" ? cuda_backend() : cpu_backend();
+      auto lk = lock_backend(be);
+      model_ = std::make_shared<Model>(s, be);
       return 0;
     });
   }
@@ -151,6 +159,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
           env, "sln.trainStep",
           [m, images, N, labels, opt, result] {
             std::lock_guard<std::mutex> lk(m->mutex());
+            auto dl = lock_backend(m->backend());
             std::vector<const int32_t*> lp;
             for (auto& l : *labels) lp.push_back(l.data());
             *result = m->train_step(images, N, lp, opt);
@@ -189,6 +198,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
           env, "sln.forward",
           [m, images, N, training, k, out] {
             std::lock_guard<std::mutex> lk(m->mutex());
+            auto dl = lock_backend(m->backend());
             m->forward(images, N, training, k, *out);
           },
           [out, widths, N, k](Napi::Env env) -> Napi::Value {
@@ -243,16 +253,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
           env, "sln.exportState",
           [m, what, copy] {
             std::lock_guard<std::mutex> lk(m->mutex());
+            auto dl = lock_backend(m->backend());
             Arena& a = m->arena();
             for (auto& e : a.entries()) {
-              if (what == "momentum") {
-                if (!e.is_param || !a.has_momentum) continue;
-                const float* p = a.momentum().data() + e.offset;
-                copy->emplace_back(e.name, std::vector<float>(p, p + e.size));
-              } else {
-                const float* p = a.data_of(e);
-                copy->emplace_back(e.name, std::vector<float>(p, p + e.size));
-              }
+              const bool mom = what == "momentum";
+              if (mom && (!e.is_param || !a.has_momentum)) continue;
+              std::vector<float> v(e.size);
+              a.read(e, v.data(), mom);   // download (a memcpy on the CPU)
+              copy->emplace_back(e.name, std::move(v));
             }
           },
           [copy](Napi::Env env) -> Napi::Value {
@@ -332,13 +340,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
           env, "sln.importState",
           [m, what, vals, empty_momentum] {
             std::lock_guard<std::mutex> lk(m->mutex());
+            auto dl = lock_backend(m->backend());
             Arena& a = m->arena();
             if (what == "momentum") {
               a.has_momentum = !empty_momentum;
-              std::fill(a.momentum().begin(), a.momentum().end(), 0.f);
-              for (auto& [e, v] : *vals) std::copy(v.begin(), v.end(), a.momentum().data() + e->offset);
+              a.zero_momentum();
+              for (auto& [e, v] : *vals) a.write(*e, v.data(), true);
             } else {
-              for (auto& [e, v] : *vals) std::copy(v.begin(), v.end(), a.data_of(*e));
+              for (auto& [e, v] : *vals) a.write(*e, v.data());
             }
           },
           [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
@@ -378,6 +387,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value SmallInput(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return guarded(env, [&]() -> Napi::Value { return Napi::Boolean::New(env, live(env)->spec().small_input == 1); });
+  }
+
+  Napi::Value Device(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value { return Napi::String::New(env, live(env)->backend().name()); });
   }
 
   std::shared_ptr<Model> model_;
