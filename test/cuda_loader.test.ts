@@ -133,7 +133,7 @@ test("a working fake device: info, createModel('cuda') matching the CPU, train -
   assert.ok(fs.existsSync(path.join(r.exp, "model.safetensors")));
 });
 
-test("the GPU suites pass against the fake device (SELFLABEL_TEST_DEVICE=cuda: no skips allowed)", () => {
+test("the GPU suites pass against the fake device (SELFLABEL_TEST_DEVICE=cuda: no device skips)", () => {
   const r = node(["--test", "--test-concurrency=1", path.join(root, ".build-ts/test/gpu/")], {
     SELFLABEL_CUDA_LIB: fake("DEVICE"),
     SELFLABEL_TEST_DEVICE: "cuda",
