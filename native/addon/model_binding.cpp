@@ -81,8 +81,18 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       if (device != "cpu" && device != "cuda")
         throw Napi::TypeError::New(env, "createModel: device must be 'cpu' or 'cuda', got '" + device + "'");
       Backend& be = device == "cuda" ? cuda_backend() : cpu_backend();
-      auto lk = lock_backend(be);
-      model_ = std::make_shared<Model>(s, be);
+      std::unique_ptr<Model> made;
+      {
+        auto lk = lock_backend(be);   // allocations and the initial upload
+        made = std::make_unique<Model>(s, be);
+      }
+      // Destroyed under the device lock too (its buffers go back to a backend
+      // that another model's worker may be using), wherever the last reference
+      // drops; workers release their lock before their references.
+      model_ = std::shared_ptr<Model>(made.release(), [](Model* m) {
+        auto dl = lock_backend(m->backend());
+        delete m;
+      });
       return 0;
     });
   }
