@@ -60,12 +60,14 @@ stage() {
 }
 
 # ---- 1. node, node_modules, the CPU addon --------------------------------
-mkdir -p .device
+# unpacked files go outside the checkout, so a dry run here never grows the carry
+X=${TMPDIR:-/tmp}/sln-device
+mkdir -p "$X"
 if ! command -v node > /dev/null 2>&1; then
   if [ -f .device/node.xz ]; then
-    mkdir -p .device/bin
-    xz -dc .device/node.xz > .device/bin/node && chmod +x .device/bin/node
-    export PATH="$ROOT/.device/bin:$PATH"
+    mkdir -p "$X/bin"
+    xz -dc .device/node.xz > "$X/bin/node" && chmod +x "$X/bin/node"
+    export PATH="$X/bin:$PATH"
   else
     row "node" "FAIL" "no node and no .device/node.xz (run scripts/device-prepare.sh here first)"
     cat "$TABLE"; exit 1
@@ -74,7 +76,7 @@ fi
 NODE_V=$(node --version)
 if [ ! -d node_modules ] && [ -f .device/node_modules.tar.xz ]; then tar -xJf .device/node_modules.tar.xz; fi
 if [ -f .device/lib.tar.xz ]; then
-  mkdir -p .device/lib && tar -C .device/lib -xJf .device/lib.tar.xz
+  mkdir -p "$X/lib" && tar -C "$X/lib" -xJf .device/lib.tar.xz
 fi
 # python3's NVIDIA wheels (cuDNN, cuBLAS, runtime): what the CUDA library loads
 PY=$(command -v python3 || true)
@@ -93,8 +95,8 @@ for cand in build/Release/selflabel_native.node .device/addon/selflabel_native.n
   [ -f "$cand" ] || continue
   if addon_loads "$ROOT/$cand"; then ADDON="$ROOT/$cand"; break; fi
   # a bare machine may lack oneDNN / libgomp: retry with the carried copies
-  if [ -d .device/lib ]; then
-    export LD_LIBRARY_PATH="$ROOT/.device/lib:$LD_LIBRARY_PATH"
+  if [ -d "$X/lib" ]; then
+    export LD_LIBRARY_PATH="$X/lib:$LD_LIBRARY_PATH"
     if addon_loads "$ROOT/$cand"; then ADDON="$ROOT/$cand"; break; fi
   fi
 done
@@ -130,8 +132,8 @@ if [ "$STATE" != ok ] && [ "$STATE" != no-device ] && [ "$DRY" -eq 0 ] && comman
   CUBLAS_ROOT=${CUBLAS_ROOT:-${SITE:+$SITE/nvidia/cu13}}
   DNNL_ARGS=()
   if [ -f .device/include.tar.xz ]; then
-    mkdir -p .device/include && tar -C .device/include -xJf .device/include.tar.xz
-    DNNL_ARGS=(-DDNNL_INCLUDE_DIR="$ROOT/.device/include" -DDNNL_LIBRARY="$ROOT/.device/lib/libdnnl.so.2")
+    mkdir -p "$X/include" && tar -C "$X/include" -xJf .device/include.tar.xz
+    DNNL_ARGS=(-DDNNL_INCLUDE_DIR="$X/include" -DDNNL_LIBRARY="$X/lib/libdnnl.so.2")
   fi
   export CUDNN_ROOT CUBLAS_ROOT
   [ -z "${CUDACXX:-}" ] && [ -x /usr/local/cuda/bin/nvcc ] && export CUDACXX=/usr/local/cuda/bin/nvcc
