@@ -137,6 +137,13 @@ export interface NativeBinding {
     },
   ): Promise<{ trainPredictions: Int32Array; testPredictions: Int32Array; epochLoss: number[] }>;
   memoryBandwidth(bytes: number, threads: number, reps: number): Promise<{ read: number; copy: number; triad: number }>;
+  // cuda_loader.cpp (wrapped by lib/cuda.ts): the CUDA library, loaded only after a child-process probe
+  cudaLoad(path: string): void;
+  cudaProbe(device: number): string;
+  cudaLoaded(): { path: string; abi: number } | null;
+  cudaSetTf32(enabled: boolean): void;
+  cudaSinkhorn(logits: Float32Array, n: number, k: number, opts: SinkhornOptions): Promise<SinkhornResult>;
+  cudaAugmentBatch(src: Uint8Array, desc: NativeAugmentDesc, out: Float32Array): Promise<Float32Array>;
   [name: string]: unknown;
 }
 

@@ -4,6 +4,8 @@ export { native, packageRoot } from "./binding";
 export type { NativeInfo } from "./binding";
 export { createModel, Model, DeviceUnavailableError } from "./model";
 export type { ModelOptions, StepOptions, StepResult, ForwardOptions, Tensor, StateDict, TensorInfo, Arch, ArchSpec, Device, TrunkLayer, Tap, TapPool } from "./model";
+export { cudaStatus, loadCuda, cudaLoaded, cudaLibraryCandidates, setCudaTf32, describeProbe, CUDA_LIBRARY_NAME } from "./cuda";
+export type { CudaStatus, CudaProbe, CudaState } from "./cuda";
 export { loadPth, loadWeights, readPth, saveWeights, PthError, PthTensor, PyDict, ALLOWED_GLOBALS } from "./pth";
 export type { PthWeights } from "./pth";
 export { nmi, ami, ari, clusteringScores, clusterAccuracy, expectedMutualInfo, linearSumAssignment } from "./metrics";

@@ -2,6 +2,7 @@
 // options happens here and in the addon; every heavy call returns a Promise
 // and runs on the libuv pool, so data loading overlaps with compute.
 import { native } from "./binding";
+import { loadCuda, cudaNoticeOnce } from "./cuda";
 import { loadWeights, checkAgainst, renameReferenceResnet, PthWeights } from "./pth";
 
 export type Arch = "smallcnn" | "alexnet" | "resnet18" | "resnet50";
@@ -258,7 +259,13 @@ function isIntArray(a: unknown, len?: number): a is number[] {
   return Array.isArray(a) && (len === undefined || a.length === len) && a.every((x) => Number.isInteger(x) && x >= 1);
 }
 
-/** Create a model. Only the CPU backend exists so far; "auto" means the CPU. */
+/**
+ * Create a model. device "cpu", "cuda" (the
+ * CUDA backend: rejects with code SLN_NO_DEVICE and the reason when it cannot be
+ * used), or "auto" (the default: CUDA when lib/cuda.ts's probe says so, else the
+ * CPU; one notice on stderr when a CUDA library exists but cannot be used, none
+ * when there is no CUDA library at all, the normal CPU-only install).
+ */
 export async function createModel(opts: ModelOptions): Promise<Model> {
   if (!opts || typeof opts !== "object") throw new TypeError("createModel: options object required");
   const archs = native().archs as string[];
@@ -286,13 +293,15 @@ export async function createModel(opts: ModelOptions): Promise<Model> {
       throw new TypeError(`createModel: smallInput applies only to the resnets, not ${opts.arch}`);
     }
   }
-  const device = opts.device ?? "auto";
-  if (device === "cuda") {
-    throw new DeviceUnavailableError(
-      "createModel: the CUDA backend is not available in this build (no libselflabel_cuda); use device 'cpu' or 'auto'",
-    );
+  const asked = opts.device ?? "auto";
+  if (asked !== "cpu" && asked !== "auto" && asked !== "cuda") throw new TypeError(`createModel: device must be cpu, cuda or auto, got '${asked}'`);
+  let device: "cpu" | "cuda" = "cpu";
+  if (asked !== "cpu") {
+    const st = await loadCuda();
+    if (st.available) device = "cuda";
+    else if (asked === "cuda") throw new DeviceUnavailableError(`createModel: device 'cuda' is unavailable: ${st.reason}; use device 'cpu' or 'auto'`);
+    else if (st.state !== "not-built" && st.state !== "disabled") cudaNoticeOnce(`CUDA unavailable, using the CPU: ${st.reason}`);
   }
-  if (device !== "cpu" && device !== "auto") throw new TypeError(`createModel: device must be cpu, cuda or auto, got '${device}'`);
   const Ctor = native().NativeModel as new (o: object) => NativeModel;
   const m = new Ctor({
     arch: opts.arch,
@@ -301,8 +310,9 @@ export async function createModel(opts: ModelOptions): Promise<Model> {
     seed: opts.seed ?? 0,
     archSpec: opts.archSpec,
     smallInput: opts.arch.startsWith("resnet") ? opts.smallInput : undefined,
+    device,
   });
-  return new Model(opts, m, "cpu");
+  return new Model(opts, m, device);
 }
 
 /** Row-wise argmax of (n, k) logits, written to out[indices[i]] (first maximum wins). */

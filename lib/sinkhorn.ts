@@ -82,6 +82,20 @@ export async function sinkhornFromFeatures(
   return native().sinkhornFeatures(features, n, d, weight, bias, k, options);
 }
 
+/**
+ * The same solve as sinkhorn() on the GPU (sln_cuda_sinkhorn: float64 fused
+ * Sinkhorn, logits on the host in and the result on the host out). The CUDA
+ * library must be loaded (lib/cuda.ts loadCuda()); options.threads is ignored.
+ */
+export async function sinkhornCuda(
+  logits: Float32Array,
+  n: number,
+  k: number,
+  options: SinkhornOptions = {},
+): Promise<SinkhornResult> {
+  return native().cudaSinkhorn(logits, n, k, options);
+}
+
 /** The reference's two-pass algorithm (softmax, power, two matrix-vector products per iteration): a baseline for benchmarks and tests. */
 export async function sinkhornTwoPassReference(
   logits: Float32Array,

@@ -1,4 +1,5 @@
 // The CLI: info works, --help everywhere, unknown commands/flags exit 2.
+import "./helpers/cpu_only";
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";

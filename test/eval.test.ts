@@ -2,6 +2,7 @@
 // short last blocks, bit for bit), the linear probes, features of a short last
 // batch, and the eval / labels / clusters commands on a tiny run made here,
 // including the cluster page rendered in headless Chromium, and bad input.
+import "./helpers/cpu_only";
 import { test, before } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";

@@ -1,5 +1,6 @@
 // Model API: construction, names/shapes/init, bad input, state dicts, the
 // training step's gradient against finite differences, and a 200-step run.
+import "./helpers/cpu_only";
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { createModel, Model } from "../lib/model";

@@ -1,6 +1,7 @@
 // The train command: a short run on the synthetic set, its outputs, exact
 // resume after SIGKILL (between epochs and in the middle of a checkpoint
 // write), and every bad-input path (exit 2, one line, nothing written).
+import "./helpers/cpu_only";
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";

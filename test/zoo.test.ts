@@ -6,6 +6,7 @@
 // 45-230 MB, too large to commit: they are generated at test time by the
 // same script when /usr/bin/python3 has torch and torchvision (cached in the
 // temp directory per script version), and the test says it skipped otherwise.
+import "./helpers/cpu_only";
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";

@@ -26,7 +26,8 @@ export function builder(y: Argv): Argv {
     .option("archspec", { type: "string", choices: ["big", "small"], default: "big" })
     .option("ncl", { type: "number", describe: "clusters per head (reference 3000; small images 10)" })
     .option("hc", { type: "number", describe: "number of heads (1)" })
-    .option("device", { type: "string", choices: ["cpu", "cuda", "auto"], default: "auto" })
+    .option("device", { type: "string", choices: ["cpu", "cuda", "auto"], default: "auto", describe: "cuda: the CUDA backend (libselflabel_cuda.so, `npm run build:cuda`); auto: CUDA when it works, else the CPU with a notice" })
+    .option("tf32", { type: "boolean", default: false, describe: "TF32 math on the GPU (convolutions, matrix products); off by default" })
     .option("workers", { type: "number", describe: "decoding/augmentation threads" })
     .option("comment", { type: "string", default: "", describe: "free text stored with the run" })
     .option("log-intv", { type: "number", default: 1, describe: "print a line every this many epochs" })
@@ -69,6 +70,7 @@ export async function handler(a: Record<string, unknown>): Promise<void> {
     ncl: a.ncl as number | undefined,
     hc: a.hc as number | undefined,
     device: a.device as "cpu" | "cuda" | "auto",
+    tf32: a.tf32 as boolean,
     workers: a.workers as number | undefined,
     comment: a.comment as string,
     logIntv: a.logIntv as number,

@@ -13,7 +13,8 @@ import { createModel, Model, scatterArgmax } from "../model";
 import { native } from "../binding";
 import { openDataset, Dataset, Loader, AugLevel } from "../data";
 import { Prng } from "../prng";
-import { sinkhornFromFeatures } from "../sinkhorn";
+import { sinkhornFromFeatures, sinkhornCuda, SinkhornOptions } from "../sinkhorn";
+import { loadCuda, setCudaTf32 } from "../cuda";
 import { nmi, ari, clusterAccuracy } from "../metrics";
 import { save as saveSafetensors, writeFileAtomic, encode as encodeSafetensors } from "../safetensors";
 import { UsageError, InputError } from "../errors";
@@ -52,6 +53,8 @@ export interface TrainOptions {
   hc?: number;
   device?: "cpu" | "cuda" | "auto";
   cpu?: boolean;
+  /** TF32 math for the CUDA backend's convolutions and matrix products (off by default, as the reference). */
+  tf32?: boolean;
   workers?: number;
   comment?: string;
   logIntv?: number;
@@ -171,6 +174,7 @@ export function resolveOptions(o: TrainOptions, smallImages: boolean): ResolvedO
     ncl: o.ncl ?? d.ncl,
     hc: o.hc ?? d.hc,
     device: o.cpu ? "cpu" : (o.device ?? "auto"),
+    tf32: o.tf32 ?? false,
     workers: o.workers ?? 0,
     comment: o.comment ?? "",
     logIntv: o.logIntv ?? 1,
@@ -265,9 +269,24 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
   }
   // Validate the flags that do not depend on the data before opening it.
   resolveOptions(opts, true);
-  if (opts.device === "cuda" && !opts.cpu) {
-    throw new InputError("--device cuda: this installation has no CUDA backend (see `selflabel-native info`); use --device cpu");
+  // The device, before the data is opened: --cpu (or --device cpu) never
+  // touches CUDA; cuda must work or the run stops (exit 2); auto falls back
+  // to the CPU with one notice.
+  const wantDevice = opts.cpu ? "cpu" : (opts.device ?? "auto");
+  let device: "cpu" | "cuda" = "cpu";
+  let deviceNote = "";
+  if (wantDevice !== "cpu") {
+    const st = await loadCuda();
+    if (st.available) {
+      device = "cuda";
+      deviceNote = `device: cuda, ${st.reason}`;
+    } else if (wantDevice === "cuda") {
+      throw new InputError(`--device cuda: ${st.reason}; or use --device cpu (see \`selflabel-native info\`)`);
+    } else {
+      deviceNote = `notice: --device auto: CUDA unavailable, training on the CPU (${st.reason})`;
+    }
   }
+  if (device === "cuda") setCudaTf32(opts.tf32 === true);
   const ds: Dataset = await openDataset({
     data: opts.data ?? null,
     format: (opts.dataFormat ?? "auto") as never,
@@ -327,7 +346,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
       numClasses,
       inputShape,
       seed: o.seed,
-      device: "cpu",
+      device,
       ...(o.arch === "alexnet" ? { archSpec: o.archspec } : {}),
     });
     try {
@@ -370,8 +389,11 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
       }
       log(
         `training ${o.arch} (${model.numParameters} parameters, ${o.hc} head${o.hc > 1 ? "s" : ""} of ${o.ncl}) on ${ds.name}: ` +
-          `${N} images ${inputShape.join("x")}, ${o.epochs} epochs, ${o.nopts} label passes, ${native().info().threads} threads`,
+          `${N} images ${inputShape.join("x")}, ${o.epochs} epochs, ${o.nopts} label passes, ` +
+          (device === "cuda" ? "on the GPU" : `${native().info().threads} threads`),
       );
+      if (deviceNote) log(deviceNote);
+      if (o.tf32 && device !== "cuda") log("notice: --tf32 applies to the CUDA backend only; the CPU computes in float32");
 
       const loader = new Loader(ds, { batchSize: o.batchSize, size, level: o.augs as AugLevel, seed: o.seed });
       const labelLoader = new Loader(ds, {
@@ -382,25 +404,41 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         shuffle: false,
       });
 
+      // CPU: gather the penultimate features and let the solver compute the
+      // logits block by block (solve_features). CUDA: the heads' logits come
+      // from the GPU forward and sln_cuda_sinkhorn solves them on the GPU
+      // (hc*N*K floats on the host instead of N*D).
       const labelPass = async (): Promise<void> => {
         const tp = Date.now();
-        const feats = new Float32Array(N * D);
+        const onGpu = device === "cuda";
+        const feats = onGpu ? new Float32Array(0) : new Float32Array(N * D);
+        const logits = onGpu ? Array.from({ length: o.hc }, () => new Float32Array(N * o.ncl)) : [];
         for await (const b of labelLoader.epoch(passes)) {
-          const f = await model.forward(b.data, { mode: o.labelMode, output: "features" });
-          for (let i = 0; i < b.size; i++) feats.set(f.subarray(i * D, (i + 1) * D), b.indices[i] * D);
+          if (onGpu) {
+            const out = await model.forward(b.data, { mode: o.labelMode, output: "logits" });
+            out.forEach((lg, h) => {
+              for (let i = 0; i < b.size; i++) logits[h].set(lg.subarray(i * o.ncl, (i + 1) * o.ncl), b.indices[i] * o.ncl);
+            });
+          } else {
+            const f = await model.forward(b.data, { mode: o.labelMode, output: "features" });
+            for (let i = 0; i < b.size; i++) feats.set(f.subarray(i * D, (i + 1) * D), b.indices[i] * D);
+          }
         }
         const tf = (Date.now() - tp) / 1000;
-        const sd = await model.stateDict();
+        const sd = onGpu ? null : await model.stateDict();
         const heads = [];
         for (let h = 0; h < o.hc; h++) {
           const name = headName(o.hc, h);
-          const res = await sinkhornFromFeatures(feats, N, D, sd[`${name}.weight`].data, sd[`${name}.bias`].data, o.ncl, {
+          const skOpts: SinkhornOptions = {
             lambda: o.lamb,
             tol: o.skTol,
             maxIters: o.skMaxIters,
             dtype: o.dtype,
             warmStart: o.skWarm ? warm[h] : undefined,
-          });
+          };
+          const res = sd
+            ? await sinkhornFromFeatures(feats, N, D, sd[`${name}.weight`].data, sd[`${name}.bias`].data, o.ncl, skOpts)
+            : await sinkhornCuda(logits[h], N, o.ncl, skOpts);
           labels[h] = res.labels;
           warm[h] = res.scaling.logR;
           let mn = Infinity,

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "addon/common.h"
+#include "addon/cuda_loader.h"
 #include "sln/augment.h"
 
 namespace sln::addon {
@@ -56,10 +57,9 @@ struct AugmentJob {
   float* out = nullptr;
 };
 
-Napi::Value AugmentBatch(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return guarded(env, [&]() -> Napi::Value {
-    const char* fn = "augmentBatch";
+// Checks and converts (src, desc, out) on the JS thread.
+std::shared_ptr<AugmentJob> parse_job(const Napi::CallbackInfo& info, const char* fn) {
+    Napi::Env env = info.Env();
     if (info.Length() < 3 || !info[0].IsTypedArray() || !info[1].IsObject() || !info[2].IsTypedArray())
       throw Napi::TypeError::New(env, "augmentBatch(src: Uint8Array, desc: object, out: Float32Array)");
     if (info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
@@ -128,9 +128,47 @@ Napi::Value AugmentBatch(const Napi::CallbackInfo& info) {
     }
     validate_augment(desc, job->images.data(), job->params.data());
     job->out = out.Data();
+    return job;
+}
+
+Napi::Value AugmentBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    auto job = parse_job(info, "augmentBatch");
+    Napi::Uint8Array src = info[0].As<Napi::Uint8Array>();
+    Napi::Float32Array out = info[2].As<Napi::Float32Array>();
     return PromiseWorker::Start(
         env, "sln.augmentBatch",
         [job] { augment_batch(job->desc, job->images.data(), job->params.data(), job->out); },
+        [out_ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(out.As<Napi::Object>()))](
+            Napi::Env) -> Napi::Value { return out_ref->Value(); },
+        {src, out});
+  });
+}
+
+// cudaAugmentBatch(src, desc, out): the same job through sln_cuda_augment on
+// the CUDA backend (output in device memory, then downloaded into out). For
+// the GPU tests and benchmarks; training keeps augmentation on the CPU.
+Napi::Value CudaAugmentBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    const CudaLib& lib = cuda_lib_or_throw("cudaAugmentBatch");
+    auto job = parse_job(info, "cudaAugmentBatch");
+    Napi::Uint8Array src = info[0].As<Napi::Uint8Array>();
+    Napi::Float32Array out = info[2].As<Napi::Float32Array>();
+    auto fn = lib.augment;
+    const size_t bytes = out.ElementLength() * sizeof(float);
+    return PromiseWorker::Start(
+        env, "sln.cudaAugmentBatch",
+        [job, fn, bytes] {
+          Backend& be = cuda_backend();
+          auto lk = lock_backend(be);
+          Buffer dev(be, bytes);   // (n, out_channels, out_h, out_w) device
+          char err[512] = {0};
+          if (fn(&be, &job->desc, job->images.data(), job->params.data(), dev.f32(), err, sizeof err) != 0)
+            SLN_FAIL(Internal, "SLN_CUDA", "cudaAugmentBatch: " << err);
+          be.download(job->out, dev.data(), bytes);
+        },
         [out_ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(out.As<Napi::Object>()))](
             Napi::Env) -> Napi::Value { return out_ref->Value(); },
         {src, out});
@@ -210,6 +248,7 @@ Napi::Value SyntheticImages(const Napi::CallbackInfo& info) {
 }  // namespace
 
 static void init_augment(Napi::Env env, Napi::Object exports) {
+  exports.Set("cudaAugmentBatch", Napi::Function::New(env, CudaAugmentBatch, "cudaAugmentBatch"));
   exports.Set("augmentBatch", Napi::Function::New(env, AugmentBatch, "augmentBatch"));
   exports.Set("resizeU8", Napi::Function::New(env, ResizeU8, "resizeU8"));
   exports.Set("syntheticImages", Napi::Function::New(env, SyntheticImages, "syntheticImages"));

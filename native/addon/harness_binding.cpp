@@ -1,7 +1,9 @@
 // harnessRun(op, backend, params, inputs) -> outputs, synchronous; for tests.
-// backend: "ref" (float64 reference) or "cpu". Inputs and outputs are
+// backend: "ref" (float64 reference), "cpu", or "cuda" (the CUDA library must
+// have been loaded by lib/cuda.ts first). Inputs and outputs are
 // { name: Float64Array }. harnessOps() lists the registered cases.
 #include "addon/common.h"
+#include "addon/cuda_loader.h"
 #include "sln/harness.h"
 
 namespace sln::addon {
@@ -9,7 +11,8 @@ namespace sln::addon {
 static Backend* backend_by_name(const std::string& name) {
   if (name == "ref") return nullptr;
   if (name == "cpu") return &cpu_backend();
-  SLN_FAIL(InvalidArgument, "SLN_UNKNOWN_BACKEND", "unknown backend '" << name << "' (expected ref or cpu)");
+  if (name == "cuda") return &cuda_backend();
+  SLN_FAIL(InvalidArgument, "SLN_UNKNOWN_BACKEND", "unknown backend '" << name << "' (expected ref, cpu or cuda)");
 }
 
 static Napi::Value HarnessRun(const Napi::CallbackInfo& info) {
@@ -41,7 +44,10 @@ static Napi::Value HarnessRun(const Napi::CallbackInfo& info) {
     auto it = harness_cases().find(op);
     if (it == harness_cases().end())
       SLN_FAIL(InvalidArgument, "SLN_UNKNOWN_OP", "harness: unknown op '" << op << "'");
-    Tensors out = it->second(backend_by_name(be), params, inputs);
+    Backend* backend = backend_by_name(be);
+    std::unique_lock<std::mutex> lk;
+    if (backend) lk = lock_backend(*backend);
+    Tensors out = it->second(backend, params, inputs);
     Napi::Object res = Napi::Object::New(env);
     for (auto& [k, v] : out) {
       Napi::Float64Array a = Napi::Float64Array::New(env, v.size());

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "addon/common.h"
+#include "addon/cuda_loader.h"
 #include "core/probe_pool.h"
 #include "sln/model.h"
 
@@ -28,6 +29,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                            InstanceAccessor("featureDim", &ModelWrap::FeatureDim, nullptr),
                            InstanceAccessor("step", &ModelWrap::GetStep, &ModelWrap::SetStep),
                            InstanceAccessor("smallInput", &ModelWrap::SmallInput, nullptr),
+                           InstanceAccessor("device", &ModelWrap::Device, nullptr),
                        });
   }
 
@@ -77,7 +79,23 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       }
       Napi::Value sd = o.Get("seed");
       if (sd.IsNumber()) s.seed = static_cast<uint64_t>(sd.As<Napi::Number>().Int64Value());
-      model_ = std::make_shared<Model>(s, cpu_backend());
+      Napi::Value dv = o.Get("device");
+      std::string device = dv.IsString() ? dv.As<Napi::String>().Utf8Value() : "cpu";
+      if (device != "cpu" && device != "cuda")
+        throw Napi::TypeError::New(env, "createModel: device must be 'cpu' or 'cuda', got '" + device + "'");
+      Backend& be = device == "cuda" ? cuda_backend() : cpu_backend();
+      std::unique_ptr<Model> made;
+      {
+        auto lk = lock_backend(be);   // allocations and the initial upload
+        made = std::make_unique<Model>(s, be);
+      }
+      // Destroyed under the device lock too (its buffers go back to a backend
+      // that another model's worker may be using), wherever the last reference
+      // drops; workers release their lock before their references.
+      model_ = std::shared_ptr<Model>(made.release(), [](Model* m) {
+        auto dl = lock_backend(m->backend());
+        delete m;
+      });
       return 0;
     });
   }
@@ -154,6 +172,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
           env, "sln.trainStep",
           [m, images, N, labels, opt, result] {
             std::lock_guard<std::mutex> lk(m->mutex());
+            auto dl = lock_backend(m->backend());
             std::vector<const int32_t*> lp;
             for (auto& l : *labels) lp.push_back(l.data());
             *result = m->train_step(images, N, lp, opt);
@@ -192,6 +211,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
           env, "sln.forward",
           [m, images, N, training, k, out] {
             std::lock_guard<std::mutex> lk(m->mutex());
+            auto dl = lock_backend(m->backend());
             m->forward(images, N, training, k, *out);
           },
           [out, widths, N, k](Napi::Env env) -> Napi::Value {
@@ -284,7 +304,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
           env, "sln.forwardTaps",
           [m, images, N, taps, specs, ins, outs] {
             std::lock_guard<std::mutex> lk(m->mutex());
-            const int threads = m->backend().num_threads();
+            auto dl = lock_backend(m->backend());
+            const int threads = cpu_backend().num_threads();   // pooling runs on the host
             m->forward_taps(images, N, taps, [&](size_t t, const float* act) {
               probe::pool(act, N, ins[t], specs[t], (*outs)[t].data(), threads);
             });
@@ -337,16 +358,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
           env, "sln.exportState",
           [m, what, copy] {
             std::lock_guard<std::mutex> lk(m->mutex());
+            auto dl = lock_backend(m->backend());
             Arena& a = m->arena();
             for (auto& e : a.entries()) {
-              if (what == "momentum") {
-                if (!e.is_param || !a.has_momentum) continue;
-                const float* p = a.momentum().data() + e.offset;
-                copy->emplace_back(e.name, std::vector<float>(p, p + e.size));
-              } else {
-                const float* p = a.data_of(e);
-                copy->emplace_back(e.name, std::vector<float>(p, p + e.size));
-              }
+              const bool mom = what == "momentum";
+              if (mom && (!e.is_param || !a.has_momentum)) continue;
+              std::vector<float> v(e.size);
+              a.read(e, v.data(), mom);   // download (a memcpy on the CPU)
+              copy->emplace_back(e.name, std::move(v));
             }
           },
           [copy](Napi::Env env) -> Napi::Value {
@@ -426,13 +445,14 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
           env, "sln.importState",
           [m, what, vals, empty_momentum] {
             std::lock_guard<std::mutex> lk(m->mutex());
+            auto dl = lock_backend(m->backend());
             Arena& a = m->arena();
             if (what == "momentum") {
               a.has_momentum = !empty_momentum;
-              std::fill(a.momentum().begin(), a.momentum().end(), 0.f);
-              for (auto& [e, v] : *vals) std::copy(v.begin(), v.end(), a.momentum().data() + e->offset);
+              a.zero_momentum();
+              for (auto& [e, v] : *vals) a.write(*e, v.data(), true);
             } else {
-              for (auto& [e, v] : *vals) std::copy(v.begin(), v.end(), a.data_of(*e));
+              for (auto& [e, v] : *vals) a.write(*e, v.data());
             }
           },
           [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
@@ -472,6 +492,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value SmallInput(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return guarded(env, [&]() -> Napi::Value { return Napi::Boolean::New(env, live(env)->spec().small_input == 1); });
+  }
+
+  Napi::Value Device(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value { return Napi::String::New(env, live(env)->backend().name()); });
   }
 
   std::shared_ptr<Model> model_;

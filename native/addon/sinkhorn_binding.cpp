@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "addon/common.h"
+#include "addon/cuda_loader.h"
 #include "core/sinkhorn.h"
 #include "sln/ops.h"
 
@@ -154,6 +155,35 @@ Napi::Value logits_entry(const Napi::CallbackInfo& info, const char* fn, bool tw
 }
 
 Napi::Value SinkhornLogits(const Napi::CallbackInfo& info) { return logits_entry(info, "sinkhorn", false); }
+
+// cudaSinkhorn(logits, n, k, options) -> Promise<result>: the same solve on the
+// GPU through sln_cuda_sinkhorn (same contract as solve_logits; host in, host
+// out). Options.threads is ignored there.
+Napi::Value CudaSinkhorn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* fn = "cudaSinkhorn";
+  return guarded(env, [&]() -> Napi::Value {
+    const CudaLib& lib = cuda_lib_or_throw(fn);
+    int64_t n = int_arg(info, 1, fn, "n", 0);
+    int64_t k = int_arg(info, 2, fn, "k", 0);
+    auto z = f32_arg(info, 0, fn, "logits", static_cast<uint64_t>(n) * static_cast<uint64_t>(k),
+                     "n*k = " + std::to_string(n) + "*" + std::to_string(k));
+    std::shared_ptr<std::vector<double>> warm;
+    Options o = parse_options(info, 3, fn, k, warm);
+    auto res = std::make_shared<Result>();
+    const float* zp = z.Data();
+    auto solve = lib.sinkhorn;
+    return PromiseWorker::Start(
+        env, fn,
+        [=] {
+          (void)warm;
+          std::lock_guard<std::mutex> lk(device_mutex());
+          char err[512] = {0};
+          if (solve(zp, n, k, &o, res.get(), err, sizeof err) != 0) SLN_FAIL(Internal, "SLN_CUDA", "cudaSinkhorn: " << err);
+        },
+        [res](Napi::Env e) { return result_to_js(e, *res); }, {z});
+  });
+}
 Napi::Value SinkhornTwoPass(const Napi::CallbackInfo& info) { return logits_entry(info, "sinkhornTwoPass", true); }
 
 // (features, n, d, weight, bias|null, k, options) -> Promise<result>
@@ -224,6 +254,7 @@ Napi::Value MemoryBandwidth(const Napi::CallbackInfo& info) {
 }
 
 void init_sinkhorn(Napi::Env env, Napi::Object exports) {
+  exports.Set("cudaSinkhorn", Napi::Function::New(env, CudaSinkhorn, "cudaSinkhorn"));
   exports.Set("sinkhornLogits", Napi::Function::New(env, SinkhornLogits, "sinkhornLogits"));
   exports.Set("sinkhornFeatures", Napi::Function::New(env, SinkhornFeatures, "sinkhornFeatures"));
   exports.Set("sinkhornTwoPass", Napi::Function::New(env, SinkhornTwoPass, "sinkhornTwoPass"));

@@ -38,17 +38,17 @@ static Tensors run_batchnorm(Backend* be, const Params& p, const Tensors& in) {
                               dgamma.data(), dbeta.data());
     out["running_mean"] = rm, out["running_var"] = rv;
   } else {
-    auto xf = to_f32(x), gf = to_f32(gamma), bf = to_f32(beta), rmf = to_f32(rm), rvf = to_f32(rv);
-    std::vector<float> yf(n);
-    op->forward(xf.data(), gf.data(), bf.data(), rmf.data(), rvf.data(), yf.data(), training);
-    y = to_f64(yf);
+    Backend& B = *be;
+    Buffer xd = upload_f32(B, x), gd = upload_f32(B, gamma), bd = upload_f32(B, beta);   // (N,C,H,W), (C), (C)
+    Buffer rmd = upload_f32(B, rm), rvd = upload_f32(B, rv), yd = alloc_f32(B, n);       // (C), (C), (N,C,H,W)
+    op->forward(xd.f32(), gd.f32(), bd.f32(), rmd.f32(), rvd.f32(), yd.f32(), training);
+    y = download_f64(B, yd, n);
     if (bwd) {
-      auto dyf = to_f32(*dy);
-      std::vector<float> dxf(n), dgf(C), dbf(C);
-      op->backward(xf.data(), gf.data(), dyf.data(), dxf.data(), dgf.data(), dbf.data());
-      dx = to_f64(dxf), dgamma = to_f64(dgf), dbeta = to_f64(dbf);
+      Buffer dyd = upload_f32(B, *dy), dxd = alloc_f32(B, n), dgd = alloc_f32(B, C), dbd = alloc_f32(B, C);
+      op->backward(xd.f32(), gd.f32(), dyd.f32(), dxd.f32(), dgd.f32(), dbd.f32());
+      dx = download_f64(B, dxd, n), dgamma = download_f64(B, dgd, C), dbeta = download_f64(B, dbd, C);
     }
-    out["running_mean"] = to_f64(rmf), out["running_var"] = to_f64(rvf);
+    out["running_mean"] = download_f64(B, rmd, C), out["running_var"] = download_f64(B, rvd, C);
   }
   out["y"] = y;
   if (bwd) out["dx"] = dx, out["dgamma"] = dgamma, out["dbeta"] = dbeta;

@@ -47,19 +47,22 @@ static Tensors conv2d_case(Backend* backend, const Params& p, const Tensors& in)
                            out["dw"].data(), d.bias ? out["db"].data() : nullptr);
     return out;
   }
-  const auto xf = to_f32(x), wf = to_f32(w);              // (N,C,H,W), (K,C,R,S)
-  const auto bf = b ? to_f32(*b) : std::vector<float>();  // (K)
-  std::vector<float> y(ny);                               // (N,K,OH,OW)
-  op->forward(xf.data(), wf.data(), b ? bf.data() : nullptr, y.data());
-  out["y"] = to_f64(y);
+  Backend& B = *backend;
+  Buffer xd = upload_f32(B, x), wd = upload_f32(B, w);   // (N,C,H,W), (K,C,R,S)
+  Buffer bd = b ? upload_f32(B, *b) : Buffer();          // (K)
+  Buffer yd = alloc_f32(B, ny);                          // (N,K,OH,OW)
+  op->forward(xd.f32(), wd.f32(), b ? bd.f32() : nullptr, yd.f32());
+  out["y"] = download_f64(B, yd, ny);
   if (bwd) {
-    const auto dyf = to_f32(*dy);                                  // (N,K,OH,OW)
-    std::vector<float> dx(nx), dw(nw), db(d.bias ? d.K : 0);       // (N,C,H,W), (K,C,R,S), (K)
-    op->backward(xf.data(), wf.data(), dyf.data(), need_dx ? dx.data() : nullptr, dw.data(),
-                 d.bias ? db.data() : nullptr);
-    if (need_dx) out["dx"] = to_f64(dx);
-    out["dw"] = to_f64(dw);
-    if (d.bias) out["db"] = to_f64(db);
+    Buffer dyd = upload_f32(B, *dy);                                  // (N,K,OH,OW)
+    Buffer dxd = need_dx ? alloc_f32(B, nx) : Buffer();               // (N,C,H,W)
+    Buffer dwd = alloc_f32(B, nw);                                    // (K,C,R,S)
+    Buffer dbd = d.bias ? alloc_f32(B, size_t(d.K)) : Buffer();       // (K)
+    op->backward(xd.f32(), wd.f32(), dyd.f32(), need_dx ? dxd.f32() : nullptr, dwd.f32(),
+                 d.bias ? dbd.f32() : nullptr);
+    if (need_dx) out["dx"] = download_f64(B, dxd, nx);
+    out["dw"] = download_f64(B, dwd, nw);
+    if (d.bias) out["db"] = download_f64(B, dbd, size_t(d.K));
   }
   return out;
 }

@@ -34,15 +34,13 @@ static Tensors run_dropout(Backend* be, const Params& p, const Tensors& in) {
     DropoutDesc d;
     d.n = n, d.p = pf;
     auto op = be->dropout(d);
-    auto xf = to_f32(x);
-    std::vector<float> yf(n);
-    op->forward(xf.data(), yf.data(), training, seed);
-    y = to_f64(yf);
+    Buffer xd = upload_f32(*be, x), yd = alloc_f32(*be, n);   // (n)
+    op->forward(xd.f32(), yd.f32(), training, seed);
+    y = download_f64(*be, yd, n);
     if (bwd) {
-      auto dyf = to_f32(*dy);
-      std::vector<float> dxf(n);
-      op->backward(dyf.data(), dxf.data());
-      dx = to_f64(dxf);
+      Buffer dyd = upload_f32(*be, *dy), dxd = alloc_f32(*be, n);
+      op->backward(dyd.f32(), dxd.f32());
+      dx = download_f64(*be, dxd, n);
     }
   }
   out["y"] = y;

@@ -42,18 +42,20 @@ static Tensors linear_case(Backend* backend, const Params& p, const Tensors& in)
                            d.bias ? out["db"].data() : nullptr);
     return out;
   }
-  const auto xf = to_f32(x), wf = to_f32(w);              // (N,in), (out,in)
-  const auto bf = b ? to_f32(*b) : std::vector<float>();  // (out)
-  std::vector<float> y(ny);                               // (N,out)
-  op->forward(xf.data(), wf.data(), b ? bf.data() : nullptr, y.data());
-  out["y"] = to_f64(y);
+  Backend& B = *backend;
+  Buffer xd = upload_f32(B, x), wd = upload_f32(B, w);   // (N,in), (out,in)
+  Buffer bd = b ? upload_f32(B, *b) : Buffer();          // (out)
+  Buffer yd = alloc_f32(B, ny);                          // (N,out)
+  op->forward(xd.f32(), wd.f32(), b ? bd.f32() : nullptr, yd.f32());
+  out["y"] = download_f64(B, yd, ny);
   if (bwd) {
-    const auto dyf = to_f32(*dy);                                // (N,out)
-    std::vector<float> dx(nx), dw(nw), db(d.bias ? d.out : 0);   // (N,in), (out,in), (out)
-    op->backward(xf.data(), wf.data(), dyf.data(), dx.data(), dw.data(), d.bias ? db.data() : nullptr);
-    out["dx"] = to_f64(dx);
-    out["dw"] = to_f64(dw);
-    if (d.bias) out["db"] = to_f64(db);
+    Buffer dyd = upload_f32(B, *dy);                                             // (N,out)
+    Buffer dxd = alloc_f32(B, nx), dwd = alloc_f32(B, nw);                       // (N,in), (out,in)
+    Buffer dbd = d.bias ? alloc_f32(B, size_t(d.out)) : Buffer();                // (out)
+    op->backward(xd.f32(), wd.f32(), dyd.f32(), dxd.f32(), dwd.f32(), d.bias ? dbd.f32() : nullptr);
+    out["dx"] = download_f64(B, dxd, nx);
+    out["dw"] = download_f64(B, dwd, nw);
+    if (d.bias) out["db"] = download_f64(B, dbd, size_t(d.out));
   }
   return out;
 }

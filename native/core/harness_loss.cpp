@@ -20,10 +20,9 @@ static Tensors run_cross_entropy(Backend* be, const Params& p, const Tensors& in
   if (!be) {
     loss = ref::cross_entropy(logits.data(), labels.data(), N, K, dlogits.data(), scale);
   } else {
-    auto lf = to_f32(logits);
-    std::vector<float> df(nk);
-    loss = be->cross_entropy(lf.data(), labels.data(), N, K, df.data(), static_cast<float>(scale));
-    dlogits = to_f64(df);
+    Buffer ld = upload_f32(*be, logits), yd = upload_i32(*be, labels), dd = alloc_f32(*be, nk);   // (N,K), (N), (N,K)
+    loss = be->cross_entropy(ld.f32(), static_cast<const int32_t*>(yd.data()), N, K, dd.f32(), static_cast<float>(scale));
+    dlogits = download_f64(*be, dd, nk);
   }
   return {{"loss", {loss}}, {"dlogits", dlogits}};
 }

@@ -37,15 +37,13 @@ static Tensors run_pool(bool is_max, Backend* be, const Params& p, const Tensors
       if (bwd) ref::avgpool2d_backward(d, dy->data(), dx.data());
     }
   } else {
-    auto xf = to_f32(x);
-    std::vector<float> yf(ny);
-    op->forward(xf.data(), yf.data(), param(p, "training", 1) != 0);
-    y = to_f64(yf);
+    Buffer xd = upload_f32(*be, x), yd = alloc_f32(*be, ny);   // (N,C,H,W), (N,C,OH,OW)
+    op->forward(xd.f32(), yd.f32(), param(p, "training", 1) != 0);
+    y = download_f64(*be, yd, ny);
     if (bwd) {
-      auto dyf = to_f32(*dy);
-      std::vector<float> dxf(nx);
-      op->backward(dyf.data(), dxf.data());
-      dx = to_f64(dxf);
+      Buffer dyd = upload_f32(*be, *dy), dxd = alloc_f32(*be, nx);
+      op->backward(dyd.f32(), dxd.f32());
+      dx = download_f64(*be, dxd, nx);
     }
   }
   Tensors out{{"y", y}};

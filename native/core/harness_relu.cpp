@@ -17,15 +17,13 @@ static Tensors run_relu(Backend* be, const Params&, const Tensors& in) {
     EltwiseDesc d;
     d.n = n;
     auto op = be->relu(d);
-    auto xf = to_f32(x);
-    std::vector<float> yf(n);
-    op->forward(xf.data(), yf.data());
-    y = to_f64(yf);
+    Buffer xd = upload_f32(*be, x), yd = alloc_f32(*be, n);   // (n)
+    op->forward(xd.f32(), yd.f32());
+    y = download_f64(*be, yd, n);
     if (bwd) {
-      auto dyf = to_f32(*dy);
-      std::vector<float> dxf(n);
-      op->backward(yf.data(), dyf.data(), dxf.data());
-      dx = to_f64(dxf);
+      Buffer dyd = upload_f32(*be, *dy), dxd = alloc_f32(*be, n);
+      op->backward(yd.f32(), dyd.f32(), dxd.f32());
+      dx = download_f64(*be, dxd, n);
     }
   }
   Tensors out{{"y", y}};

@@ -16,10 +16,10 @@ static Tensors run_sgd_step(Backend* be, const Params& p, const Tensors& in) {
     ref::sgd_step(w.data(), g.data(), buf.data(), n, lr, momentum, wd, first);
     return {{"w", w}, {"buf", buf}};
   }
-  auto wf = to_f32(w), gf = to_f32(g), bf = to_f32(buf);
-  be->sgd_step(wf.data(), gf.data(), bf.data(), n, static_cast<float>(lr), static_cast<float>(momentum),
+  Buffer wd_ = upload_f32(*be, w), gd = upload_f32(*be, g), bd = upload_f32(*be, buf);   // (n) each
+  be->sgd_step(wd_.f32(), gd.f32(), bd.f32(), n, static_cast<float>(lr), static_cast<float>(momentum),
                static_cast<float>(wd), first);
-  return {{"w", to_f64(wf)}, {"buf", to_f64(bf)}};
+  return {{"w", download_f64(*be, wd_, n)}, {"buf", download_f64(*be, bd, n)}};
 }
 
 SLN_HARNESS("sgd_step", run_sgd_step);

@@ -7,12 +7,12 @@ namespace sln {
 
 float* Scratch::get(int slot, size_t n) {
   SLN_CHECK_ARG(slot >= 0 && slot < kSlots, "scratch: slot " << slot << " out of range");
-  if (bufs_[slot].size() < n) bufs_[slot].resize(n);
-  return bufs_[slot].data();
+  SLN_CHECK_ARG(be_ != nullptr, "scratch: no backend bound");
+  return static_cast<float*>(bufs_[slot].reserve(*be_, n * sizeof(float)));
 }
 
 void Scratch::clear() {
-  for (auto& b : bufs_) std::vector<float>().swap(b);
+  for (auto& b : bufs_) b.reset();
 }
 
 // ---------------------------------------------------------------- conv
@@ -33,8 +33,8 @@ void ConvLayer::init(Arena& a, InitRng& rng) {
   // reference (self-label models) and torchvision's kaiming_normal_(fan_out, relu):
   // normal(0, sqrt(2 / (kh * kw * out_channels))); bias 0
   double n = static_cast<double>(d_.R) * d_.S * d_.K;
-  rng.fill_normal(a.param(w_), static_cast<size_t>(d_.K) * d_.C * d_.R * d_.S, std::sqrt(2.0 / n));
-  if (d_.bias) std::fill_n(a.param(b_), d_.K, 0.f);
+  rng.fill_normal(a.host_param(w_), static_cast<size_t>(d_.K) * d_.C * d_.R * d_.S, std::sqrt(2.0 / n));
+  if (d_.bias) std::fill_n(a.host_param(b_), d_.K, 0.f);
 }
 
 Conv2dOp& ConvLayer::op(RunCtx& c) {
@@ -67,10 +67,10 @@ BatchNormLayer::BatchNormLayer(Arena& a, const std::string& nm, Shape3 i) {
 }
 
 void BatchNormLayer::init(Arena& a, InitRng&) {
-  std::fill_n(a.param(g_), in.C, 1.f);
-  std::fill_n(a.param(b_), in.C, 0.f);
-  std::fill_n(a.buffer(rm_), in.C, 0.f);
-  std::fill_n(a.buffer(rv_), in.C, 1.f);
+  std::fill_n(a.host_param(g_), in.C, 1.f);
+  std::fill_n(a.host_param(b_), in.C, 0.f);
+  std::fill_n(a.host_buffer(rm_), in.C, 0.f);
+  std::fill_n(a.host_buffer(rv_), in.C, 1.f);
 }
 
 void BatchNormLayer::check_train_batch(int N) const {
@@ -160,8 +160,8 @@ LinearLayer::LinearLayer(Arena& a, const std::string& nm, Shape3 i, int outf, bo
 }
 
 void LinearLayer::init(Arena& a, InitRng& rng) {
-  rng.fill_normal(a.param(w_), static_cast<size_t>(d_.out) * d_.in, 0.01);
-  if (d_.bias) std::fill_n(a.param(b_), d_.out, 0.f);
+  rng.fill_normal(a.host_param(w_), static_cast<size_t>(d_.out) * d_.in, 0.01);
+  if (d_.bias) std::fill_n(a.host_param(b_), d_.out, 0.f);
 }
 
 LinearOp& LinearLayer::op(RunCtx& c) {
@@ -249,15 +249,17 @@ void ResidualBlock::trim(int keep) {
   for (auto it = acts_.begin(); it != acts_.end();) it = (it->first == keep) ? std::next(it) : acts_.erase(it);
 }
 
-ResidualBlock::Acts& ResidualBlock::acts_for(int N) {
+ResidualBlock::Acts& ResidualBlock::acts_for(Backend& be, int N) {
   auto it = acts_.find(N);
   if (it != acts_.end()) return it->second;
   Acts a;
   a.main.resize(main_.size());
   for (size_t i = 0; i + 1 < main_.size(); i++)
-    if (main_alias_[i] == static_cast<int>(i)) a.main[i].resize(static_cast<size_t>(N) * main_[i]->out.size());
+    if (main_alias_[i] == static_cast<int>(i))
+      a.main[i] = Buffer(be, static_cast<size_t>(N) * main_[i]->out.size() * sizeof(float));
   a.shortcut.resize(shortcut_.size());
-  for (size_t i = 0; i < shortcut_.size(); i++) a.shortcut[i].resize(static_cast<size_t>(N) * shortcut_[i]->out.size());
+  for (size_t i = 0; i < shortcut_.size(); i++)
+    a.shortcut[i] = Buffer(be, static_cast<size_t>(N) * shortcut_[i]->out.size() * sizeof(float));
   return acts_[N] = std::move(a);
 }
 
@@ -265,19 +267,19 @@ ResidualBlock::Acts& ResidualBlock::acts_for(int N) {
 // the parity of the buffer's owner (aliased ReLUs share their owner's slot).
 float* ResidualBlock::main_buf(RunCtx& c, Acts* a, size_t i) {
   const int owner = main_alias_[i];
-  if (a) return a->main[owner].data();
+  if (a) return a->main[owner].f32();
   int rank = 0;   // number of distinct buffers before owner
   for (int j = 0; j < owner; j++) rank += main_alias_[j] == j;
   return c.scratch->get(rank % 2, static_cast<size_t>(c.N) * main_[owner]->out.size());
 }
 
 float* ResidualBlock::short_buf(RunCtx& c, Acts* a, size_t i) {
-  if (a) return a->shortcut[i].data();
+  if (a) return a->shortcut[i].f32();
   return c.scratch->get(2 + static_cast<int>(i % 2), static_cast<size_t>(c.N) * shortcut_[i]->out.size());
 }
 
 void ResidualBlock::forward(RunCtx& c, const float* x, float* y) {
-  Acts* a = c.training ? &acts_for(c.N) : nullptr;
+  Acts* a = c.training ? &acts_for(*c.backend, c.N) : nullptr;
   const size_t L = main_.size();
   const float* cur = x;
   for (size_t i = 0; i < L; i++) {

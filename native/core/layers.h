@@ -233,9 +233,9 @@ class ResidualBlock final : public Layer {
 
  private:
   struct Acts {
-    std::vector<std::vector<float>> main, shortcut;   // per sublayer output (relus alias)
+    std::vector<Buffer> main, shortcut;   // per sublayer output, backend memory (relus alias)
   };
-  Acts& acts_for(int N);
+  Acts& acts_for(Backend& be, int N);
   // output buffer of main_[i] / shortcut_[i] in this call
   float* main_buf(RunCtx& c, Acts* a, size_t i);
   float* short_buf(RunCtx& c, Acts* a, size_t i);

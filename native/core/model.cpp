@@ -13,7 +13,7 @@ namespace sln {
 // ---------------------------------------------------------------- arena
 
 size_t Arena::add(const std::string& name, std::vector<int> shape, bool is_param) {
-  SLN_CHECK_ARG(params_.empty() && buffers_.empty(), "arena: add after finalize");
+  SLN_CHECK_ARG(be_ == nullptr, "arena: add after finalize");
   SLN_CHECK_ARG(find(name) == nullptr, "arena: duplicate tensor name " << name);
   size_t n = 1;
   for (int s : shape) n *= static_cast<size_t>(s);
@@ -30,9 +30,62 @@ size_t Arena::add(const std::string& name, std::vector<int> shape, bool is_param
   return e.offset;
 }
 
-void Arena::finalize() {
-  params_.assign(n_params_, 0.f);
-  buffers_.assign(n_buffers_, 0.f);
+void Arena::finalize(Backend& backend) {
+  be_ = &backend;
+  params_ = Buffer(backend, n_params_ * sizeof(float));
+  buffers_ = Buffer(backend, n_buffers_ * sizeof(float));
+  backend.zero(params_.data(), n_params_ * sizeof(float));
+  backend.zero(buffers_.data(), n_buffers_ * sizeof(float));
+  if (!backend.host_memory()) {
+    init_params_.assign(n_params_, 0.f);
+    init_buffers_.assign(n_buffers_, 0.f);
+  }
+}
+
+float* Arena::host_param(size_t off) {
+  return be_->host_memory() ? param(off) : init_params_.data() + off;
+}
+
+float* Arena::host_buffer(size_t off) {
+  return be_->host_memory() ? buffer(off) : init_buffers_.data() + off;
+}
+
+void Arena::upload_init() {
+  if (be_->host_memory()) return;
+  be_->upload(params_.data(), init_params_.data(), n_params_ * sizeof(float));
+  be_->upload(buffers_.data(), init_buffers_.data(), n_buffers_ * sizeof(float));
+  std::vector<float>().swap(init_params_);
+  std::vector<float>().swap(init_buffers_);
+}
+
+float* Arena::grads() {
+  if (!grads_ready_) {
+    grads_ = Buffer(*be_, n_params_ * sizeof(float));
+    be_->zero(grads_.data(), n_params_ * sizeof(float));
+    grads_ready_ = true;
+  }
+  return grads_.f32();
+}
+
+float* Arena::momentum() {
+  if (!momentum_ready_) {
+    momentum_ = Buffer(*be_, n_params_ * sizeof(float));
+    be_->zero(momentum_.data(), n_params_ * sizeof(float));
+    momentum_ready_ = true;
+  }
+  return momentum_.f32();
+}
+
+void Arena::zero_momentum() { be_->zero(momentum(), n_params_ * sizeof(float)); }
+
+void Arena::read(const TensorEntry& e, float* host, bool momentum_buffer) {
+  const float* src = momentum_buffer ? momentum() + e.offset : data_of(e);
+  be_->download(host, src, e.size * sizeof(float));
+}
+
+void Arena::write(const TensorEntry& e, const float* host, bool momentum_buffer) {
+  float* dst = momentum_buffer ? momentum() + e.offset : data_of(e);
+  be_->upload(dst, host, e.size * sizeof(float));
 }
 
 const TensorEntry* Arena::find(const std::string& name) const {
@@ -74,16 +127,20 @@ struct Model::Head {
   }
 };
 
-// Activations of one batch size and mode. Training keeps every layer's output
-// for backward; eval only ping-pongs between two buffers.
+// Activations of one batch size and mode, in the backend's memory. Training
+// keeps every layer's output for backward; eval only ping-pongs between two
+// buffers. On a backend whose memory is not host memory the batch's images and
+// labels are uploaded into `images` / `labels` (on the CPU they are used in place).
 struct Model::Plan {
   int N = 0;
   bool training = false;
-  std::vector<std::vector<float>> acts;        // training: one per trunk layer
-  std::vector<float> ping, pong;               // eval
-  std::vector<float> grad_a, grad_b;           // backward ping-pong, max activation size
-  std::vector<std::vector<float>> logits, dlogits;   // per head (N, K_h)
-  std::vector<float> dfeat, dfeat_tmp;         // (N, D)
+  std::vector<Buffer> acts;                    // training: one per trunk layer (N, out_i)
+  Buffer ping, pong;                           // eval, max activation size
+  Buffer grad_a, grad_b;                       // backward ping-pong, max activation size
+  std::vector<Buffer> logits, dlogits;         // per head (N, K_h)
+  Buffer dfeat, dfeat_tmp;                     // (N, D)
+  Buffer images;                               // (N, C, H, W) device backends only
+  std::vector<Buffer> labels;                  // per head (N) int32, device backends only
   const float* features = nullptr;             // (N, D) after run_trunk
 };
 
@@ -126,14 +183,18 @@ Model::Model(const ModelSpec& spec, Backend& backend) : spec_(spec), backend_(&b
     head->b = arena_.add(head->name + ".bias", {head->K}, true);
     heads_.push_back(std::move(head));
   }
-  arena_.finalize();
-  // initialisation in layer order, then heads: linear normal(0, 0.01), bias 0
+  arena_.finalize(backend);
+  scratch_.bind(backend);
+  // initialisation on the host, in layer order, then heads: linear normal(0,
+  // 0.01), bias 0; then one upload (nothing to copy when the backend's memory
+  // is host memory: host_param() is the arena itself)
   InitRng rng(spec.seed);
   for (auto& l : trunk_) l->init(arena_, rng);
   for (auto& h : heads_) {
-    rng.fill_normal(arena_.param(h->w), static_cast<size_t>(h->K) * feature_dim_, 0.01);
-    std::fill_n(arena_.param(h->b), h->K, 0.f);
+    rng.fill_normal(arena_.host_param(h->w), static_cast<size_t>(h->K) * feature_dim_, 0.01);
+    std::fill_n(arena_.host_param(h->b), h->K, 0.f);
   }
+  arena_.upload_init();
 }
 
 Model::~Model() = default;
@@ -150,6 +211,8 @@ Model::Plan& Model::plan_for(int N, bool training) {
     for (auto& l : trunk_) l->trim(N);
     for (auto& h : heads_) h->ops.trim(N);
   }
+  Backend& be = *backend_;
+  auto floats = [&](size_t n) { return Buffer(be, n * sizeof(float)); };
   auto p = std::make_unique<Plan>();
   p->N = N;
   p->training = training;
@@ -157,28 +220,65 @@ Model::Plan& Model::plan_for(int N, bool training) {
   for (auto& l : trunk_) max_act = std::max(max_act, l->out.size());
   max_act *= static_cast<size_t>(N);
   if (training) {
-    for (auto& l : trunk_) p->acts.emplace_back(static_cast<size_t>(N) * l->out.size());
-    p->grad_a.resize(max_act);
-    p->grad_b.resize(max_act);
-    p->dfeat.resize(static_cast<size_t>(N) * feature_dim_);
-    p->dfeat_tmp.resize(static_cast<size_t>(N) * feature_dim_);
+    for (auto& l : trunk_) p->acts.push_back(floats(static_cast<size_t>(N) * l->out.size()));
+    p->grad_a = floats(max_act);
+    p->grad_b = floats(max_act);
+    p->dfeat = floats(static_cast<size_t>(N) * feature_dim_);
+    p->dfeat_tmp = floats(static_cast<size_t>(N) * feature_dim_);
   } else {
-    p->ping.resize(max_act);
-    p->pong.resize(max_act);
+    p->ping = floats(max_act);
+    p->pong = floats(max_act);
   }
   for (auto& h : heads_) {
-    p->logits.emplace_back(static_cast<size_t>(N) * h->K);
-    if (training) p->dlogits.emplace_back(static_cast<size_t>(N) * h->K);
+    p->logits.push_back(floats(static_cast<size_t>(N) * h->K));
+    if (training) p->dlogits.push_back(floats(static_cast<size_t>(N) * h->K));
+    if (training && !be.host_memory()) p->labels.emplace_back(be, static_cast<size_t>(N) * sizeof(int32_t));
   }
+  if (!be.host_memory()) p->images = floats(static_cast<size_t>(N) * spec_.input.size());
   Plan& ref = *p;
   plans_[key] = std::move(p);
   return ref;
 }
 
+// The batch in the backend's memory: in place on the CPU, else one upload.
+const float* Model::stage_images(Plan& p, const float* images) {
+  if (backend_->host_memory()) return images;
+  backend_->upload(p.images.data(), images, static_cast<size_t>(p.N) * spec_.input.size() * sizeof(float));
+  return p.images.f32();
+}
+
+// Index of the first NaN/Inf gradient, or num_params() when all are finite.
+// Host memory: one threaded scan. Device memory: a dot product of the gradient
+// arena with itself through the backend's Linear op (1 x P times P x 1, one
+// float downloaded instead of 4 P bytes): a NaN or Inf anywhere makes it
+// non-finite. It can also overflow for huge but finite gradients (|g| around
+// 1e19 / sqrt(P)), so a non-finite sum is confirmed by downloading the arena
+// and scanning it exactly (the rare path; it also names the tensor).
+size_t Model::first_nonfinite_grad() {
+  const size_t P = arena_.num_params();
+  float* g = arena_.grads();
+  if (backend_->host_memory()) return first_nonfinite(g, P, backend_->num_threads());
+  if (P == 0) return 0;
+  if (!grad_dot_) {
+    LinearDesc d;
+    d.N = 1, d.in = static_cast<int>(P), d.out = 1, d.bias = false;
+    SLN_CHECK_ARG(P < (size_t(1) << 31), "model: too many parameters for the gradient check (" << P << ")");
+    grad_dot_ = backend_->linear(d);
+    grad_dot_out_ = Buffer(*backend_, sizeof(float));
+  }
+  grad_dot_->forward(g, g, nullptr, grad_dot_out_.f32());
+  float s = 0;
+  backend_->download(&s, grad_dot_out_.data(), sizeof(float));
+  if (std::isfinite(s)) return P;
+  std::vector<float> host(P);
+  backend_->download(host.data(), g, P * sizeof(float));
+  return first_nonfinite(host.data(), P, backend_->num_threads());
+}
+
 void Model::run_trunk(Plan& p, RunCtx& c, const float* images) {
   const float* x = images;
   for (size_t i = 0; i < trunk_.size(); i++) {
-    float* y = p.training ? p.acts[i].data() : ((i % 2 == 0) ? p.ping.data() : p.pong.data());
+    float* y = p.training ? p.acts[i].f32() : ((i % 2 == 0) ? p.ping.f32() : p.pong.f32());
     trunk_[i]->forward(c, x, y);
     x = y;
   }
@@ -192,18 +292,25 @@ StepResult Model::train_step(const float* images, int N, const std::vector<const
                 "trainStep: expected " << heads_.size() << " label arrays (one per head), got " << labels.size());
   // BN in training mode needs more than one value per channel, as PyTorch
   for (auto& l : trunk_) l->check_train_batch(N);
-  check_images(images, N, spec_.input, "trainStep", backend_->num_threads());
+  check_images(images, N, spec_.input, "trainStep", backend_->num_threads());   // host input
+  Backend& be = *backend_;
   Plan& p = plan_for(N, true);
+  const float* x0 = stage_images(p, images);   // (N, C, H, W) in the backend's memory
   RunCtx c{backend_, &arena_, N, true, spec_.seed * 0x2545F4914F6CDD1DULL + step_, &scratch_};
-  run_trunk(p, c, images);
+  run_trunk(p, c, x0);
   const int D = feature_dim_;
   StepResult r;
   const float scale = 1.0f / static_cast<float>(heads_.size());   // loss = mean over heads
   for (size_t h = 0; h < heads_.size(); h++) {
     Head& hd = *heads_[h];
     LinearOp& lin = hd.op(c, D);
-    lin.forward(p.features, arena_.param(hd.w), arena_.param(hd.b), p.logits[h].data());
-    double l = backend_->cross_entropy(p.logits[h].data(), labels[h], N, hd.K, p.dlogits[h].data(), scale);
+    lin.forward(p.features, arena_.param(hd.w), arena_.param(hd.b), p.logits[h].f32());
+    const int32_t* lab = labels[h];   // (N)
+    if (!be.host_memory()) {
+      be.upload(p.labels[h].data(), labels[h], static_cast<size_t>(N) * sizeof(int32_t));
+      lab = static_cast<const int32_t*>(p.labels[h].data());
+    }
+    double l = be.cross_entropy(p.logits[h].f32(), lab, N, hd.K, p.dlogits[h].f32(), scale);
     if (!std::isfinite(l))
       SLN_FAIL(Range, "SLN_NONFINITE", "trainStep: the loss of head " << h << " is " << l
                                           << " (NaN or Inf in the logits: check the learning rate and the input); "
@@ -215,22 +322,23 @@ StepResult Model::train_step(const float* images, int N, const std::vector<const
   // backward: heads, summing their feature gradients
   for (size_t h = 0; h < heads_.size(); h++) {
     Head& hd = *heads_[h];
-    float* dst = h == 0 ? p.dfeat.data() : p.dfeat_tmp.data();
-    hd.op(c, D).backward(p.features, arena_.param(hd.w), p.dlogits[h].data(), dst, arena_.grad(hd.w),
+    float* dst = h == 0 ? p.dfeat.f32() : p.dfeat_tmp.f32();
+    hd.op(c, D).backward(p.features, arena_.param(hd.w), p.dlogits[h].f32(), dst, arena_.grad(hd.w),
                          arena_.grad(hd.b));
-    if (h > 0) backend_->add_inplace(p.dfeat.data(), p.dfeat_tmp.data(), static_cast<size_t>(N) * D);
+    if (h > 0) be.add_inplace(p.dfeat.f32(), p.dfeat_tmp.f32(), static_cast<size_t>(N) * D);
   }
   // trunk in reverse
-  const float* dy = p.dfeat.data();
+  const float* dy = p.dfeat.f32();
   for (size_t i = trunk_.size(); i-- > 0;) {
-    const float* x = i == 0 ? images : p.acts[i - 1].data();
-    float* dx = i == 0 ? nullptr : ((dy == p.grad_a.data()) ? p.grad_b.data() : p.grad_a.data());
-    trunk_[i]->backward(c, x, p.acts[i].data(), dy, dx);
+    const float* x = i == 0 ? x0 : p.acts[i - 1].f32();
+    float* dx = i == 0 ? nullptr : ((dy == p.grad_a.f32()) ? p.grad_b.f32() : p.grad_a.f32());
+    trunk_[i]->backward(c, x, p.acts[i].f32(), dy, dx);
     dy = dx;
   }
   // a non-finite gradient (overflow) must not poison the parameters
-  size_t bad = first_nonfinite(arena_.grads().data(), arena_.grads().size(), backend_->num_threads());
-  if (bad < arena_.grads().size()) {
+  const size_t P = arena_.num_params();
+  size_t bad = first_nonfinite_grad();
+  if (bad < P) {
     std::string where = "?";
     for (auto& e : arena_.entries())
       if (e.is_param && bad >= e.offset && bad < e.offset + e.size) where = e.name;
@@ -238,8 +346,8 @@ StepResult Model::train_step(const float* images, int N, const std::vector<const
                                                  << "lower the learning rate); the parameters were not updated");
   }
   // one SGD update over the whole parameter arena
-  backend_->sgd_step(arena_.params().data(), arena_.grads().data(), arena_.momentum().data(), arena_.params().size(),
-                     opt.lr, opt.momentum, opt.weight_decay, !arena_.has_momentum);
+  be.sgd_step(arena_.params(), arena_.grads(), arena_.momentum(), P, opt.lr, opt.momentum, opt.weight_decay,
+              !arena_.has_momentum);
   arena_.has_momentum = true;
   step_++;
   return r;
@@ -247,13 +355,15 @@ StepResult Model::train_step(const float* images, int N, const std::vector<const
 
 void Model::forward(const float* images, int N, bool training, OutputKind kind, std::vector<float>& out) {
   SLN_CHECK_ARG(N >= 1, "forward: batch must hold at least one image");
-  check_images(images, N, spec_.input, "forward", backend_->num_threads());
+  check_images(images, N, spec_.input, "forward", backend_->num_threads());   // host input
   Plan& p = plan_for(N, training);
+  const float* x0 = stage_images(p, images);
   RunCtx c{backend_, &arena_, N, training, spec_.seed * 0x2545F4914F6CDD1DULL + step_, &scratch_};
-  run_trunk(p, c, images);
+  run_trunk(p, c, x0);
   const int D = feature_dim_;
   if (kind == OutputKind::Features) {
-    out.assign(p.features, p.features + static_cast<size_t>(N) * D);
+    out.resize(static_cast<size_t>(N) * D);
+    backend_->download(out.data(), p.features, out.size() * sizeof(float));
     return;
   }
   size_t total = 0;
@@ -262,18 +372,20 @@ void Model::forward(const float* images, int N, bool training, OutputKind kind, 
   size_t off = 0;
   for (size_t h = 0; h < heads_.size(); h++) {
     Head& hd = *heads_[h];
-    float* y = out.data() + off;
-    hd.op(c, D).forward(p.features, arena_.param(hd.w), arena_.param(hd.b), y);
-    if (kind == OutputKind::Probs) {
-      for (int n = 0; n < N; n++) {
-        float* row = y + static_cast<size_t>(n) * hd.K;
+    const size_t n = static_cast<size_t>(N) * hd.K;
+    hd.op(c, D).forward(p.features, arena_.param(hd.w), arena_.param(hd.b), p.logits[h].f32());
+    float* y = out.data() + off;   // (N, K_h) host
+    backend_->download(y, p.logits[h].data(), n * sizeof(float));
+    if (kind == OutputKind::Probs) {   // on the host, after the download
+      for (int i = 0; i < N; i++) {
+        float* row = y + static_cast<size_t>(i) * hd.K;
         float mx = *std::max_element(row, row + hd.K);
         double s = 0;
         for (int k = 0; k < hd.K; k++) s += std::exp(static_cast<double>(row[k] - mx));
         for (int k = 0; k < hd.K; k++) row[k] = static_cast<float>(std::exp(static_cast<double>(row[k] - mx)) / s);
       }
     }
-    off += static_cast<size_t>(N) * hd.K;
+    off += n;
   }
 }
 
@@ -297,13 +409,22 @@ void Model::forward_taps(const float* images, int N, const std::vector<int>& tap
   }
   check_images(images, N, spec_.input, "forwardTaps", backend_->num_threads());
   Plan& p = plan_for(N, false);
+  const float* x = stage_images(p, images);
   RunCtx c{backend_, &arena_, N, false, spec_.seed * 0x2545F4914F6CDD1DULL + step_, &scratch_};
-  const float* x = images;
+  std::vector<float> host;   // device backends: the tapped activation, downloaded for the sink
   for (int i = 0; i <= deepest; i++) {
-    float* y = (i % 2 == 0) ? p.ping.data() : p.pong.data();
+    float* y = (i % 2 == 0) ? p.ping.f32() : p.pong.f32();
     trunk_[i]->forward(c, x, y);
-    for (size_t t = 0; t < taps.size(); t++)
-      if (taps[t] == i) sink(t, y);
+    for (size_t t = 0; t < taps.size(); t++) {
+      if (taps[t] != i) continue;
+      if (backend_->host_memory()) {
+        sink(t, y);
+      } else {
+        host.resize(static_cast<size_t>(N) * trunk_[i]->out.size());
+        backend_->download(host.data(), y, host.size() * sizeof(float));
+        sink(t, host.data());
+      }
+    }
     x = y;
   }
 }

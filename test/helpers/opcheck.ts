@@ -31,7 +31,7 @@ export class Rng {
 
 export type Params = Record<string, number>;
 
-export function runOp(op: string, backend: "ref" | "cpu", params: Params, inputs: HarnessTensors): HarnessTensors {
+export function runOp(op: string, backend: "ref" | "cpu" | "cuda", params: Params, inputs: HarnessTensors): HarnessTensors {
   return native().harnessRun(op, backend, params, inputs);
 }
 

@@ -36,6 +36,14 @@ bool has(const Tensors& t, const char* name);
 std::vector<float> to_f32(const std::vector<double>& v);
 std::vector<double> to_f64(const std::vector<float>& v);
 
+// A case's backend branch keeps every input and output in the backend's
+// memory, so the same case runs on "cpu" (host memory) and "cuda" (device
+// memory): inputs go in through upload, outputs come back through download.
+Buffer upload_f32(Backend& be, const std::vector<double>& v);    // float32 copy of v
+Buffer upload_i32(Backend& be, const std::vector<int32_t>& v);
+Buffer alloc_f32(Backend& be, size_t n);                         // uninitialised
+std::vector<double> download_f64(Backend& be, const Buffer& b, size_t n);   // n float32 -> float64
+
 #define SLN_HARNESS(op, fn) static ::sln::HarnessRegistrar sln_harness_registrar_##fn(op, fn)
 
 }  // namespace sln

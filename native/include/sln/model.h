@@ -31,49 +31,70 @@ struct TensorEntry {
   bool is_param = true;
 };
 
+// Parameters, gradients, momentum and buffers live in memory of the model's
+// backend (sln::Buffer): host memory on the CPU, device memory on CUDA. Host
+// code never dereferences param()/grad()/buffer() pointers unless
+// backend().host_memory(); it goes through read()/write() (download/upload).
 class Arena {
  public:
   // Reserve a named tensor; returns its offset. Only before finalize().
   size_t add(const std::string& name, std::vector<int> shape, bool is_param);
-  void finalize();   // allocate storage (zeros)
-  float* param(size_t off) { return params_.data() + off; }
-  float* grad(size_t off) { return grads().data() + off; }
-  float* buffer(size_t off) { return buffers_.data() + off; }
+  // Allocate storage (zeros) in `backend`'s memory. Parameter initialisation
+  // then writes host_param()/host_buffer() and calls upload_init().
+  void finalize(Backend& backend);
+  Backend& backend() const { return *be_; }
+  float* param(size_t off) { return params_.f32() + off; }
+  float* grad(size_t off) { return grads() + off; }
+  float* buffer(size_t off) { return buffers_.f32() + off; }
   const std::vector<TensorEntry>& entries() const { return entries_; }
   const TensorEntry* find(const std::string& name) const;
   float* data_of(const TensorEntry& e) { return e.is_param ? param(e.offset) : buffer(e.offset); }
-  std::vector<float>& params() { return params_; }
+  float* params() { return params_.f32(); }
+  size_t num_params() const { return n_params_; }     // floats in the param arena (with padding)
+  size_t num_buffers() const { return n_buffers_; }
   // Gradients and momentum are allocated (zeros) on first use, so a model
   // used only for inference never pays for them.
-  std::vector<float>& grads() {
-    if (grads_.size() != n_params_) grads_.assign(n_params_, 0.f);
-    return grads_;
-  }
-  std::vector<float>& momentum() {
-    if (momentum_.size() != n_params_) momentum_.assign(n_params_, 0.f);
-    return momentum_;
-  }
-  std::vector<float>& buffers() { return buffers_; }
+  float* grads();
+  float* momentum();
+  float* buffers() { return buffers_.f32(); }
   bool has_momentum = false;   // false until the first SGD step (torch creates buf on first step)
+
+  // Host staging for initialisation: the arena itself when the backend's
+  // memory is host memory (no copy), else host vectors uploaded by upload_init().
+  float* host_param(size_t off);
+  float* host_buffer(size_t off);
+  void upload_init();
+
+  // Copy one tensor (e.size floats) between the arena and host memory.
+  // which: the tensor itself, or its momentum buffer (params only).
+  void read(const TensorEntry& e, float* host, bool momentum_buffer = false);
+  void write(const TensorEntry& e, const float* host, bool momentum_buffer = false);
+  void zero_momentum();
 
  private:
   std::vector<TensorEntry> entries_;
   size_t n_params_ = 0, n_buffers_ = 0;
-  std::vector<float> params_, grads_, momentum_, buffers_;
+  Backend* be_ = nullptr;
+  Buffer params_, grads_, momentum_, buffers_;
+  bool grads_ready_ = false, momentum_ready_ = false;
+  std::vector<float> init_params_, init_buffers_;   // staging (device backends, until upload_init)
 };
 
 // Temporary buffers shared by the layers of one model (calls are serialised
-// by the model's mutex): a fixed set of slots, each grown on demand, so
-// growing one slot never moves another. Contents do not survive across
-// layers; a layer that needs data from forward in backward keeps its own.
+// by the model's mutex): a fixed set of slots in the backend's memory, each
+// grown on demand, so growing one slot never moves another. Contents do not
+// survive across layers; a layer that needs data from forward in backward
+// keeps its own.
 class Scratch {
  public:
   static constexpr int kSlots = 8;
+  void bind(Backend& b) { be_ = &b; }
   float* get(int slot, size_t n);
   void clear();
 
  private:
-  std::vector<float> bufs_[kSlots];
+  Backend* be_ = nullptr;
+  Buffer bufs_[kSlots];
 };
 
 // Per-call context for layers.
@@ -169,6 +190,8 @@ class Model {
   struct Plan;
   Plan& plan_for(int N, bool training);
   void run_trunk(Plan& p, RunCtx& c, const float* images);
+  const float* stage_images(Plan& p, const float* images);
+  size_t first_nonfinite_grad();
 
   ModelSpec spec_;
   Backend* backend_;
@@ -179,6 +202,8 @@ class Model {
   std::map<std::pair<int, bool>, std::unique_ptr<Plan>> plans_;
   uint64_t step_ = 0;
   Scratch scratch_;
+  std::unique_ptr<LinearOp> grad_dot_;   // device backends: the gradient check's reduction
+  Buffer grad_dot_out_;
   std::mutex mu_;
 };
 
