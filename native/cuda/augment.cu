@@ -186,6 +186,7 @@ void augment_batch(CudaBackend& be, const AugmentBatchDesc& d, const AugmentImag
   check_augment(d, images, params);
   if (d.n == 0) return;
   const int n = d.n, C = d.in_channels, OC = d.out_channels, OH = d.out_h, OW = d.out_w;
+  SLN_CHECK_ARG(n <= 65535, "augment (cuda): at most 65535 images per call, got " << n);
   SLN_CHECK_ARG(static_cast<long long>(OH) * OW <= (1ll << 30), "augment (cuda): output " << OH << "x" << OW << " too large");
   auto lk = be.enter();
 
@@ -278,7 +279,6 @@ void augment_batch(CudaBackend& be, const AugmentBatchDesc& d, const AugmentImag
   b.px = dev + o_px;
   const int npx = OH * OW;
   dim3 grid((npx + 255) / 256, n);
-  SLN_CHECK_ARG(n <= 65535, "augment (cuda): at most 65535 images per call, got " << n);
   resample_kernel<<<grid, 256, 0, be.stream()>>>(b, C, OC, d.layout == PixelLayout::CHW ? 1 : 0, OH, OW, kxm, kym,
                                                  out_device);
   SLN_CU_LAUNCHED(ctx << " resample, n = " << n << ", out " << OC << "x" << OH << "x" << OW);
