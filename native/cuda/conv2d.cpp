@@ -8,8 +8,11 @@
 // results are deterministic and whose workspace fits kMaxWorkspace, else the
 // first successful one that fits. The workspace is one buffer of the largest of
 // the three, from the backend's allocator. They are picked again when the
-// backend's TF32 setting changes: TF32 off = CUDNN_FMA_MATH (no tensor-core
-// TF32, as PyTorch with allow_tf32 = False), on = CUDNN_DEFAULT_MATH.
+// backend's TF32 setting changes: TF32 off = the heuristics are asked under
+// CUDNN_FMA_MATH and tensor-op results are skipped (no TF32, as PyTorch with
+// allow_tf32 = False) and every pass runs under CUDNN_FMA_MATH; on = asked under
+// CUDNN_DEFAULT_MATH, each pass runs with the math type its chosen result reports
+// (set on the descriptor before each call, as PyTorch does).
 #include <sstream>
 
 #include "cuda/common.h"
@@ -21,14 +24,18 @@ namespace {
 
 constexpr size_t kMaxWorkspace = size_t(512) << 20;
 
+// Without TF32, results that need tensor-op math are skipped (as PyTorch does
+// for float32 with allow_tf32 = False).
 template <class Perf>
-const Perf* choose(const Perf* perf, int n) {
+const Perf* choose(const Perf* perf, int n, bool tf32) {
+  auto usable = [&](const Perf& p) {
+    return p.status == CUDNN_STATUS_SUCCESS && p.memory <= kMaxWorkspace &&
+           (tf32 || (p.mathType != CUDNN_TENSOR_OP_MATH && p.mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION));
+  };
   for (int i = 0; i < n; i++)
-    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kMaxWorkspace &&
-        perf[i].determinism == CUDNN_DETERMINISTIC)
-      return &perf[i];
+    if (usable(perf[i]) && perf[i].determinism == CUDNN_DETERMINISTIC) return &perf[i];
   for (int i = 0; i < n; i++)
-    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kMaxWorkspace) return &perf[i];
+    if (usable(perf[i])) return &perf[i];
   return nullptr;
 }
 
@@ -73,6 +80,7 @@ class CudaConv2d final : public Conv2dOp {
     auto lk = be_.enter();
     if (tf32_ != be_.tf32()) pick();
     const float one = 1.f, zero = 0.f;
+    SLN_CUDNN(cudnnSetConvolutionMathType(conv_, fwd_math_), "conv2d forward " << d_);
     SLN_CUDNN(cudnnConvolutionForward(be_.cudnn(), &one, x_, x, w_, w, conv_, fwd_, ws_.data(), ws_.bytes(), &zero, y_, y),
               "conv2d forward " << d_ << " algo " << static_cast<int>(fwd_));
     if (b) SLN_CUDNN(cudnnAddTensor(be_.cudnn(), &one, b_, b, &one, y_, y), "conv2d forward bias " << d_);
@@ -86,14 +94,18 @@ class CudaConv2d final : public Conv2dOp {
     if (tf32_ != be_.tf32()) pick();
     const float one = 1.f, zero = 0.f;
     if (db) SLN_CUDNN(cudnnConvolutionBackwardBias(be_.cudnn(), &one, y_, dy, &zero, b_, db), "conv2d backward bias " << d_);
-    if (dw)
+    if (dw) {
+      SLN_CUDNN(cudnnSetConvolutionMathType(conv_, bwd_filter_math_), "conv2d backward filter " << d_);
       SLN_CUDNN(cudnnConvolutionBackwardFilter(be_.cudnn(), &one, x_, x, y_, dy, conv_, bwd_filter_, ws_.data(), ws_.bytes(),
                                                &zero, w_, dw),
                 "conv2d backward filter " << d_ << " algo " << static_cast<int>(bwd_filter_));
-    if (dx)
+    }
+    if (dx) {
+      SLN_CUDNN(cudnnSetConvolutionMathType(conv_, bwd_data_math_), "conv2d backward data " << d_);
       SLN_CUDNN(cudnnConvolutionBackwardData(be_.cudnn(), &one, w_, w, y_, dy, conv_, bwd_data_, ws_.data(), ws_.bytes(),
                                              &zero, x_, dx),
                 "conv2d backward data " << d_ << " algo " << static_cast<int>(bwd_data_));
+    }
   }
 
  private:
@@ -106,32 +118,38 @@ class CudaConv2d final : public Conv2dOp {
       cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
       SLN_CUDNN(cudnnGetConvolutionForwardAlgorithm_v7(h, x_, w_, conv_, y_, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf),
                 "conv2d " << d_);
-      const auto* p = choose(perf, n);
+      const auto* p = choose(perf, n, tf32);
       if (!p) SLN_FAIL(Unsupported, "SLN_CUDNN", "conv2d " << d_ << ": cuDNN has no forward algorithm for this shape");
       fwd_ = p->algo;
+      fwd_math_ = tf32 ? p->mathType : CUDNN_FMA_MATH;
     }
     {
       cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
       SLN_CUDNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, w_, y_, conv_, x_, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n,
                                                             perf),
                 "conv2d " << d_);
-      const auto* p = choose(perf, n);
+      const auto* p = choose(perf, n, tf32);
       if (!p) SLN_FAIL(Unsupported, "SLN_CUDNN", "conv2d " << d_ << ": cuDNN has no backward-data algorithm for this shape");
       bwd_data_ = p->algo;
+      bwd_data_math_ = tf32 ? p->mathType : CUDNN_FMA_MATH;
     }
     {
       cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
       SLN_CUDNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, x_, y_, conv_, w_, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
                                                               &n, perf),
                 "conv2d " << d_);
-      const auto* p = choose(perf, n);
+      const auto* p = choose(perf, n, tf32);
       if (!p) SLN_FAIL(Unsupported, "SLN_CUDNN", "conv2d " << d_ << ": cuDNN has no backward-filter algorithm for this shape");
       bwd_filter_ = p->algo;
+      bwd_filter_math_ = tf32 ? p->mathType : CUDNN_FMA_MATH;
     }
     // exact sizes for the chosen algorithms (the perf entries are estimates)
     size_t a = 0, b = 0, c = 0;
+    SLN_CUDNN(cudnnSetConvolutionMathType(conv_, fwd_math_), "conv2d " << d_);
     SLN_CUDNN(cudnnGetConvolutionForwardWorkspaceSize(h, x_, w_, conv_, y_, fwd_, &a), "conv2d " << d_);
+    SLN_CUDNN(cudnnSetConvolutionMathType(conv_, bwd_data_math_), "conv2d " << d_);
     SLN_CUDNN(cudnnGetConvolutionBackwardDataWorkspaceSize(h, w_, y_, conv_, x_, bwd_data_, &b), "conv2d " << d_);
+    SLN_CUDNN(cudnnSetConvolutionMathType(conv_, bwd_filter_math_), "conv2d " << d_);
     SLN_CUDNN(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, x_, y_, conv_, w_, bwd_filter_, &c), "conv2d " << d_);
     size_t ws = a > b ? a : b;
     ws = ws > c ? ws : c;
@@ -158,6 +176,7 @@ class CudaConv2d final : public Conv2dOp {
   cudnnConvolutionFwdAlgo_t fwd_{};
   cudnnConvolutionBwdDataAlgo_t bwd_data_{};
   cudnnConvolutionBwdFilterAlgo_t bwd_filter_{};
+  cudnnMathType_t fwd_math_ = CUDNN_FMA_MATH, bwd_data_math_ = CUDNN_FMA_MATH, bwd_filter_math_ = CUDNN_FMA_MATH;
   bool tf32_ = false;
   Buffer ws_;   // workspace, the largest of the three algorithms'
 };
