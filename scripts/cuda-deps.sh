@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/sh
 # Unpack cuDNN 9 and cuBLAS 13 from NVIDIA's pip wheels into an ignored cache
 # folder, so that CMake can compile and link libselflabel_cuda.so on a machine
 # that has nvcc but no cuDNN/cuBLAS installed (CI, the dev machine).
@@ -15,7 +15,7 @@
 #
 # Prints the prefix to use as CUDNN_ROOT and CUBLAS_ROOT (two lines, KEY=path)
 # on stdout; messages go to stderr. Idempotent: a second run only checks.
-set -euo pipefail
+set -eu
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dest="${SELFLABEL_CUDA_DEPS:-$root/.cache/cuda-deps}"
