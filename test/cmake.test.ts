@@ -121,7 +121,7 @@ function checkCudaLibrary(lib: string, addon: string, cudnnRoot: string) {
   }
 }
 
-test("cmake-js builds the addon (and the CUDA library when nvcc is present)", { timeout: 1_200_000 }, () => {
+test("cmake-js builds the addon (and the CUDA library when nvcc is present)", { timeout: 1_200_000 }, (t) => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "sln-cmake-"));
   const cmakeJs = path.join(root, "node_modules", "cmake-js", "bin", "cmake-js");
   const env = { ...process.env };
@@ -138,7 +138,7 @@ test("cmake-js builds the addon (and the CUDA library when nvcc is present)", { 
     encoding: "utf8",
   });
   assert.equal(r.status, 0, (r.stdout + r.stderr).slice(-3000));
-  console.log(`# cmake-js build (SELFLABEL_CUDA=${mode}) took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  t.diagnostic(`cmake-js build (SELFLABEL_CUDA=${mode}) took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   const addon = path.join(out, "Release", "selflabel_native.node");
   assert.ok(fs.existsSync(addon), "the cmake-js build made the addon");
   const probe = spawnSync(process.execPath, ["-e", `console.log(require(${JSON.stringify(addon)}).info().cpu)`], { encoding: "utf8" });

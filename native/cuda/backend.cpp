@@ -296,7 +296,7 @@ double CudaBackend::cross_entropy(const float* logits, const int32_t* labels, in
   SLN_CU(cudaStreamSynchronize(stream_), "cross_entropy (N,K) = (" << N << "," << K << ")");
   const double loss = *loss_host_;
   if (!std::isfinite(loss))
-    SLN_FAIL(Range, "SLN_NONFINITE_LOSS", "cross_entropy: the loss is not finite (NaN or Inf in the logits?), (N,K) = ("
+    SLN_FAIL(Range, "SLN_NONFINITE_LOSS", "cross_entropy: the loss is not finite (NaN or Inf in the logits, or a label outside [0, K)?), (N,K) = ("
                                               << N << "," << K << ")");
   return loss / N;
 }

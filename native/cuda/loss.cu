@@ -4,7 +4,8 @@
 //   dz_k    = e_k * float(g / s) - (k == label) g   with g = scale / N (float)
 // One block per row; the row's max and sum are block reductions. The batch
 // loss is then summed in a fixed order by one block (deterministic run to
-// run); the backend copies it to the host and divides by N.
+// run); the backend copies it to the host and divides by N. A label outside
+// [0, K) gives a NaN loss (reported as SLN_NONFINITE_LOSS), never a stray read.
 #include "cuda/common.h"
 
 namespace sln::cuda {
@@ -42,8 +43,13 @@ __global__ void ce_rows_kernel(const float* __restrict__ logits, const int32_t* 
     __syncthreads();
   }
   s = ssum[0];
-  const int label = labels[n];
-  if (t == 0) row_loss[n] = static_cast<double>(m) + log(s) - static_cast<double>(z[label]);
+  // Labels are validated by the caller; one out of range must still not read
+  // outside the row (an illegal address would poison the CUDA context), so it
+  // makes the row's loss NaN, which the backend reports as a non-finite loss.
+  int label = labels[n];
+  const bool valid = label >= 0 && label < K;
+  if (!valid) label = -1;
+  if (t == 0) row_loss[n] = valid ? static_cast<double>(m) + log(s) - static_cast<double>(z[label]) : nan("");
   if (dz) {
     const float f = static_cast<float>(static_cast<double>(g) / s);
     for (int k = t; k < K; k += kThreads) {
