@@ -1,12 +1,15 @@
 // Batched augmentation on the CPU (conventions in sln/augment.h), OpenMP over
 // images. All scratch memory is allocated before the parallel region, so
-// nothing inside it can throw.
+// nothing inside it can throw. The formulas live in core/augment_math.h, shared
+// with the CUDA kernel (native/cuda/augment.cu).
 #include "sln/augment.h"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "core/augment_check.h"
+#include "core/augment_math.h"
 #include "cpu/cpu.h"
 #include "sln/errors.h"
 
@@ -14,89 +17,7 @@ namespace sln {
 
 namespace {
 
-// PIL's bilinear filter (Resample.c: bilinear_filter), support 1.
-inline double triangle(double x) {
-  if (x < 0) x = -x;
-  return x < 1.0 ? 1.0 - x : 0.0;
-}
-
-// Number of taps PIL allocates for a given scale: ceil(support) * 2 + 1.
-inline int kernel_size(double scale) {
-  double filterscale = scale < 1.0 ? 1.0 : scale;
-  return static_cast<int>(std::ceil(filterscale)) * 2 + 1;
-}
-
-// PIL's precompute_coeffs for one axis: for output index o, taps start[o] ..
-// start[o] + count[o] - 1 with weights w[o * ksize + k] (sum 1).
-void precompute_coeffs(int in_size, double in0, double in1, int out_size, int ksize, int* start,
-                       int* count, float* w) {
-  const double scale = (in1 - in0) / out_size;
-  const double filterscale = scale < 1.0 ? 1.0 : scale;
-  const double support = 1.0 * filterscale;
-  const double ss = 1.0 / filterscale;
-  for (int o = 0; o < out_size; o++) {
-    const double center = in0 + (o + 0.5) * scale;
-    int xmin = static_cast<int>(center - support + 0.5);  // truncation, as PIL's (int) cast
-    if (xmin < 0) xmin = 0;
-    int xmax = static_cast<int>(center + support + 0.5);
-    if (xmax > in_size) xmax = in_size;
-    xmax -= xmin;
-    if (xmax > ksize) xmax = ksize;
-    if (xmax < 0) xmax = 0;
-    float* k = w + static_cast<size_t>(o) * ksize;
-    double total = 0;  // weights computed in double, stored as float
-    for (int x = 0; x < xmax; x++) total += triangle((x + xmin - center + 0.5) * ss);
-    for (int x = 0; x < xmax; x++) {
-      const double kx = triangle((x + xmin - center + 0.5) * ss);
-      k[x] = static_cast<float>(total != 0 ? kx / total : 0.0);
-    }
-    start[o] = xmin;
-    count[o] = xmax;
-  }
-}
-
-inline float clamp01(float x) { return x < 0.f ? 0.f : (x > 1.f ? 1.f : x); }
-
-inline float gray_of(float r, float g, float b) { return 0.299f * r + 0.587f * g + 0.114f * b; }
-
-// torchvision's _rgb2hsv / _hsv2rgb (tensor path), one pixel.
-inline void adjust_hue_px(float& r, float& g, float& b, float hue) {
-  const float maxc = std::max(r, std::max(g, b));
-  const float minc = std::min(r, std::min(g, b));
-  const bool eqc = maxc == minc;
-  const float cr = maxc - minc;
-  const float s = cr / (eqc ? 1.f : maxc);
-  const float div = eqc ? 1.f : cr;
-  const float rc = (maxc - r) / div, gc = (maxc - g) / div, bc = (maxc - b) / div;
-  float h;
-  if (maxc == r) h = bc - gc;
-  else if (maxc == g) h = 2.f + rc - bc;
-  else h = 4.f + gc - rc;
-  // h / 6 is in [-1/6, 1): "(h / 6 + 1) mod 1" is one conditional add
-  h = h / 6.f;
-  if (h < 0.f) h += 1.f;
-  const float v = maxc;
-  // adjust_hue: (h + hue) mod 1 with Python's sign convention; h + hue is in [-0.5, 1.5)
-  h += hue;
-  if (h < 0.f) h += 1.f;
-  else if (h >= 1.f) h -= 1.f;
-  if (h >= 1.f || h < 0.f) h = 0.f;  // rounding at the boundary (h + 1 == 1 in float)
-  float fi = std::floor(h * 6.f);
-  const float f = h * 6.f - fi;
-  int i = static_cast<int>(fi) % 6;
-  if (i < 0) i += 6;
-  const float p = clamp01(v * (1.f - s));
-  const float q = clamp01(v * (1.f - s * f));
-  const float t = clamp01(v * (1.f - s * (1.f - f)));
-  switch (i) {
-    case 0: r = v; g = t; b = p; break;
-    case 1: r = q; g = v; b = p; break;
-    case 2: r = p; g = v; b = t; break;
-    case 3: r = p; g = q; b = v; break;
-    case 4: r = t; g = p; b = v; break;
-    default: r = v; g = p; b = q; break;
-  }
-}
+using namespace augment_math;  // triangle, kernel_size, precompute_coeffs, clamp01, gray_of, adjust_hue_px
 
 struct Scratch {
   std::vector<int> xs, xc, ys, yc;  // tap starts and counts
@@ -175,39 +96,7 @@ void size_scratch(Scratch& s, int H, int out_h, int out_w, int C, int kx, int ky
 }  // namespace
 
 void validate_augment(const AugmentBatchDesc& d, const AugmentImage* images, const AugmentParams* params) {
-  SLN_CHECK_ARG(d.n >= 0, "augment: n must be >= 0, got " << d.n);
-  SLN_CHECK_ARG(d.in_channels == 1 || d.in_channels == 3, "augment: in_channels must be 1 or 3, got " << d.in_channels);
-  SLN_CHECK_ARG(d.out_channels == d.in_channels || (d.in_channels == 1 && d.out_channels == 3),
-                "augment: out_channels " << d.out_channels << " from in_channels " << d.in_channels
-                                         << " (allowed: equal, or 1 -> 3)");
-  SLN_CHECK_ARG(d.out_h >= 1 && d.out_w >= 1 && d.out_h <= 8192 && d.out_w <= 8192,
-                "augment: output size " << d.out_h << "x" << d.out_w << " out of range [1, 8192]");
-  for (int c = 0; c < d.out_channels; c++)
-    SLN_CHECK_ARG(std::isfinite(d.mean[c]) && std::isfinite(d.std[c]) && d.std[c] > 0,
-                  "augment: mean/std[" << c << "] = " << d.mean[c] << "/" << d.std[c] << " (std must be > 0)");
-  for (int i = 0; i < d.n; i++) {
-    const AugmentImage& im = images[i];
-    const AugmentParams& p = params[i];
-    SLN_CHECK_ARG(im.data != nullptr && im.height >= 1 && im.width >= 1,
-                  "augment: image " << i << " has size " << im.height << "x" << im.width);
-    const double* b = p.box;
-    SLN_CHECK_ARG(std::isfinite(b[0]) && std::isfinite(b[1]) && std::isfinite(b[2]) && std::isfinite(b[3]) &&
-                      b[0] >= 0 && b[1] >= 0 && b[2] <= im.width && b[3] <= im.height && b[0] < b[2] &&
-                      b[1] < b[3],
-                  "augment: image " << i << " box (" << b[0] << ", " << b[1] << ", " << b[2] << ", " << b[3]
-                                    << ") is not inside its " << im.width << "x" << im.height
-                                    << " image (need 0 <= x0 < x1 <= W, 0 <= y0 < y1 <= H)");
-    bool seen[4] = {false, false, false, false};
-    for (int k = 0; k < 4; k++) {
-      SLN_CHECK_ARG(p.order[k] < 4 && !seen[p.order[k]], "augment: image " << i << " order is not a permutation of 0..3");
-      seen[p.order[k]] = true;
-    }
-    const float* f = p.factors;
-    SLN_CHECK_ARG(std::isfinite(f[0]) && std::isfinite(f[1]) && std::isfinite(f[2]) && std::isfinite(f[3]) &&
-                      f[0] >= 0 && f[1] >= 0 && f[2] >= 0 && f[3] >= -0.5f && f[3] <= 0.5f,
-                  "augment: image " << i << " jitter factors (" << f[0] << ", " << f[1] << ", " << f[2] << ", "
-                                    << f[3] << ") out of range (b, c, s >= 0; hue in [-0.5, 0.5])");
-  }
+  check_augment(d, images, params);  // core/augment_check.h, shared with the CUDA library
 }
 
 void augment_batch(const AugmentBatchDesc& d, const AugmentImage* images, const AugmentParams* params,

@@ -12,9 +12,9 @@
 // from L2, not from DRAM. reduce_r sums the kBlocks partials in block order. Every
 // sum has a fixed order, so results are reproducible run to run.
 //
-// Not yet wired into the build (CMake/CUDA belongs to the CUDA backend issue); it
-// compiles with `nvcc -std=c++17 -c -arch=sm_80 -I native/include -I native native/cuda/sinkhorn.cu`.
-// It has not run on a GPU yet.
+// Exported as sln_cuda_sinkhorn (native/cuda/api.cpp). Runs on the calling thread's
+// current device with its own cudaMalloc'd buffers and the legacy default stream,
+// independent of any CudaBackend. Compiles and links in CI; it has not run on a GPU yet.
 #include <cuda_runtime.h>
 
 #include <algorithm>
