@@ -130,16 +130,12 @@ if [ "$STATE" != ok ] && [ "$STATE" != no-device ] && [ "$DRY" -eq 0 ] && comman
   # not built, or built elsewhere and not loading here: build it on this machine
   CUDNN_ROOT=${CUDNN_ROOT:-${SITE:+$SITE/nvidia/cudnn}}
   CUBLAS_ROOT=${CUBLAS_ROOT:-${SITE:+$SITE/nvidia/cu13}}
-  DNNL_ARGS=()
-  if [ -f .device/include.tar.xz ]; then
-    mkdir -p "$X/include" && tar -C "$X/include" -xJf .device/include.tar.xz
-    DNNL_ARGS=(-DDNNL_INCLUDE_DIR="$X/include" -DDNNL_LIBRARY="$X/lib/libdnnl.so.2")
-  fi
   export CUDNN_ROOT CUBLAS_ROOT
   [ -z "${CUDACXX:-}" ] && [ -x /usr/local/cuda/bin/nvcc ] && export CUDACXX=/usr/local/cuda/bin/nvcc
   build_cuda() {
-    cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DSELFLABEL_CUDA=ON \
-      -DCUDNN_ROOT="$CUDNN_ROOT" -DCUBLAS_ROOT="$CUBLAS_ROOT" "${DNNL_ARGS[@]}" &&
+    # SELFLABEL_ADDON=OFF: only the CUDA library (no Node headers or oneDNN needed there)
+    cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DSELFLABEL_CUDA=ON -DSELFLABEL_ADDON=OFF \
+      -DCUDNN_ROOT="$CUDNN_ROOT" -DCUBLAS_ROOT="$CUBLAS_ROOT" &&
       cmake --build build-device --target selflabel_cuda -j "$(nproc)"
   }
   if stage build-cuda 240 build_cuda; then
