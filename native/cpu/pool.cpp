@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "cpu/cpu.h"
+#include "sln/shape_checks.h"
 
 namespace sln::cpu {
 
@@ -15,22 +16,6 @@ using dt = memory::data_type;
 
 namespace {
 
-std::string pool_shape(const char* op, const Pool2dDesc& d) {
-  std::ostringstream os;
-  os << op << " (N,C,H,W) = (" << d.N << "," << d.C << "," << d.H << "," << d.W << "), kernel "
-     << d.KH() << "x" << d.KW() << ", stride " << d.stride << ", pad " << d.pad;
-  return os.str();
-}
-
-void check_pool(const char* op, const Pool2dDesc& d) {
-  SLN_CHECK_ARG(d.N >= 1 && d.C >= 1 && d.H >= 1 && d.W >= 1, pool_shape(op, d) << ": every size must be >= 1");
-  SLN_CHECK_ARG(d.KH() >= 1 && d.KW() >= 1 && d.stride >= 1 && d.pad >= 0,
-                pool_shape(op, d) << ": kernel and stride must be >= 1, pad >= 0");
-  SLN_CHECK_ARG(2 * d.pad <= d.KH() && 2 * d.pad <= d.KW(),
-                pool_shape(op, d) << ": pad must be at most half the kernel (as torch)");
-  SLN_CHECK_ARG(d.H + 2 * d.pad >= d.KH() && d.W + 2 * d.pad >= d.KW(),
-                pool_shape(op, d) << ": kernel larger than the padded input, output would be empty");
-}
 
 class CpuPool final : public Pool2dOp {
  public:
