@@ -48,7 +48,8 @@ export interface TrainOptions {
   lamb?: number;
   arch?: string;
   archspec?: "big" | "small";
-  ncl?: number;
+  /** Clusters per head: one number for every head, or a list (one per head; head 0 is the reported one). */
+  ncl?: number | number[];
   hc?: number;
   device?: "cpu" | "cuda" | "auto";
   cpu?: boolean;
@@ -71,6 +72,10 @@ export interface TrainOptions {
   skWarm?: boolean;
   /** Initial weights (PyTorch .pth, converted .safetensors or a checkpoint) for a fresh run. */
   init?: string;
+  /** Train on a seeded random subset of this many training images (quick experiments; 0 = all). */
+  subset?: number;
+  /** Smallest RandomResizedCrop area fraction of the training augmentation (0 = the level's default). */
+  cropScale?: number;
   /** Size of the built-in synthetic training set (tests use small ones). */
   syntheticCount?: number;
   /** Evaluate the final network on the test split when the data has one (default true). */
@@ -78,7 +83,9 @@ export interface TrainOptions {
 }
 
 /** The options after defaults: every field set. */
-export type ResolvedOptions = Required<Omit<TrainOptions, "data" | "dataFormat" | "syntheticCount" | "threads" | "cpu">> & {
+export type ResolvedOptions = Required<Omit<TrainOptions, "data" | "dataFormat" | "syntheticCount" | "threads" | "cpu" | "ncl">> & {
+  /** Clusters of each head (length hc). */
+  ncl: number[];
   data: string | null;
   dataFormat: string;
   syntheticCount: number | null;
@@ -168,8 +175,8 @@ export function resolveOptions(o: TrainOptions, smallImages: boolean): ResolvedO
     lamb: o.lamb ?? d.lamb,
     arch: o.arch ?? d.arch,
     archspec: o.archspec ?? "big",
-    ncl: o.ncl ?? d.ncl,
-    hc: o.hc ?? d.hc,
+    ncl: [],
+    hc: o.hc ?? (Array.isArray(o.ncl) && o.ncl.length > 1 ? o.ncl.length : d.hc),
     device: o.cpu ? "cpu" : (o.device ?? "auto"),
     workers: o.workers ?? 0,
     comment: o.comment ?? "",
@@ -186,6 +193,8 @@ export function resolveOptions(o: TrainOptions, smallImages: boolean): ResolvedO
     skMaxIters: o.skMaxIters ?? 10000,
     skWarm: o.skWarm ?? false,
     init: o.init ?? "",
+    subset: o.subset ?? 0,
+    cropScale: o.cropScale ?? 0,
     syntheticCount: o.syntheticCount ?? null,
     evalTest: o.evalTest ?? true,
   };
@@ -205,8 +214,14 @@ export function resolveOptions(o: TrainOptions, smallImages: boolean): ResolvedO
   ] as const)
     if (!isInt(v) || v < 0 || v > 3) bad(`--${k} must be an augmentation level 0-3, got ${v}`);
   if (!(r.lamb > 0 && Number.isFinite(r.lamb))) bad(`--lamb must be a positive number, got ${r.lamb}`);
-  if (!isInt(r.ncl) || r.ncl < 2) bad(`--ncl must be an integer >= 2, got ${r.ncl}`);
   if (!isInt(r.hc) || r.hc < 1) bad(`--hc must be an integer >= 1, got ${r.hc}`);
+  const ncl = o.ncl === undefined ? [d.ncl] : Array.isArray(o.ncl) ? o.ncl : [o.ncl];
+  if (ncl.length === 0) bad(`--ncl must be an integer >= 2, got nothing`);
+  for (const k of ncl) if (!isInt(k) || k < 2) bad(`--ncl must be an integer >= 2, got ${k}`);
+  if (ncl.length > 1 && ncl.length !== r.hc) bad(`--ncl lists ${ncl.length} heads but --hc is ${r.hc}`);
+  r.ncl = ncl.length === 1 ? Array.from({ length: r.hc }, () => ncl[0]) : ncl.slice();
+  if (!isInt(r.subset) || r.subset < 0) bad(`--subset must be a non-negative integer, got ${r.subset}`);
+  if (!(r.cropScale >= 0 && r.cropScale <= 1)) bad(`--crop-scale must be in [0, 1], got ${r.cropScale}`);
   if (!["cpu", "cuda", "auto"].includes(r.device)) bad(`--device must be cpu, cuda or auto, got ${r.device}`);
   if (!isInt(r.seed) || r.seed < 0) bad(`--seed must be a non-negative integer, got ${r.seed}`);
   if (!isInt(r.logIter) || r.logIter < 1) bad(`--log-iter must be an integer >= 1, got ${r.logIter}`);
@@ -268,7 +283,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
   if (opts.device === "cuda" && !opts.cpu) {
     throw new InputError("--device cuda: this installation has no CUDA backend (see `selflabel-native info`); use --device cpu");
   }
-  const ds: Dataset = await openDataset({
+  const full: Dataset = await openDataset({
     data: opts.data ?? null,
     format: (opts.dataFormat ?? "auto") as never,
     split: "train",
@@ -277,6 +292,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
     onWarning: (m) => log(`warning: ${m}`),
     synthetic: opts.syntheticCount ? { count: opts.syntheticCount } : undefined,
   });
+  const ds = opts.subset && opts.subset < full.count ? subsetOf(full, opts.subset, opts.seed ?? 0) : full;
   try {
     const fixed = ds.height > 0 && ds.width > 0 && ds.height === ds.width;
     const smallImages = fixed && ds.height <= 64;
@@ -284,13 +300,13 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
     const N = ds.count;
     const size = o.inputSize || (smallImages ? ds.height : 224);
     if (o.batchSize > N) throw new InputError(`--batch-size ${o.batchSize} is larger than the dataset (${N} images)`);
-    if (o.ncl > N) throw new InputError(`--ncl ${o.ncl} is larger than the dataset (${N} images)`);
+    for (const k of o.ncl) if (k > N) throw new InputError(`--ncl ${k} is larger than the dataset (${N} images)`);
     const archs = native().archs as string[];
     if (!archs.includes(o.arch)) throw new UsageError(`unknown --arch '${o.arch}' (known: ${archs.join(", ")})`);
     checkWritable(o.exp);
     if (o.init && !fs.existsSync(o.init)) throw new InputError(`--init ${o.init}: no such file`);
 
-    const numClasses = Array.from({ length: o.hc }, () => o.ncl);
+    const numClasses = o.ncl;
     const inputShape: [number, number, number] = [ds.channels, size, size];
     const flags = { ...o };
 
@@ -355,12 +371,12 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         log(`resuming from ${resumeFrom.file} (epoch ${startEpoch} of ${o.epochs})`);
         record({ event: "resume", file: resumeFrom.file, epoch: startEpoch });
       } else {
-        labels = Array.from({ length: o.hc }, (_, h) => initialLabels(N, o.ncl, o.seed, h));
+        labels = Array.from({ length: o.hc }, (_, h) => initialLabels(N, numClasses[h], o.seed, h));
         if (o.init) {
           const w = await model.loadPth(o.init);
           log(`initial weights from ${o.init}`);
           // the reference's checkpoints carry their pseudo-labels: use them when they fit this data
-          if (w.labels && w.labels.length === o.hc && w.labels.every((l) => l.length === N && l.every((v) => v >= 0 && v < o.ncl))) {
+          if (w.labels && w.labels.length === o.hc && w.labels.every((l, h) => l.length === N && l.every((v) => v >= 0 && v < numClasses[h]))) {
             labels = w.labels.map((l) => Int32Array.from(l));
             log(`initial pseudo-labels from ${o.init}`);
           }
@@ -369,11 +385,17 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         record({ event: "start", flags, n: N, inputShape, dataset: ds.name, fingerprint: ds.fingerprint });
       }
       log(
-        `training ${o.arch} (${model.numParameters} parameters, ${o.hc} head${o.hc > 1 ? "s" : ""} of ${o.ncl}) on ${ds.name}: ` +
+        `training ${o.arch} (${model.numParameters} parameters, ${o.hc} head${o.hc > 1 ? "s" : ""} of ${[...new Set(numClasses)].length === 1 ? numClasses[0] : numClasses.join("/")}) on ${ds.name}: ` +
           `${N} images ${inputShape.join("x")}, ${o.epochs} epochs, ${o.nopts} label passes, ${native().info().threads} threads`,
       );
 
-      const loader = new Loader(ds, { batchSize: o.batchSize, size, level: o.augs as AugLevel, seed: o.seed });
+      const loader = new Loader(ds, {
+        batchSize: o.batchSize,
+        size,
+        level: o.augs as AugLevel,
+        seed: o.seed,
+        ...(o.cropScale > 0 ? { scale: [o.cropScale, 1] as [number, number] } : {}),
+      });
       const labelLoader = new Loader(ds, {
         batchSize: Math.max(o.batchSize, 512),
         size,
@@ -394,7 +416,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         const heads = [];
         for (let h = 0; h < o.hc; h++) {
           const name = headName(o.hc, h);
-          const res = await sinkhornFromFeatures(feats, N, D, sd[`${name}.weight`].data, sd[`${name}.bias`].data, o.ncl, {
+          const res = await sinkhornFromFeatures(feats, N, D, sd[`${name}.weight`].data, sd[`${name}.bias`].data, numClasses[h], {
             lambda: o.lamb,
             tol: o.skTol,
             maxIters: o.skMaxIters,
@@ -533,8 +555,34 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
       model.dispose();
     }
   } finally {
-    await ds.close();
+    await full.close();
   }
+}
+
+/** A seeded random subset of n images of `ds` (in dataset order), as a Dataset. */
+function subsetOf(ds: Dataset, n: number, seed: number): Dataset {
+  const pick = Prng.derive(seed, 11).permutation(ds.count).slice(0, n).sort();
+  const map = (a: Int32Array) => a.map((i) => pick[i]);
+  return {
+    format: ds.format,
+    name: `${ds.name} (subset ${n})`,
+    split: ds.split,
+    root: ds.root,
+    count: n,
+    channels: ds.channels,
+    height: ds.height,
+    width: ds.width,
+    heights: Int32Array.from(pick, (i) => ds.heights[i]),
+    widths: Int32Array.from(pick, (i) => ds.widths[i]),
+    layout: ds.layout,
+    labels: ds.labels ? Int32Array.from(pick, (i) => ds.labels![i]) : null,
+    classes: ds.classes,
+    paths: ds.paths ? Array.from(pick, (i) => ds.paths![i]) : null,
+    fingerprint: `${ds.fingerprint}:subset${n}:${seed}`,
+    skipped: ds.skipped,
+    read: (indices: Int32Array) => ds.read(map(indices)),
+    close: () => ds.close(),
+  };
 }
 
 /**
