@@ -11,6 +11,7 @@ import { packageRoot } from "../lib/binding";
 import { labelTimes, dueCount, learningRate, isBeforeLrDrop } from "../lib/train/schedule";
 import { load } from "../lib/safetensors";
 import { readCheckpoint, listCheckpointFiles } from "../lib/train/checkpoint";
+import { resolveOptions } from "../lib/train/train";
 
 const cli = path.join(packageRoot(), ".build-ts/lib/cli.js");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sln-train-"));
@@ -43,6 +44,21 @@ test("label schedule: quadratic, first at 0, last at the end (not dropped)", () 
   assert.ok(Math.abs(learningRate(0.05, 150, 150) - 0.005) < 1e-15);
   assert.ok(isBeforeLrDrop(149, 150, 400));
   assert.ok(!isBeforeLrDrop(399, 400, 400));
+});
+
+test("defaults: small images get batch 128 and crop scale (0.08, 1); others the reference's; --ncl lists resolve per head", () => {
+  const s = resolveOptions({}, true);
+  assert.equal(s.batchSize, 128);
+  assert.equal(s.cropScale, 0.08);
+  assert.deepEqual(s.ncl, [10]);
+  const r = resolveOptions({}, false);
+  assert.equal(r.batchSize, 256);
+  assert.equal(r.cropScale, 0, "large images keep the level's own crop scale");
+  assert.deepEqual(r.ncl, [3000]);
+  assert.deepEqual(resolveOptions({ ncl: 20, hc: 3 }, true).ncl, [20, 20, 20]);
+  const l = resolveOptions({ ncl: [10, 50] }, true);
+  assert.deepEqual([l.hc, l.ncl], [2, [10, 50]]);
+  assert.throws(() => resolveOptions({ cropScale: 1.5 }, true), /--crop-scale must be in \[0, 1\]/);
 });
 
 test("a short run writes checkpoints, log.jsonl, model.safetensors and labels.csv", () => {

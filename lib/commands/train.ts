@@ -12,7 +12,7 @@ export function builder(y: Argv): Argv {
     .option("data-format", { type: "string", choices: ["auto", "imagefolder", "idx", "cifar", "synthetic"], default: "auto" })
     .option("exp", { type: "string", default: "./self-label-default", describe: "experiment directory (checkpoints, log.jsonl, model.safetensors, labels.csv)" })
     .option("epochs", { type: "number", describe: "epochs (reference 400; small images 8)" })
-    .option("batch-size", { type: "number", describe: "batch size (256)" })
+    .option("batch-size", { type: "number", describe: "batch size (reference 256; small images 128)" })
     .option("lr", { type: "number", describe: "learning rate (0.05)" })
     .option("lrdrop", { type: "number", describe: "multiply the lr by 0.1 every this many epochs (reference 150; small images 6)" })
     .option("wd", { type: "number", default: -5, describe: "weight decay as a power of ten" })
@@ -41,7 +41,10 @@ export function builder(y: Argv): Argv {
     .option("init", { type: "string", describe: "initial weights: a PyTorch .pth (read without executing code), a converted .safetensors or a checkpoint" })
     .option("synthetic-count", { type: "number", hidden: true })
     .option("subset", { type: "number", hidden: true, describe: "train on a seeded random subset of this many images (experiments)" })
-    .option("crop-scale", { type: "number", hidden: true, describe: "smallest RandomResizedCrop area fraction of the training augmentation" })
+    .option("crop-scale", {
+      type: "number",
+      describe: "smallest RandomResizedCrop area fraction of the training augmentation, levels 2-3 (small images 0.08; otherwise the level's: 0.08, or 0.2 at <= 32 px)",
+    })
     .option("eval-test", { type: "boolean", default: true, describe: "evaluate the final network on the test split" });
 }
 
