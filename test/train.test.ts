@@ -46,10 +46,10 @@ test("label schedule: quadratic, first at 0, last at the end (not dropped)", () 
   assert.ok(!isBeforeLrDrop(399, 400, 400));
 });
 
-test("defaults: small images get batch 128 and crop scale (0.08, 1); others the reference's; --ncl lists resolve per head", () => {
+test("defaults: small images get batch 128; others the reference's; --ncl lists resolve per head", () => {
   const s = resolveOptions({}, true);
   assert.equal(s.batchSize, 128);
-  assert.equal(s.cropScale, 0.08);
+  assert.equal(s.cropScale, 0, "the level's own crop scale");
   assert.deepEqual(s.ncl, [10]);
   const r = resolveOptions({}, false);
   assert.equal(r.batchSize, 256);

@@ -43,7 +43,7 @@ export function builder(y: Argv): Argv {
     .option("subset", { type: "number", hidden: true, describe: "train on a seeded random subset of this many images (experiments)" })
     .option("crop-scale", {
       type: "number",
-      describe: "smallest RandomResizedCrop area fraction of the training augmentation, levels 2-3 (small images 0.08; otherwise the level's: 0.08, or 0.2 at <= 32 px)",
+      describe: "smallest RandomResizedCrop area fraction of the training augmentation, levels 2-3 (default the level's: 0.08, or 0.2 at <= 32 px)",
     })
     .option("eval-test", { type: "boolean", default: true, describe: "evaluate the final network on the test split" });
 }
