@@ -12,6 +12,7 @@ import { packageRoot } from "../lib/binding";
 import { labelTimes, dueCount, learningRate, isBeforeLrDrop } from "../lib/train/schedule";
 import { load } from "../lib/safetensors";
 import { readCheckpoint, listCheckpointFiles } from "../lib/train/checkpoint";
+import { resolveOptions } from "../lib/train/train";
 
 const cli = path.join(packageRoot(), ".build-ts/lib/cli.js");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sln-train-"));
@@ -44,6 +45,21 @@ test("label schedule: quadratic, first at 0, last at the end (not dropped)", () 
   assert.ok(Math.abs(learningRate(0.05, 150, 150) - 0.005) < 1e-15);
   assert.ok(isBeforeLrDrop(149, 150, 400));
   assert.ok(!isBeforeLrDrop(399, 400, 400));
+});
+
+test("defaults: small images get batch 128; others the reference's; --ncl lists resolve per head", () => {
+  const s = resolveOptions({}, true);
+  assert.equal(s.batchSize, 128);
+  assert.equal(s.cropScale, 0, "the level's own crop scale");
+  assert.deepEqual(s.ncl, [10]);
+  const r = resolveOptions({}, false);
+  assert.equal(r.batchSize, 256);
+  assert.equal(r.cropScale, 0, "large images keep the level's own crop scale");
+  assert.deepEqual(r.ncl, [3000]);
+  assert.deepEqual(resolveOptions({ ncl: 20, hc: 3 }, true).ncl, [20, 20, 20]);
+  const l = resolveOptions({ ncl: [10, 50] }, true);
+  assert.deepEqual([l.hc, l.ncl], [2, [10, 50]]);
+  assert.throws(() => resolveOptions({ cropScale: 1.5 }, true), /--crop-scale must be in \[0, 1\]/);
 });
 
 test("a short run writes checkpoints, log.jsonl, model.safetensors and labels.csv", () => {
@@ -81,6 +97,22 @@ test("--init starts from given weights (our model.safetensors here; .pth is cove
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--init .*nope\.pth: no such file/);
   assert.ok(!fs.existsSync(path.join(tmp, "init-bad")));
+});
+
+test("--ncl 10,30: one head per listed size, head 0 reported first; --subset trains on part of the data", () => {
+  const exp = path.join(tmp, "ncl-list");
+  const r = run(["--exp", exp, "--epochs", "1", ...small({ "--nopts": "2" }), "--ncl", "10,30", "--subset", "400"]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /2 heads of 10\/30\) on synthetic \(subset 400\): 400 images/);
+  assert.match(r.stdout, /self-labels vs true classes: head 0: NMI [\d.]+, ARI [-\d.]+, accuracy [\d.]+; head 1: /);
+  const csv = fs.readFileSync(path.join(exp, "labels.csv"), "utf8").trim().split("\n");
+  assert.equal(csv[0], "index,path,label_head0,label_head1");
+  assert.equal(csv.length, 401);
+  const maxOf = (h: number) => Math.max(...csv.slice(1).map((row) => Number(row.split(",")[2 + h])));
+  assert.ok(maxOf(0) <= 9 && maxOf(1) > 9 && maxOf(1) <= 29, `${maxOf(0)} ${maxOf(1)}`);
+  const m = load(path.join(exp, "model.safetensors"));
+  assert.deepEqual(m.tensors["top_layer0.weight"].shape[0], 10);
+  assert.deepEqual(m.tensors["top_layer1.weight"].shape[0], 30);
 });
 
 function outputs(exp: string) {
@@ -135,6 +167,9 @@ test("bad input: exit 2, one readable line, nothing written", () => {
   const cases: [Record<string, string>, RegExp][] = [
     [{ "--arch": "nonet" }, /unknown --arch 'nonet'/],
     [{ "--ncl": "1" }, /--ncl must be an integer >= 2/],
+    [{ "--ncl": "10,1" }, /--ncl must be an integer >= 2, got 1/],
+    [{ "--ncl": "10,x" }, /--ncl must be an integer >= 2, got NaN/],
+    [{ "--ncl": "10,20", "--hc": "3" }, /--ncl lists 2 heads but --hc is 3/],
     [{ "--data": path.join(tmp, "missing") }, /does not exist/],
     [{ "--batch-size": "5000" }, /--batch-size 5000 is larger than the dataset \(600 images\)/],
     [{ "--epochs": "0" }, /--epochs must be/],

@@ -12,7 +12,7 @@ export function builder(y: Argv): Argv {
     .option("data-format", { type: "string", choices: ["auto", "imagefolder", "idx", "cifar", "synthetic"], default: "auto" })
     .option("exp", { type: "string", default: "./self-label-default", describe: "experiment directory (checkpoints, log.jsonl, model.safetensors, labels.csv)" })
     .option("epochs", { type: "number", describe: "epochs (reference 400; small images 8)" })
-    .option("batch-size", { type: "number", describe: "batch size (256)" })
+    .option("batch-size", { type: "number", describe: "batch size (reference 256; small images 128)" })
     .option("lr", { type: "number", describe: "learning rate (0.05)" })
     .option("lrdrop", { type: "number", describe: "multiply the lr by 0.1 every this many epochs (reference 150; small images 6)" })
     .option("wd", { type: "number", default: -5, describe: "weight decay as a power of ten" })
@@ -24,7 +24,7 @@ export function builder(y: Argv): Argv {
     .option("cpu", { type: "boolean", default: false, describe: "run everything on the CPU" })
     .option("arch", { type: "string", describe: "architecture (reference alexnet; small images smallcnn)" })
     .option("archspec", { type: "string", choices: ["big", "small"], default: "big" })
-    .option("ncl", { type: "number", describe: "clusters per head (reference 3000; small images 10)" })
+    .option("ncl", { type: "string", describe: "clusters per head, or a comma-separated list, one per head (head 0 is reported) (reference 3000; small images 10)" })
     .option("hc", { type: "number", describe: "number of heads (1)" })
     .option("device", { type: "string", choices: ["cpu", "cuda", "auto"], default: "auto", describe: "cuda: the CUDA backend (libselflabel_cuda.so, `npm run build:cuda`); auto: CUDA when it works, else the CPU with a notice" })
     .option("tf32", { type: "boolean", default: false, describe: "TF32 math on the GPU (convolutions, matrix products); off by default" })
@@ -41,7 +41,19 @@ export function builder(y: Argv): Argv {
     .option("sk-warm", { type: "boolean", default: false, describe: "warm-start each label pass from the previous one's scaling" })
     .option("init", { type: "string", describe: "initial weights: a PyTorch .pth (read without executing code), a converted .safetensors or a checkpoint" })
     .option("synthetic-count", { type: "number", hidden: true })
+    .option("subset", { type: "number", hidden: true, describe: "train on a seeded random subset of this many images (experiments)" })
+    .option("crop-scale", {
+      type: "number",
+      describe: "smallest RandomResizedCrop area fraction of the training augmentation, levels 2-3 (default the level's: 0.08, or 0.2 at <= 32 px)",
+    })
     .option("eval-test", { type: "boolean", default: true, describe: "evaluate the final network on the test split" });
+}
+
+/** `--ncl 10` or `--ncl 10,50`: numbers are checked by resolveOptions (non-numbers become NaN). */
+function parseNcl(v: unknown): number | number[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  const parts = String(v).split(",").map((x) => (x.trim() === "" ? NaN : Number(x)));
+  return parts.length === 1 ? parts[0] : parts;
 }
 
 function fmt(q: HeadQuality[] | null): string {
@@ -67,7 +79,7 @@ export async function handler(a: Record<string, unknown>): Promise<void> {
     cpu: a.cpu as boolean,
     arch: a.arch as string | undefined,
     archspec: a.archspec as "big" | "small",
-    ncl: a.ncl as number | undefined,
+    ncl: parseNcl(a.ncl),
     hc: a.hc as number | undefined,
     device: a.device as "cpu" | "cuda" | "auto",
     tf32: a.tf32 as boolean,
@@ -84,6 +96,8 @@ export async function handler(a: Record<string, unknown>): Promise<void> {
     skWarm: a.skWarm as boolean,
     init: a.init as string | undefined,
     syntheticCount: a.syntheticCount as number | undefined,
+    subset: a.subset as number | undefined,
+    cropScale: a.cropScale as number | undefined,
     evalTest: a.evalTest as boolean,
   };
   const tty = process.stderr.isTTY;

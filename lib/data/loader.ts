@@ -40,6 +40,8 @@ export interface LoaderOptions {
   std?: number[];
   /** OpenMP threads per augmentation call; default the addon's setting (--workers sets it). */
   threads?: number;
+  /** RandomResizedCrop area range (levels 2-3); default the level's. */
+  scale?: [number, number];
 }
 
 export interface Batch {
@@ -94,6 +96,11 @@ export class Loader {
     }
     this.threads = o.threads;
     this.config = augmentConfig(o.level, o.size, dataset.channels);
+    if (o.scale) {
+      const [a, b] = o.scale;
+      if (!(a > 0 && a <= b && b <= 1)) throw new RangeError(`loader: scale must satisfy 0 < min <= max <= 1, got [${a}, ${b}]`);
+      this.config = { ...this.config, scale: [a, b] };
+    }
     this.batchesPerEpoch = Math.ceil(dataset.count / this.batchSize);
   }
 
