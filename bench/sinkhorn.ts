@@ -90,12 +90,12 @@ export async function main(args: string[]): Promise<void> {
   const numpyBig = args.includes("--numpy-big");
   const lambda = 25, tol = 0.1;
   // [N, K, logit scale]. Scale 1 makes the 200000x3000 solve converge in ~30
-  // iterations, so its per-solve time is mostly building the matrix. Scale 6 makes
+  // iterations, so its per-solve time is mostly building the matrix. Scale 4 makes
   // the logits more peaked (as a trained head's: the issue's reference run on this
   // size takes 411 iterations), so the iterations dominate the solve; both are shown.
   const sizes: [number, number, number][] = quick
     ? [[60000, 10, 1], [60000, 128, 1], [50000, 1000, 1]]
-    : [[60000, 10, 1], [60000, 128, 1], [200000, 3000, 1], [200000, 3000, 6]];
+    : [[60000, 10, 1], [60000, 128, 1], [200000, 3000, 1], [200000, 3000, 4]];
 
   console.log(`sinkhorn bench: ${threads} threads, lambda=${lambda}, tol=${tol}${quick ? " (--quick)" : ""}`);
   console.log(`cpu: ${native().info().cpu}; load average ${os.loadavg().map((v) => v.toFixed(2)).join(" ")}`);
@@ -119,7 +119,16 @@ export async function main(args: string[]): Promise<void> {
       const entries = n * k;
       const fused: Record<string, SinkhornResult> = {};
       for (const dtype of ["f64", "f32"] as const) {
-        const res = await sinkhorn(z, n, k, { lambda, tol, dtype, threads });
+        let res: SinkhornResult;
+        try {
+          res = await sinkhorn(z, n, k, { lambda, tol, dtype, threads });
+        } catch (e) {
+          // e.g. f32 storage on very peaked logits: entries below f32's range are 0 and
+          // the scaling can leave the float64 range; the solver refuses, the table says so
+          console.log(`  ${size} fused ${dtype}: refused: ${(e as Error).message}`);
+          summary.push(`${size} fused ${dtype}: refused: ${(e as Error).message}`);
+          continue;
+        }
         fused[dtype] = res;
         const bytes = entries * (dtype === "f64" ? 8 : 4);
         const per = res.medianIterSeconds;
@@ -214,17 +223,16 @@ export async function main(args: string[]): Promise<void> {
           });
         }
       }
-      const f64S = rows.find((r) => r.size === size && r.impl === "fused f64")!.solveS;
-      const f32S = rows.find((r) => r.size === size && r.impl === "fused f32")!.solveS;
-      const f64I = rows.find((r) => r.size === size && r.impl === "fused f64")!.perIterS;
-      const f32I = rows.find((r) => r.size === size && r.impl === "fused f32")!.perIterS;
+      const row = (impl: string) => rows.find((r) => r.size === size && r.impl === impl);
+      const f64S = row("fused f64")?.solveS ?? NaN, f32S = row("fused f32")?.solveS ?? NaN;
+      const f64I = row("fused f64")?.perIterS ?? NaN, f32I = row("fused f32")?.perIterS ?? NaN;
       summary.push(
         `${size}: per iteration (median), fused f64 ${fmt(tpPer / f64I, 2)}x and fused f32 ${fmt(tpPer / f32I, 2)}x faster than C++ two-pass`,
       );
       summary.push(
         `${size}: per solve, fused f64 ${fmt(tpSolve / f64S, 2)}x and fused f32 ${fmt(tpSolve / f32S, 2)}x faster than C++ two-pass` +
           (Number.isFinite(npSolve) ? `; ${fmt(npSolve / f64S, 2)}x and ${fmt(npSolve / f32S, 2)}x faster than numpy` : "") +
-          `; f32 labels agree with f64 on ${fmt(100 * agreement(fused.f32.labels, fused.f64.labels), 2)}%`,
+          (fused.f32 ? `; f32 labels agree with f64 on ${fmt(100 * agreement(fused.f32.labels, fused.f64.labels), 2)}%` : ""),
       );
     }
   } finally {
