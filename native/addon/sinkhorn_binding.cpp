@@ -3,6 +3,7 @@
 // Inputs are validated here (TypeError for a wrong type, RangeError for a wrong
 // value or size); the typed arrays are kept alive while the solve runs.
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -132,8 +133,10 @@ Napi::Value result_to_js(Napi::Env env, const Result& r) {
   return o;
 }
 
-// (logits, n, k, options) -> Promise<result>; `two_pass` selects the reference baseline.
-Napi::Value logits_entry(const Napi::CallbackInfo& info, const char* fn, bool two_pass) {
+// (logits, n, k, options) -> Promise<result>: the arguments parsed and checked
+// once here for every logits solver; `solve` runs on the worker thread.
+using LogitsSolver = std::function<void(const float* z, int64_t n, int64_t k, const Options& o, Result& out)>;
+Napi::Value logits_entry(const Napi::CallbackInfo& info, const char* fn, LogitsSolver solve) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
     int64_t n = int_arg(info, 1, fn, "n", 0);
@@ -148,43 +151,37 @@ Napi::Value logits_entry(const Napi::CallbackInfo& info, const char* fn, bool tw
         env, fn,
         [=] {
           (void)warm;  // keeps the warm-start copy alive
-          *res = two_pass ? sinkhorn::solve_two_pass_reference(zp, n, k, o) : sinkhorn::solve_logits(zp, n, k, o);
+          solve(zp, n, k, o, *res);
         },
         [res](Napi::Env e) { return result_to_js(e, *res); }, {z});
   });
 }
 
-Napi::Value SinkhornLogits(const Napi::CallbackInfo& info) { return logits_entry(info, "sinkhorn", false); }
+Napi::Value SinkhornLogits(const Napi::CallbackInfo& info) {
+  return logits_entry(info, "sinkhorn", [](const float* z, int64_t n, int64_t k, const Options& o, Result& r) {
+    r = sinkhorn::solve_logits(z, n, k, o);
+  });
+}
 
 // cudaSinkhorn(logits, n, k, options) -> Promise<result>: the same solve on the
 // GPU through sln_cuda_sinkhorn (same contract as solve_logits; host in, host
 // out). Options.threads is ignored there.
 Napi::Value CudaSinkhorn(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   const char* fn = "cudaSinkhorn";
-  return guarded(env, [&]() -> Napi::Value {
-    const CudaLib& lib = cuda_lib_or_throw(fn);
-    int64_t n = int_arg(info, 1, fn, "n", 0);
-    int64_t k = int_arg(info, 2, fn, "k", 0);
-    auto z = f32_arg(info, 0, fn, "logits", static_cast<uint64_t>(n) * static_cast<uint64_t>(k),
-                     "n*k = " + std::to_string(n) + "*" + std::to_string(k));
-    std::shared_ptr<std::vector<double>> warm;
-    Options o = parse_options(info, 3, fn, k, warm);
-    auto res = std::make_shared<Result>();
-    const float* zp = z.Data();
-    auto solve = lib.sinkhorn;
-    return PromiseWorker::Start(
-        env, fn,
-        [=] {
-          (void)warm;
-          std::lock_guard<std::mutex> lk(device_mutex());
-          char err[512] = {0};
-          if (solve(zp, n, k, &o, res.get(), err, sizeof err) != 0) SLN_FAIL(Internal, "SLN_CUDA", "cudaSinkhorn: " << err);
-        },
-        [res](Napi::Env e) { return result_to_js(e, *res); }, {z});
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    auto solve = cuda_lib_or_throw(fn).sinkhorn;   // before the arguments, as a missing library is the first error
+    return logits_entry(info, fn, [solve](const float* z, int64_t n, int64_t k, const Options& o, Result& r) {
+      std::lock_guard<std::mutex> lk(device_mutex());
+      char err[512] = {0};
+      if (solve(z, n, k, &o, &r, err, sizeof err) != 0) SLN_FAIL(Internal, "SLN_CUDA", "cudaSinkhorn: " << err);
+    });
   });
 }
-Napi::Value SinkhornTwoPass(const Napi::CallbackInfo& info) { return logits_entry(info, "sinkhornTwoPass", true); }
+Napi::Value SinkhornTwoPass(const Napi::CallbackInfo& info) {
+  return logits_entry(info, "sinkhornTwoPass", [](const float* z, int64_t n, int64_t k, const Options& o, Result& r) {
+    r = sinkhorn::solve_two_pass_reference(z, n, k, o);
+  });
+}
 
 // (features, n, d, weight, bias|null, k, options) -> Promise<result>
 Napi::Value SinkhornFeatures(const Napi::CallbackInfo& info) {
