@@ -8,6 +8,8 @@ import json, sys, time
 import torch
 import torch.nn as nn
 
+from torch_models import smallcnn  # bench/ is on sys.path (the script's folder)
+
 steps = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 if not torch.cuda.is_available():
     print(json.dumps({"error": "torch: no CUDA device"}), flush=True)
@@ -38,14 +40,6 @@ print(json.dumps({"case": "copy bandwidth GB/s", "value": bandwidth(), "device":
                   "torch": torch.__version__, "cudnn": torch.backends.cudnn.version()}), flush=True)
 if len(sys.argv) > 2:
     sys.exit(0)
-
-
-def smallcnn(cin, ncl):
-    def cbr(i, o):
-        return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
-    features = nn.Sequential(*cbr(cin, 32), *cbr(32, 32), nn.MaxPool2d(2), *cbr(32, 64), *cbr(64, 64),
-                             nn.MaxPool2d(2), *cbr(64, 128))
-    return nn.Sequential(features, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, ncl))
 
 
 def alexnet_small(ncl):

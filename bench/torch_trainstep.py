@@ -4,18 +4,12 @@ import json, sys, time
 import torch
 import torch.nn as nn
 
+from torch_models import smallcnn  # bench/ is on sys.path (the script's folder)
+
 threads = int(sys.argv[1])
 steps = int(sys.argv[2])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-
-
-def smallcnn(cin, ncl):
-    def cbr(i, o):
-        return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
-    features = nn.Sequential(*cbr(cin, 32), *cbr(32, 32), nn.MaxPool2d(2), *cbr(32, 64), *cbr(64, 64),
-                             nn.MaxPool2d(2), *cbr(64, 128))
-    return nn.Sequential(features, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, ncl))
 
 
 def timeit(fn, steps):
