@@ -2,6 +2,8 @@
 // reference (sinkhornknopp.py, optimize_L_sk) written here in TypeScript.
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
+import * as path from "node:path";
+import { spawnSync } from "node:child_process";
 import { Rng } from "./helpers/opcheck";
 import {
   sinkhorn,
@@ -177,6 +179,46 @@ test("results do not depend on the thread count (bit-identical)", async () => {
       assert.equal(r.cost, runs[0].cost, dtype);
       assert.deepEqual(r.scaling.logR, runs[0].scaling.logR, dtype);
     }
+  }
+});
+
+// The fused pass is compiled twice (AVX-512, and target_clones AVX2/baseline) from one
+// source with a fixed operation order: on a machine with AVX-512 both must give the
+// same bits. SELFLABEL_SINKHORN_ISA=portable makes the child skip the AVX-512 kernels
+// (without AVX-512 both children run the portable ones and the test checks nothing more
+// than determinism across processes).
+test("AVX-512 and portable fused kernels give bit-identical results", () => {
+  const script = `
+    const { sinkhorn } = require(${JSON.stringify(path.join(__dirname, "../lib/sinkhorn.js"))});
+    const { Rng } = require(${JSON.stringify(path.join(__dirname, "helpers/opcheck.js"))});
+    (async () => {
+      const out = [];
+      for (const [n, k] of [[1003, 10], [2001, 37], [999, 300]]) {
+        const rng = new Rng(n + k);
+        const z = new Float32Array(n * k);
+        for (let i = 0; i < z.length; i++) z[i] = rng.normal() * 2;
+        for (const dtype of ["f64", "f32"]) {
+          const r = await sinkhorn(z, n, k, { dtype, tol: 0.001, threads: 2 });
+          out.push({ n, k, dtype, it: r.iterations, err: r.error, labels: Array.from(r.labels),
+                     logR: Array.from(r.scaling.logR), logC: Array.from(r.scaling.logC) });
+        }
+      }
+      process.stdout.write(JSON.stringify(out));
+    })();`;
+  const run = (isa: string | undefined) => {
+    const env = { ...process.env };
+    if (isa) env.SELFLABEL_SINKHORN_ISA = isa;
+    else delete env.SELFLABEL_SINKHORN_ISA;
+    const res = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", env, maxBuffer: 64 << 20 });
+    assert.equal(res.status, 0, res.stderr);
+    return JSON.parse(res.stdout) as { n: number; k: number; dtype: string }[];
+  };
+  const fast = run(undefined), portable = run("portable");
+  assert.equal(fast.length, portable.length);
+  for (let i = 0; i < fast.length; i++) {
+    const what = `n=${fast[i].n} k=${fast[i].k} ${fast[i].dtype}`;
+    // JSON keeps every bit of a double (shortest round-trip form)
+    assert.deepEqual(fast[i], portable[i], what);
   }
 });
 
