@@ -105,6 +105,13 @@ export async function main(args: string[]): Promise<void> {
   const bwBest = Math.max(bw.read, bw.copy, bw.triad);
   console.log(`memory bandwidth (GB/s): read ${fmt(bw.read, 1)}, copy ${fmt(bw.copy, 1)}, triad ${fmt(bw.triad, 1)} -> floor uses ${fmt(bwBest, 1)}`);
 
+  // Warm-up: the first solve in a process also pays for starting OpenMP's threads and
+  // first-use costs (measured: 0.09 s instead of 0.024 s to build 60000x128); each
+  // implementation gets one tiny untimed solve first, so no timed row pays them.
+  const warm = makeLogits(256, 16, 1);
+  for (const dtype of ["f64", "f32"] as const) await sinkhorn(warm, 256, 16, { lambda, tol, dtype, threads });
+  await sinkhornTwoPassReference(warm, 256, 16, { lambda, tol, threads });
+
   const rows: Row[] = [];
   const push = (r: Row) => {
     rows.push(r);
@@ -118,6 +125,12 @@ export async function main(args: string[]): Promise<void> {
       const z = makeLogits(n, k, n + k, scale);
       const entries = n * k;
       const fused: Record<string, SinkhornResult> = {};
+      // Untimed: one build of this size's f64 matrix (the largest any row allocates).
+      // The first time a process touches that much new memory costs seconds on the dev
+      // VM (measured 6.8 s instead of 1.3 s to build 200000x3000 f64, nearly all in the
+      // kernel clearing pages); without this the fused rows would pay it and the two-pass
+      // baseline, run after them, would get the pages they freed.
+      await sinkhorn(z, n, k, { lambda, tol, dtype: "f64", threads, maxIters: 1 });
       for (const dtype of ["f64", "f32"] as const) {
         let res: SinkhornResult;
         try {
