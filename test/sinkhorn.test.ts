@@ -355,6 +355,26 @@ test("guards: non-finite logits name the first bad row", async () => {
   await rejects(() => sinkhornFromFeatures(f, n, 4, w, null, k), RangeError, /row 9 .*features/, "SLN_NONFINITE_LOGITS");
 });
 
+test("guards: scalings that leave the float64 range give a clear error, not NaN labels", async () => {
+  // Three images prefer cluster 0 by 40 logits; at lambda 25 their cluster-1 entries are
+  // e^-975 = 0, so only image 3 can fill cluster 1: no equipartition exists and the
+  // scalings grow without bound until one leaves the float64 range.
+  const z = new Float32Array([0, -40, 0, -40, 0, -40, 0, -1]);
+  for (const dtype of ["f64", "f32"] as const) {
+    await rejects(
+      () => sinkhorn(z, 4, 2, { lambda: 25, dtype, maxIters: 5000 }),
+      RangeError,
+      /scaling of (image|cluster) \d+ left the float64 range at iteration \d+ \(N=4, K=2, lambda=25\).*lower lambda/,
+      "SLN_SINKHORN_RANGE",
+    );
+  }
+  // the same logits at a lambda that keeps every entry: solved, and image 3 (the only
+  // one near cluster 1) is the one the equipartition pushes into cluster 1
+  const ok = await sinkhorn(z, 4, 2, { lambda: 1 });
+  assert.ok(ok.converged);
+  assert.equal(ok.labels[3], 1);
+});
+
 test("guards: shapes and options", async () => {
   const z = new Float32Array(40);
   await rejects(() => sinkhorn(z, 4, 10), RangeError, /N \(images\) must be >= K \(clusters\).*N=4, K=10/);

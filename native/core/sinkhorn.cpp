@@ -327,7 +327,7 @@ SLN_PASS2(float, float)
 
 struct BlockOut {
   double err = 0;
-  int64_t bad_row = -1;  // first row whose B r was not a positive finite number
+  int64_t bad_row = -1;  // first row whose c_new = (1/N)/(B r) was not a positive finite number
 };
 
 // The hot loop. The kernels are compiled twice: in namespace avx512 for AVX-512
@@ -352,7 +352,7 @@ __attribute__((target_clones("avx2", "default"))) void fused_block_f32(
 
 #if defined(__x86_64__)
 #pragma GCC push_options
-#pragma GCC target("avx512f")
+#pragma GCC target("avx512f,avx512vl")
 namespace avx512 {
 #define SLN_SK_AVX512 1
 #include "core/sinkhorn_pass.inc"
@@ -372,7 +372,7 @@ void fused_block_f32(const float* A, int64_t j0, int64_t j1, int64_t K, int64_t 
 bool use_avx512() {
   __builtin_cpu_init();
   const char* isa = std::getenv("SELFLABEL_SINKHORN_ISA");
-  return __builtin_cpu_supports("avx512f") && !(isa && std::strcmp(isa, "portable") == 0);
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && !(isa && std::strcmp(isa, "portable") == 0);
 }
 const bool kAvx512 = use_avx512();
 #define SLN_SK_PICK(fn) (kAvx512 ? avx512::fn : portable::fn)

@@ -23,8 +23,13 @@
 // for the four dots, one vector division for the four c_new, then a second sweep
 // adding colsum += (a0 c0 + a1 c1) + (a2 c2 + a3 c3) from L1/L2, so the colsum vector
 // is read and written once per four rows; K <= 16 keeps r and colsum in registers.
-// It is written with GCC vector types (fixed operation order, no FMA) and compiled for
-// AVX-512, AVX2 and the baseline ISA (target_clones): every clone rounds alike.
+// It is written with GCC vector types (fixed operation order, no FMA) in
+// sinkhorn_pass.inc, compiled for AVX-512 (f32 entries widened by one vcvtps2pd per 8)
+// and for AVX2 and the baseline ISA (target_clones): every variant rounds alike, which
+// a test checks (SELFLABEL_SINKHORN_ISA=portable forces the portable ones). Threads
+// take fixed contiguous runs of blocks (OpenMP static), so each rereads its own rows
+// from its own caches. A row whose c_new is not a positive finite number (the scalings
+// left the float64 range) is flagged without a branch and reported after the pass.
 //
 // Stored or on the fly? Measured on the 2-core dev machine: glibc exp() costs ~3.4 ns
 // per entry with both cores busy, while streaming a stored f32/f64 entry costs

@@ -158,11 +158,11 @@ __global__ void fused_pass(const T* __restrict__ A, int64_t N, int64_t K, int64_
         for (int64_t k = lane; k < K; k += 32) s += static_cast<double>(a[k]) * r[k];
         s = warp_sum(s);
         s = __shfl_sync(0xffffffffu, s, 0);
-        if (!(s > 0) || isinf(s)) {
+        double cn = inv_n / s;
+        if (!(cn > 0) || isinf(cn)) {  // as the CPU pass: c_new left the float64 range
           if (lane == 0) atomicMin(bad, static_cast<unsigned long long>(j));
-          s = 1;  // keep going; the host reports the row
+          cn = inv_n;  // keep going; the host reports the row
         }
-        const double cn = inv_n / s;
         if (check) {
           double best = -1;
           int32_t bi = 0;
