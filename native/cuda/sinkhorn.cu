@@ -287,8 +287,12 @@ sinkhorn::Result solve_cuda(const float* z_host, int64_t N, int64_t K, const sin
   cudaFree(z.p);  // the logits are not needed on the device any more
   z.p = nullptr;
 
+  // fused_pass also has (kChunk + kWarps) doubles of static shared memory; the
+  // sum of static and dynamic must stay within the 48 KB a launch gets without
+  // opting in (else the launch fails for K just below 6144).
   const size_t smem = static_cast<size_t>(K) * 8;
-  const int smem_cols = smem <= 48 * 1024 ? 1 : 0;
+  const size_t smem_static = static_cast<size_t>(kChunk + kWarps) * sizeof(double);
+  const int smem_cols = smem + smem_static <= 48 * 1024 ? 1 : 0;
   const size_t dyn = smem_cols ? smem : 0;
   int mode0 = 0;
   init_c<<<nb, kThreads>>>(N, inv_n, lambda, rowmax.p, lse.p, min_ls, c.p);
