@@ -228,10 +228,23 @@ __global__ void reduce_r(const double* part, const double* err_part, int nb, int
 
 template <class T>
 sinkhorn::Result solve_cuda(const float* z_host, int64_t N, int64_t K, const sinkhorn::Options& o) {
+  // The CPU solver's argument checks (core/sinkhorn.cpp check_args): labels and
+  // row indices are int32, a NaN tol would never stop, a non-finite warm start
+  // would poison r.
   if (K < 1 || N < K)
     SLN_FAIL(Range, "SLN_INVALID_SHAPE", "sinkhorn (cuda): need N >= K >= 1, got N=" << N << ", K=" << K);
-  if (!(o.lambda > 0) || !std::isfinite(o.lambda) || o.max_iters < 1 || !(o.tol >= 0))
-    SLN_FAIL(Range, "SLN_INVALID_ARGUMENT", "sinkhorn (cuda): need lambda > 0, tol >= 0, maxIters >= 1");
+  if (N > std::numeric_limits<int32_t>::max())
+    SLN_FAIL(Range, "SLN_INVALID_SHAPE", "sinkhorn (cuda): N must be < 2^31, got N=" << N);
+  if (!(o.lambda > 0) || !std::isfinite(o.lambda) || o.max_iters < 1 || !(o.tol >= 0) || !std::isfinite(o.tol))
+    SLN_FAIL(Range, "SLN_INVALID_ARGUMENT",
+             "sinkhorn (cuda): need finite lambda > 0, finite tol >= 0, maxIters >= 1, got lambda=" << o.lambda << ", tol="
+                                                                                                  << o.tol << ", maxIters="
+                                                                                                  << o.max_iters);
+  if (o.warm_log_r)
+    for (int64_t i = 0; i < K; ++i)
+      if (!std::isfinite(o.warm_log_r[i]))
+        SLN_FAIL(Range, "SLN_INVALID_ARGUMENT",
+                 "sinkhorn (cuda): warmStart[" << i << "] is " << o.warm_log_r[i] << "; a warm start must be finite log r (K)");
   const double lambda = o.lambda, inv_n = 1.0 / N, inv_k = 1.0 / K;
   const int nb = static_cast<int>(std::min<int64_t>(N, kBlocks));
   const int64_t rows_per_block = (N + nb - 1) / nb;
