@@ -53,6 +53,15 @@ struct DeviceBuffer {
   }
 };
 
+// Timing events on the legacy default stream (where every kernel here runs):
+// read after the loop, so timing adds no synchronisation per iteration.
+struct Events {
+  std::vector<cudaEvent_t> v;
+  ~Events() {
+    for (cudaEvent_t e : v) cudaEventDestroy(e);
+  }
+};
+
 __device__ inline double warp_sum(double v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
   return v;  // lane 0 holds the sum, always added in the same order
@@ -279,6 +288,16 @@ sinkhorn::Result solve_cuda(const float* z_host, int64_t N, int64_t K, const sin
   const unsigned long long none = std::numeric_limits<unsigned long long>::max();
   SLN_CUDA(cudaMemcpy(bad.p, &none, 8, cudaMemcpyHostToDevice));
   SLN_CUDA(cudaMemcpy(z.p, z_host, zbytes, cudaMemcpyHostToDevice));
+  // Result's build_seconds, solve_seconds and median_iter_seconds (bench/gpu_sinkhorn.ts
+  // reports them): marks[0] = start of the build (after the upload), marks[1 + i] =
+  // end of the build / iteration i.
+  Events marks;
+  auto mark = [&]() {
+    marks.v.push_back(nullptr);
+    SLN_CUDA(cudaEventCreate(&marks.v.back()));
+    SLN_CUDA(cudaEventRecord(marks.v.back(), 0));
+  };
+  mark();
 
   row_stats<<<nb, kThreads>>>(z.p, N, K, rowmax.p, lse.p, bad.p);
   SLN_CUDA(cudaGetLastError());
@@ -321,6 +340,7 @@ sinkhorn::Result solve_cuda(const float* z_host, int64_t N, int64_t K, const sin
                                        inv_n, smem_cols);
   reduce_r<<<(K + kThreads - 1) / kThreads, kThreads>>>(part.p, errp.p, nb, K, inv_k, r.p, err.p);
   SLN_CUDA(cudaGetLastError());
+  mark();
 
   sinkhorn::Result res;
   DeviceBuffer<double> r_used;
@@ -332,6 +352,7 @@ sinkhorn::Result solve_cuda(const float* z_host, int64_t N, int64_t K, const sin
                                          check, inv_n, smem_cols);
     reduce_r<<<(K + kThreads - 1) / kThreads, kThreads>>>(part.p, errp.p, nb, K, inv_k, r.p, err.p);
     SLN_CUDA(cudaGetLastError());
+    mark();
     res.iterations = it + 1;
     if (check) {
       SLN_CUDA(cudaMemcpy(&res.error, err.p, 8, cudaMemcpyDeviceToHost));  // the only per-check transfer
@@ -353,6 +374,20 @@ sinkhorn::Result solve_cuda(const float* z_host, int64_t N, int64_t K, const sin
   }
   res.labels.resize(N);
   SLN_CUDA(cudaMemcpy(res.labels.data(), labels.p, N * 4, cudaMemcpyDeviceToHost));
+  {
+    SLN_CUDA(cudaEventSynchronize(marks.v.back()));
+    auto secs = [&](size_t a, size_t b) {
+      float ms = 0;
+      SLN_CUDA(cudaEventElapsedTime(&ms, marks.v[a], marks.v[b]));
+      return ms / 1e3;
+    };
+    res.build_seconds = secs(0, 1);
+    res.solve_seconds = secs(1, marks.v.size() - 1);
+    std::vector<double> iter_s;
+    for (size_t i = 1; i + 1 < marks.v.size(); ++i) iter_s.push_back(secs(i, i + 1));
+    std::nth_element(iter_s.begin(), iter_s.begin() + iter_s.size() / 2, iter_s.end());
+    res.median_iter_seconds = iter_s.empty() ? 0 : iter_s[iter_s.size() / 2];  // as sinkhorn::median
+  }
   std::vector<double> hr(K), hc(N);
   SLN_CUDA(cudaMemcpy(hr.data(), r_used.p, K * 8, cudaMemcpyDeviceToHost));
   SLN_CUDA(cudaMemcpy(hc.data(), c.p, N * 8, cudaMemcpyDeviceToHost));
