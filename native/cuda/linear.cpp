@@ -2,7 +2,9 @@
 // A row-major (r, c) matrix is the column-major (c, r) matrix, so:
 //   forward   y = x w^T      : col-major y^T (out,N) = w^T(col (in,out))^T . x^T(col (in,N))
 //             -> sgemm(T, N, m=out, n=N, k=in, w, lda=in, x, ldb=in, y, ldc=out)
-//   bias      y += 1_N b^T   : rank-1 sgemm(N, N, m=out, n=N, k=1, b, out, ones, 1, beta=1)
+//   bias      y += 1_N b^T   : sger(m=out, n=N, b, 1, ones, 1, y, lda=out) (level 2: never
+//                               TF32, so b is added in full FP32 as PyTorch's addmm
+//                               does; a k=1 sgemm would round b to TF32 under --tf32)
 //   backward  dx = dy w      : sgemm(N, N, m=in, n=N, k=out, w, in, dy, out, dx, in)
 //             dw = dy^T x    : sgemm(N, T, m=in, n=out, k=N, x, in, dy, out, dw, in)
 //             db = dy^T 1_N  : sgemv(N, m=out, n=N, dy, lda=out, ones)
@@ -38,8 +40,7 @@ class CudaLinear final : public LinearOp {
     SLN_CUBLAS(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, d_.out, d_.N, d_.in, &one, w, d_.in, x, d_.in, &zero, y, d_.out),
                "linear forward " << d_);
     if (b)
-      SLN_CUBLAS(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, d_.out, d_.N, 1, &one, b, d_.out, ones_.f32(), 1, &one, y, d_.out),
-                 "linear forward bias " << d_);
+      SLN_CUBLAS(cublasSger(h, d_.out, d_.N, &one, b, 1, ones_.f32(), 1, y, d_.out), "linear forward bias " << d_);
   }
 
   // dy (N,out) -> dx (N,in) or null, dw (out,in) or null, db (out) or null; overwritten.
