@@ -235,6 +235,27 @@ __global__ void reduce_r(const double* part, const double* err_part, int nb, int
   }
 }
 
+// cudaMalloc for the solver: out of memory (the estimate passed but the memory is
+// fragmented, or another process took it meanwhile) is SLN_OUT_OF_MEMORY saying
+// what was asked and what is free, as the backend's allocator reports it.
+template <class T>
+void device_alloc(T** p, size_t bytes, const char* what, int64_t N, int64_t K) {
+  const cudaError_t e = cudaMalloc(p, bytes);
+  if (e == cudaSuccess) return;
+  cudaGetLastError();
+  if (e == cudaErrorMemoryAllocation) {
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    SLN_FAIL(OutOfMemory, "SLN_OUT_OF_MEMORY",
+             "sinkhorn (cuda): cudaMalloc of " << what << " (" << bytes / 1048576.0 << " MiB) failed: out of GPU memory, "
+                                               << free_b / 1048576.0 << " MiB free of " << total_b / 1048576.0
+                                               << " MiB (N=" << N << ", K=" << K << "); use --dtype f32 or fewer images");
+  }
+  SLN_FAIL(Library, "SLN_CUDA",
+           "sinkhorn (cuda): cudaMalloc of " << what << " (" << bytes << " bytes) failed: " << cudaGetErrorString(e)
+                                             << " (N=" << N << ", K=" << K << ")");
+}
+
 template <class T>
 sinkhorn::Result solve_cuda(const float* z_host, int64_t N, int64_t K, const sinkhorn::Options& o) {
   // The CPU solver's argument checks (core/sinkhorn.cpp check_args): labels and
@@ -273,18 +294,18 @@ sinkhorn::Result solve_cuda(const float* z_host, int64_t N, int64_t K, const sin
   DeviceBuffer<double> rowmax, lse, c, M, r, part, errp, err;
   DeviceBuffer<int32_t> labels;
   DeviceBuffer<unsigned long long> bad;
-  SLN_CUDA(cudaMalloc(&z.p, zbytes));
-  SLN_CUDA(cudaMalloc(&A.p, mat));
-  SLN_CUDA(cudaMalloc(&rowmax.p, N * 8));
-  SLN_CUDA(cudaMalloc(&lse.p, N * 8));
-  SLN_CUDA(cudaMalloc(&c.p, N * 8));
-  SLN_CUDA(cudaMalloc(&M.p, K * 8));
-  SLN_CUDA(cudaMalloc(&r.p, K * 8));
-  SLN_CUDA(cudaMalloc(&part.p, static_cast<size_t>(nb) * K * 8));
-  SLN_CUDA(cudaMalloc(&errp.p, nb * 8));
-  SLN_CUDA(cudaMalloc(&err.p, 8));
-  SLN_CUDA(cudaMalloc(&labels.p, N * 4));
-  SLN_CUDA(cudaMalloc(&bad.p, 8));
+  device_alloc(&z.p, zbytes, "the (N, K) f32 logits", N, K);
+  device_alloc(&A.p, mat, sizeof(T) == 8 ? "the (N, K) f64 matrix" : "the (N, K) f32 matrix", N, K);
+  device_alloc(&rowmax.p, N * 8, "rowmax", N, K);
+  device_alloc(&lse.p, N * 8, "lse", N, K);
+  device_alloc(&c.p, N * 8, "c", N, K);
+  device_alloc(&M.p, K * 8, "M", N, K);
+  device_alloc(&r.p, K * 8, "r", N, K);
+  device_alloc(&part.p, static_cast<size_t>(nb) * K * 8, "part", N, K);
+  device_alloc(&errp.p, nb * 8, "errp", N, K);
+  device_alloc(&err.p, 8, "err", N, K);
+  device_alloc(&labels.p, N * 4, "labels", N, K);
+  device_alloc(&bad.p, 8, "bad", N, K);
   const unsigned long long none = std::numeric_limits<unsigned long long>::max();
   SLN_CUDA(cudaMemcpy(bad.p, &none, 8, cudaMemcpyHostToDevice));
   SLN_CUDA(cudaMemcpy(z.p, z_host, zbytes, cudaMemcpyHostToDevice));
@@ -344,7 +365,7 @@ sinkhorn::Result solve_cuda(const float* z_host, int64_t N, int64_t K, const sin
 
   sinkhorn::Result res;
   DeviceBuffer<double> r_used;
-  SLN_CUDA(cudaMalloc(&r_used.p, K * 8));
+  device_alloc(&r_used.p, K * 8, "r_used", N, K);
   for (int it = 0;; ++it) {
     const int check = (it % 10 == 0) || (it == o.max_iters - 1);
     SLN_CUDA(cudaMemcpyAsync(r_used.p, r.p, K * 8, cudaMemcpyDeviceToDevice));
