@@ -1,6 +1,8 @@
 // Augmentation parameters, sampled in TypeScript from a seeded PRNG with
 // torchvision's rules; the pixels are done natively in one call per batch
-// (native/cpu/augment.cpp, conventions in native/include/sln/augment.h).
+// (native/cpu/augment.cpp, conventions in native/include/sln/augment.h), or,
+// for a CUDA model's training batches, on the GPU by trainStep(AugmentInput)
+// (sln_cuda_augment, native/cuda/augment.cu) from the same parameters.
 //
 // Levels (the reference's --augs), for a model input of S pixels and
 // R = round(S * 256 / 224) (256 for 224, 32 for 28, 37 for 32):
