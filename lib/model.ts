@@ -1,7 +1,8 @@
 // Models: the typed wrapper over the addon's NativeModel. Validation of
 // options happens here and in the addon; every heavy call returns a Promise
 // and runs on the libuv pool, so data loading overlaps with compute.
-import { native } from "./binding";
+import { native, NativeAugmentDesc } from "./binding";
+import type { AugmentInput } from "./data/augment";
 import { loadCuda, cudaNoticeOnce } from "./cuda";
 import { loadWeights, checkAgainst, renameReferenceResnet, PthWeights } from "./pth";
 
@@ -78,6 +79,7 @@ export type Tap = { layer: number } & TapPool;
 
 interface NativeModel {
   trainStep(images: Float32Array, labels: Int32Array[], opts: StepOptions): Promise<StepResult>;
+  trainStepAugment(src: Uint8Array, desc: NativeAugmentDesc, labels: Int32Array[], opts: StepOptions): Promise<StepResult>;
   forward(images: Float32Array, training: boolean, output: string): Promise<Float32Array | Float32Array[]>;
   exportState(what: "model" | "momentum"): Promise<Record<string, Float32Array>>;
   importState(what: "model" | "momentum", dict: Record<string, Float32Array>): Promise<void>;
@@ -146,11 +148,20 @@ export class Model {
   /**
    * One SGD step on a batch: forward in training mode, cross-entropy per head
    * (mean over the batch, mean over heads), backward, torch.optim.SGD update.
-   * images: N*C*H*W float32 NCHW; labels: one Int32Array of N per head.
+   * images: N*C*H*W float32 NCHW, or an AugmentInput (uint8 source pixels +
+   * augmentation parameters, e.g. from Loader.sourceEpoch) that is augmented
+   * where the model lives, straight into its input buffer: on the GPU
+   * (sln_cuda_augment) for a CUDA model, on the CPU otherwise; the same
+   * parameters give the same images as the CPU's augmentBatch.
+   * labels: one Int32Array of N per head.
    */
-  async trainStep(images: Float32Array, labels: Int32Array[], opts: StepOptions): Promise<StepResult> {
+  async trainStep(images: Float32Array | AugmentInput, labels: Int32Array[], opts: StepOptions): Promise<StepResult> {
     if (!opts || typeof opts.lr !== "number") throw new TypeError("trainStep: options { lr } are required");
-    return this.m.trainStep(images, labels, opts);
+    if (images instanceof Float32Array) return this.m.trainStep(images, labels, opts);
+    if (!images || typeof images !== "object" || !(images.src instanceof Uint8Array) || !images.desc) {
+      throw new TypeError("trainStep: images must be a Float32Array (N*C*H*W) or an AugmentInput { src: Uint8Array, desc }");
+    }
+    return this.m.trainStepAugment(images.src, images.desc, labels, opts);
   }
 
   /**

@@ -14,6 +14,7 @@ import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { packageRoot } from "../lib/binding";
 import { buildFakeCuda, FakeMode } from "./helpers/fake_cuda";
+import * as safetensors from "../lib/safetensors";
 
 const root = packageRoot();
 const cli = path.join(root, ".build-ts/lib/cli.js");
@@ -131,6 +132,39 @@ test("a working fake device: info, createModel('cuda') matching the CPU, train -
   assert.match(r.stdout, /device: cuda, Fake Device/);
   assert.match(r.stdout, /label pass 2 /);
   assert.ok(fs.existsSync(path.join(r.exp, "model.safetensors")));
+});
+
+test("train --device cuda augments the training batches through sln_cuda_augment: same losses and weights as CPU augmentation", () => {
+  const lib = fake("DEVICE");
+  // the fake's sln_cuda_augment is the CPU's code, so the same sampled parameters
+  // must give bit-identical batches, hence identical losses and weights; its
+  // call log proves the GPU path ran (3 batches of 20, 3x32x32), and only for
+  // training (label passes and evaluation use unaugmented images via forward)
+  const logGpu = path.join(tmp, "augment-gpu.log");
+  const logCpu = path.join(tmp, "augment-cpu.log");
+  // small: the fake device computes every op in float64 (3 batches of 20, one label pass)
+  const run = (name: string, extra: string[], log: string) => {
+    const exp = path.join(tmp, name);
+    const args = ["--synthetic-count", "60", "--batch-size", "20", "--epochs", "1", "--nopts", "1", "--eval-test", "false", "--threads", "2", "--log-iter", "1", "--augs", "3"];
+    const r = node([cli, "train", "--exp", exp, "--device", "cuda", ...args, ...extra], { SELFLABEL_CUDA_LIB: lib, FAKE_CUDA_AUGMENT_LOG: log });
+    assert.equal(r.status, 0, r.stderr);
+    return { ...r, exp };
+  };
+  const gpu = run("exp-gpu-augment", [], logGpu);
+  assert.match(gpu.stdout, /augmentation: on the GPU/);
+  const cpu = run("exp-cpu-augment", ["--no-gpu-augment"], logCpu);
+  assert.match(cpu.stdout, /augmentation: on the CPU \(--no-gpu-augment\)/);
+  assert.deepEqual(fs.readFileSync(logGpu, "utf8").trim().split("\n"), ["20 3 32 32", "20 3 32 32", "20 3 32 32"]);
+  assert.ok(!fs.existsSync(logCpu), "--no-gpu-augment must not call sln_cuda_augment");
+  const losses = (exp: string) =>
+    fs.readFileSync(path.join(exp, "log.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l)).filter((r) => r.event === "batch").map((r) => [r.batch, r.loss]);
+  const lg = losses(gpu.exp);
+  assert.equal(lg.length, 3);
+  assert.deepEqual(lg, losses(cpu.exp));
+  const wg = safetensors.load(path.join(gpu.exp, "model.safetensors")).tensors;
+  const wc = safetensors.load(path.join(cpu.exp, "model.safetensors")).tensors;
+  assert.deepEqual(Object.keys(wg).sort(), Object.keys(wc).sort());
+  for (const k of Object.keys(wc)) assert.deepEqual(Buffer.from(wg[k].data.buffer, wg[k].data.byteOffset, wg[k].data.byteLength), Buffer.from(wc[k].data.buffer, wc[k].data.byteOffset, wc[k].data.byteLength), `${k} differs`);
 });
 
 test("the GPU suites pass against the fake device (SELFLABEL_TEST_DEVICE=cuda: no device skips)", () => {

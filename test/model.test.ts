@@ -5,6 +5,9 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { createModel, Model } from "../lib/model";
 import { Rng } from "./helpers/opcheck";
+import { native } from "../lib/binding";
+import { AugmentInput, augmentConfig, augmentInput, sampleBatchParams, IMAGENET_MEAN, IMAGENET_STD } from "../lib/data/augment";
+import { Prng } from "../lib/prng";
 
 function smallcnnShapes(C: number, heads: number[]): [string, number[]][] {
   const s: [string, number[]][] = [];
@@ -148,6 +151,74 @@ test("bad trainStep/forward input throws, and the model is unchanged and usable"
   assert.equal(m.disposed, true);
   await assert.rejects(m.trainStep(x, [y], { lr: 0.1 }), { code: "SLN_DISPOSED" });
   await assert.rejects(m.forward(x), { code: "SLN_DISPOSED" });
+});
+
+// A batch of n random uint8 RGB sources of different sizes (HWC) with level-3
+// parameters for a 3x16x16 model: what Loader.sourceBatch hands trainStep.
+function sourceInput(n: number, seed: number): AugmentInput {
+  const rng = new Prng(seed);
+  const heights = Int32Array.from({ length: n }, (_, i) => 18 + (i % 5));
+  const widths = Int32Array.from({ length: n }, (_, i) => 17 + ((i * 3) % 7));
+  const offsets = new Float64Array(n);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    offsets[i] = total;
+    total += heights[i] * widths[i] * 3;
+  }
+  const data = new Uint8Array(total).map(() => Math.floor(rng.random() * 256));
+  const params = sampleBatchParams(augmentConfig(3, 16, 3), heights, widths, rng);
+  return augmentInput({ data, offsets, heights, widths }, params, { channels: 3, layout: "HWC", size: 16, outChannels: 3, mean: IMAGENET_MEAN, std: IMAGENET_STD });
+}
+
+test("trainStep(AugmentInput) augments into the model's input: same losses and weights as augmentBatch + trainStep", async () => {
+  const opts = { arch: "smallcnn", numClasses: [5, 3], inputShape: [3, 16, 16] as [number, number, number], seed: 3, device: "cpu" as const };
+  const a = await createModel(opts);
+  const b = await createModel(opts);
+  const step = { lr: 0.05, momentum: 0.9, weightDecay: 1e-4 };
+  for (const [k, n] of [[0, 6], [1, 6], [2, 4]]) {   // a short last batch: another plan
+    const input = sourceInput(n, 10 + k);
+    const labels = [Int32Array.from({ length: n }, (_, i) => (i + k) % 5), Int32Array.from({ length: n }, (_, i) => (2 * i + k) % 3)];
+    const floats = await native().augmentBatch(input.src, input.desc, new Float32Array(n * 3 * 16 * 16));
+    const ra = await a.trainStep(floats, labels, step);
+    const rb = await b.trainStep(input, labels, step);
+    assert.equal(rb.loss, ra.loss, `step ${k}`);
+    assert.deepEqual(rb.headLosses, ra.headLosses);
+  }
+  const sa = await a.stateDict(), sb = await b.stateDict();
+  for (const k of Object.keys(sa)) assert.deepEqual(sb[k].data, sa[k].data, `${k} differs`);
+  a.dispose();
+  b.dispose();
+});
+
+test("trainStep(AugmentInput) rejects bad input clearly and changes nothing", async () => {
+  const m = await createModel({ arch: "smallcnn", numClasses: [4], inputShape: [3, 16, 16], seed: 1, device: "cpu" });
+  const before = await m.stateDict();
+  const input = sourceInput(4, 7);
+  const y = [new Int32Array(4)];
+  const step = { lr: 0.1 };
+  // the augmentation's output must be the model's input
+  await assert.rejects(m.trainStep({ src: input.src, desc: { ...input.desc, outHeight: 15 } }, y, step), {
+    name: "RangeError",
+    message: /makes 3x15x16 images .* the model takes 3x16x16/,
+  });
+  await assert.rejects(m.trainStep({ src: input.src, desc: { ...input.desc, outWidth: 20 } }, y, step), /makes 3x16x20 images .* the model takes 3x16x16/);
+  const gray = await createModel({ arch: "smallcnn", numClasses: [4], inputShape: [1, 16, 16], seed: 1, device: "cpu" });
+  await assert.rejects(gray.trainStep(input, y, step), /makes 3x16x16 images .* the model takes 1x16x16/);
+  gray.dispose();
+  // labels must match desc.n
+  await assert.rejects(m.trainStep(input, [new Int32Array(3)], step), { name: "RangeError", message: /has 3 entries, expected 4/ });
+  // sources too short, wrong types, parameter arrays of the wrong length, bad boxes
+  await assert.rejects(m.trainStep({ src: input.src.subarray(0, 100), desc: input.desc }, y, step), { name: "RangeError", message: /trainStep: image 0 at offset 0 \(18x17x3\) does not fit in src of 100 bytes/ });
+  await assert.rejects(m.trainStep({ src: new Float32Array(4) as never, desc: input.desc }, y, step), TypeError);
+  await assert.rejects(m.trainStep({ src: input.src, desc: { ...input.desc, flip: new Uint8Array(3) } }, y, step), /desc\.flip has 3 elements, expected 4/);
+  await assert.rejects(m.trainStep({ src: input.src, desc: { ...input.desc, boxes: new Float64Array(16).fill(NaN) } }, y, step), /augment/);
+  await assert.rejects(m.trainStep({ src: input.src, desc: { ...input.desc, n: 0 } }, y, step), RangeError);
+  await assert.rejects(m.trainStep({ src: input.src } as never, y, step), TypeError);
+  const after = await m.stateDict();
+  for (const k of Object.keys(before)) assert.deepEqual(after[k].data, before[k].data, `${k} changed`);
+  assert.ok(Number.isFinite((await m.trainStep(input, y, step)).loss));
+  m.dispose();
+  await assert.rejects(m.trainStep(input, y, step), { code: "SLN_DISPOSED" });
 });
 
 test("forward outputs: logits per head, probs sum to 1, features", async () => {

@@ -28,6 +28,7 @@ export function builder(y: Argv): Argv {
     .option("hc", { type: "number", describe: "number of heads (1)" })
     .option("device", { type: "string", choices: ["cpu", "cuda", "auto"], default: "auto", describe: "cuda: the CUDA backend (libselflabel_cuda.so, `npm run build:cuda`); auto: CUDA when it works, else the CPU with a notice" })
     .option("tf32", { type: "boolean", default: false, describe: "TF32 math on the GPU (convolutions, matrix products); off by default" })
+    .option("gpu-augment", { type: "boolean", default: true, describe: "with the CUDA backend, augment the training batches on the GPU (--no-gpu-augment: on the CPU, then uploaded)" })
     .option("workers", { type: "number", describe: "decoding/augmentation threads" })
     .option("comment", { type: "string", default: "", describe: "free text stored with the run" })
     .option("log-intv", { type: "number", default: 1, describe: "print a line every this many epochs" })
@@ -83,6 +84,7 @@ export async function handler(a: Record<string, unknown>): Promise<void> {
     hc: a.hc as number | undefined,
     device: a.device as "cpu" | "cuda" | "auto",
     tf32: a.tf32 as boolean,
+    gpuAugment: a.gpuAugment as boolean,
     workers: a.workers as number | undefined,
     comment: a.comment as string,
     logIntv: a.logIntv as number,

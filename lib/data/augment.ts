@@ -1,6 +1,8 @@
 // Augmentation parameters, sampled in TypeScript from a seeded PRNG with
 // torchvision's rules; the pixels are done natively in one call per batch
-// (native/cpu/augment.cpp, conventions in native/include/sln/augment.h).
+// (native/cpu/augment.cpp, conventions in native/include/sln/augment.h), or,
+// for a CUDA model's training batches, on the GPU by trainStep(AugmentInput)
+// (sln_cuda_augment, native/cuda/augment.cu) from the same parameters.
 //
 // Levels (the reference's --augs), for a model input of S pixels and
 // R = round(S * 256 / 224) (256 for 224, 32 for 28, 37 for 32):
@@ -13,7 +15,7 @@
 // (1 channel) gets no RandomGrayscale and no ColorJitter.
 // Resize then crop is one resample from the source (the crop box mapped back
 // through the resize), not two.
-import { native } from "../binding";
+import { native, NativeAugmentDesc } from "../binding";
 import { Prng } from "../prng";
 import { PixelLayout, SourceBatch } from "./dataset";
 
@@ -206,14 +208,23 @@ export interface ApplyOptions {
   threads?: number;
 }
 
-/** Apply parameters to source images natively; out is (n, outChannels, size, size). */
-export function applyAugment(src: SourceBatch, params: BatchParams, o: ApplyOptions, out?: Float32Array): Promise<Float32Array> {
-  const n = params.n;
-  const dst = out ?? new Float32Array(n * o.outChannels * o.size * o.size);
-  return native().augmentBatch(
-    src.data,
-    {
-      n,
+/**
+ * A batch's augmentation as one job: the uint8 source pixels plus the native
+ * descriptor (sizes, offsets and the sampled parameters). applyAugment runs it
+ * on the CPU; a model's trainStep takes it directly and runs it where the
+ * model lives (on the GPU for a CUDA model, into its input buffer).
+ */
+export interface AugmentInput {
+  src: Uint8Array;
+  desc: NativeAugmentDesc;
+}
+
+/** The job for (src, params): nothing is computed here. */
+export function augmentInput(src: SourceBatch, params: BatchParams, o: ApplyOptions): AugmentInput {
+  return {
+    src: src.data,
+    desc: {
+      n: params.n,
       channels: o.channels,
       layout: o.layout,
       offsets: src.offsets,
@@ -231,6 +242,12 @@ export function applyAugment(src: SourceBatch, params: BatchParams, o: ApplyOpti
       std: o.std,
       threads: o.threads,
     },
-    dst,
-  );
+  };
+}
+
+/** Apply parameters to source images natively; out is (n, outChannels, size, size). */
+export function applyAugment(src: SourceBatch, params: BatchParams, o: ApplyOptions, out?: Float32Array): Promise<Float32Array> {
+  const job = augmentInput(src, params, o);
+  const dst = out ?? new Float32Array(params.n * o.outChannels * o.size * o.size);
+  return native().augmentBatch(job.src, job.desc, dst);
 }

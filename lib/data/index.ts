@@ -11,4 +11,4 @@ export { loadImageFolder, scanImageFolder, buildImageFolderCache, defaultCacheDi
 export type { ImageFolderOptions, ImageFolderResult, ImageFolderScan } from "./imagefolder";
 export * from "./augment";
 export { Loader } from "./loader";
-export type { LoaderOptions, Batch } from "./loader";
+export type { LoaderOptions, Batch, SourceBatchJob } from "./loader";

@@ -3,21 +3,30 @@
 // and the next `prefetch` batches are read and augmented (natively, off the JS
 // thread) while the caller works on the current one.
 //
+// Two kinds of batch: epoch()/batch() give augmented float32 images (augmented
+// on the CPU); sourceEpoch()/sourceBatch() give the same batches unaugmented:
+// the uint8 source pixels plus the sampled parameters (an AugmentInput), which
+// a model's trainStep augments where the model lives (on the GPU for a CUDA
+// model). The parameters come from the same PRNG streams in both, so the two
+// kinds describe exactly the same images; reading/decoding is prefetched in both.
+//
 // Reproducibility: epoch e's order comes from Prng.derive(seed, 1, e) and batch
 // b's augmentation draws from Prng.derive(seed, 2, e, b). Nothing depends on
 // how far ahead the loader ran, so a run resumed at (epoch, batch) with
 // loader.epoch(epoch, { startBatch: batch }) sees exactly the batches the
 // original run would have; the loader itself has no state to checkpoint.
+import { native } from "../binding";
 import { Prng } from "../prng";
 import {
   AugLevel,
   AugmentConfig,
+  AugmentInput,
   GRAY_MEAN,
   GRAY_STD,
   IMAGENET_MEAN,
   IMAGENET_STD,
-  applyAugment,
   augmentConfig,
+  augmentInput,
   sampleBatchParams,
 } from "./augment";
 import { Dataset } from "./dataset";
@@ -57,6 +66,12 @@ export interface Batch {
   shape: [number, number, number, number];
   /** Ground-truth labels of the images (evaluation only), or null. */
   labels: Int32Array | null;
+}
+
+/** A batch whose augmentation has not run yet: what sourceEpoch() yields. */
+export interface SourceBatchJob extends Omit<Batch, "data"> {
+  /** Source pixels + descriptor + parameters; model.trainStep(input, ...) augments and trains. */
+  input: AugmentInput;
 }
 
 export class Loader {
@@ -119,6 +134,13 @@ export class Loader {
 
   /** Batch `index` of epoch `epoch` (any order, any time: the result depends only on seed, epoch and index). */
   async batch(epoch: number, index: number): Promise<Batch> {
+    const { input, ...rest } = await this.sourceBatch(epoch, index);
+    const data = await native().augmentBatch(input.src, input.desc, new Float32Array(rest.size * this.outChannels * this.size * this.size));
+    return { ...rest, data };
+  }
+
+  /** The same batch as batch(epoch, index), with its augmentation still to run (see SourceBatchJob). */
+  async sourceBatch(epoch: number, index: number): Promise<SourceBatchJob> {
     if (!Number.isInteger(index) || index < 0 || index >= this.batchesPerEpoch) {
       throw new RangeError(`loader: batch ${index} out of range [0, ${this.batchesPerEpoch})`);
     }
@@ -127,7 +149,7 @@ export class Loader {
     const n = indices.length;
     const src = await this.dataset.read(indices);
     const params = sampleBatchParams(this.config, src.heights, src.widths, Prng.derive(this.seed, 2, epoch, index));
-    const data = await applyAugment(src, params, {
+    const input = augmentInput(src, params, {
       channels: this.dataset.channels,
       layout: this.dataset.layout,
       size: this.size,
@@ -141,18 +163,31 @@ export class Loader {
       labels = new Int32Array(n);
       for (let k = 0; k < n; k++) labels[k] = this.dataset.labels[indices[k]];
     }
-    return { epoch, index, indices, size: n, data, shape: [n, this.outChannels, this.size, this.size], labels };
+    return { epoch, index, indices, size: n, input, shape: [n, this.outChannels, this.size, this.size], labels };
   }
 
   /** The batches of an epoch, from startBatch on, with `prefetch` batches prepared ahead. */
-  async *epoch(epoch: number, opts: { startBatch?: number } = {}): AsyncGenerator<Batch, void, undefined> {
-    let next = opts.startBatch ?? 0;
+  epoch(epoch: number, opts: { startBatch?: number } = {}): AsyncGenerator<Batch, void, undefined> {
+    return this.prefetched(epoch, opts.startBatch ?? 0, (e, i) => this.batch(e, i));
+  }
+
+  /**
+   * The batches of epoch() unaugmented (source pixels + parameters), prefetched
+   * the same way (reading and decoding run ahead; the augmentation is left to
+   * the model's trainStep).
+   */
+  sourceEpoch(epoch: number, opts: { startBatch?: number } = {}): AsyncGenerator<SourceBatchJob, void, undefined> {
+    return this.prefetched(epoch, opts.startBatch ?? 0, (e, i) => this.sourceBatch(e, i));
+  }
+
+  private async *prefetched<T>(epoch: number, startBatch: number, make: (epoch: number, index: number) => Promise<T>): AsyncGenerator<T, void, undefined> {
+    let next = startBatch;
     if (!Number.isInteger(next) || next < 0 || next > this.batchesPerEpoch) {
       throw new RangeError(`loader: startBatch ${next} out of range [0, ${this.batchesPerEpoch}]`);
     }
-    const queue: Promise<Batch>[] = [];
+    const queue: Promise<T>[] = [];
     const start = () => {
-      const p = this.batch(epoch, next++);
+      const p = make(epoch, next++);
       p.catch(() => undefined); // awaited below; this only stops an early exit from leaving it unhandled
       queue.push(p);
     };

@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { createModel, Model, scatterArgmax } from "../model";
 import { native } from "../binding";
-import { openDataset, Dataset, Loader, AugLevel } from "../data";
+import { openDataset, Dataset, Loader, AugLevel, Batch, SourceBatchJob } from "../data";
 import { Prng } from "../prng";
 import { sinkhornFromFeatures, sinkhornCuda, SinkhornOptions } from "../sinkhorn";
 import { loadCuda, setCudaTf32 } from "../cuda";
@@ -56,6 +56,14 @@ export interface TrainOptions {
   cpu?: boolean;
   /** TF32 math for the CUDA backend's convolutions and matrix products (off by default, as the reference). */
   tf32?: boolean;
+  /**
+   * With the CUDA backend, augment the training batches on the GPU (default
+   * true): the loader hands over uint8 sources + sampled parameters and the
+   * model's trainStep augments them into its input buffer on the device.
+   * false augments on the CPU and uploads the floats (same parameters, so the
+   * same images up to float rounding). No effect on the CPU.
+   */
+  gpuAugment?: boolean;
   workers?: number;
   comment?: string;
   logIntv?: number;
@@ -190,6 +198,7 @@ export function resolveOptions(o: TrainOptions, smallImages: boolean): ResolvedO
     hc: o.hc ?? (Array.isArray(o.ncl) && o.ncl.length > 1 ? o.ncl.length : d.hc),
     device: o.cpu ? "cpu" : (o.device ?? "auto"),
     tf32: o.tf32 ?? false,
+    gpuAugment: o.gpuAugment ?? true,
     workers: o.workers ?? 0,
     comment: o.comment ?? "",
     logIntv: o.logIntv ?? 1,
@@ -418,6 +427,10 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
       );
       if (deviceNote) log(deviceNote);
       if (o.tf32 && device !== "cuda") log("notice: --tf32 applies to the CUDA backend only; the CPU computes in float32");
+      // Label passes and the test evaluation use unaugmented (--paugs, default 0)
+      // images, augmented on the CPU by their loaders and uploaded by forward.
+      const gpuAugment = device === "cuda" && o.gpuAugment;
+      if (device === "cuda") log(gpuAugment ? "augmentation: on the GPU (training batches)" : "augmentation: on the CPU (--no-gpu-augment)");
 
       const loader = new Loader(ds, {
         batchSize: o.batchSize,
@@ -500,7 +513,11 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         let lossSum = 0,
           lossCount = 0,
           imgs = 0;
-        for await (const b of loader.epoch(epoch)) {
+        // CUDA: the batches stay uint8 sources + parameters; trainStep augments
+        // them on the GPU into the model's input buffer. CPU (or
+        // --no-gpu-augment): augmented on the CPU by the loader, ahead of time.
+        const batches: AsyncIterable<Batch | SourceBatchJob> = gpuAugment ? loader.sourceEpoch(epoch) : loader.epoch(epoch);
+        for await (const b of batches) {
           if (times.length > 0 && times[0] <= seen) {
             times.shift(); // one pass per batch at most, as the reference
             await labelPass();
@@ -510,7 +527,8 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
             for (let i = 0; i < b.size; i++) y[i] = l[b.indices[i]];
             return y;
           });
-          const r = await model.trainStep(b.data, batchLabels, { lr, momentum: 0.9, weightDecay: Math.pow(10, o.wd) });
+          const images = "input" in b ? b.input : b.data;
+          const r = await model.trainStep(images, batchLabels, { lr, momentum: 0.9, weightDecay: Math.pow(10, o.wd) });
           seen += b.size;
           imgs += b.size;
           lossSum += r.loss * b.size;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <memory>
 
+#include "addon/augment_job.h"
 #include "addon/common.h"
 #include "addon/cuda_loader.h"
 #include "sln/augment.h"
@@ -50,86 +51,88 @@ void float_list(Napi::Env env, Napi::Object o, const char* key, int n, float* ds
   for (int i = 0; i < n; i++) dst[i] = a.Get(static_cast<uint32_t>(i)).ToNumber().FloatValue();
 }
 
-struct AugmentJob {
-  AugmentBatchDesc desc;
-  std::vector<AugmentImage> images;
-  std::vector<AugmentParams> params;
-  float* out = nullptr;
-};
-
 // Checks and converts (src, desc, out) on the JS thread.
 std::shared_ptr<AugmentJob> parse_job(const Napi::CallbackInfo& info, const char* fn) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 3 || !info[0].IsTypedArray() || !info[1].IsObject() || !info[2].IsTypedArray())
-      throw Napi::TypeError::New(env, "augmentBatch(src: Uint8Array, desc: object, out: Float32Array)");
-    if (info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-      throw Napi::TypeError::New(env, "augmentBatch: src must be a Uint8Array");
-    if (info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-      throw Napi::TypeError::New(env, "augmentBatch: out must be a Float32Array");
-    Napi::Uint8Array src = info[0].As<Napi::Uint8Array>();
-    Napi::Object d = info[1].As<Napi::Object>();
-    Napi::Float32Array out = info[2].As<Napi::Float32Array>();
-
-    auto job = std::make_shared<AugmentJob>();
-    AugmentBatchDesc& desc = job->desc;
-    desc.n = int_field(env, d, "n", fn);
-    desc.in_channels = int_field(env, d, "channels", fn);
-    std::string layout = d.Get("layout").IsString() ? d.Get("layout").As<Napi::String>().Utf8Value() : "";
-    if (layout != "HWC" && layout != "CHW")
-      throw Napi::TypeError::New(env, "augmentBatch: desc.layout must be 'HWC' or 'CHW'");
-    desc.layout = layout == "HWC" ? PixelLayout::HWC : PixelLayout::CHW;
-    desc.out_h = int_field(env, d, "outHeight", fn);
-    desc.out_w = int_field(env, d, "outWidth", fn);
-    desc.out_channels = int_field(env, d, "outChannels", fn);
-    desc.threads = d.Has("threads") && !d.Get("threads").IsUndefined() ? int_field(env, d, "threads", fn) : 0;
-    if (desc.n < 0) throw Napi::RangeError::New(env, "augmentBatch: desc.n must be >= 0");
-    if (desc.out_channels != 1 && desc.out_channels != 3)
-      throw Napi::RangeError::New(env, "augmentBatch: desc.outChannels must be 1 or 3");
-    float_list(env, d, "mean", desc.out_channels, desc.mean, fn);
-    float_list(env, d, "std", desc.out_channels, desc.std, fn);
-    const size_t n = static_cast<size_t>(desc.n);
-    auto offsets = typed<Napi::Float64Array>(env, d, "offsets", napi_float64_array, "Float64Array", n, fn);
-    auto heights = typed<Napi::Int32Array>(env, d, "heights", napi_int32_array, "Int32Array", n, fn);
-    auto widths = typed<Napi::Int32Array>(env, d, "widths", napi_int32_array, "Int32Array", n, fn);
-    auto boxes = typed<Napi::Float64Array>(env, d, "boxes", napi_float64_array, "Float64Array", 4 * n, fn);
-    auto flip = typed<Napi::Uint8Array>(env, d, "flip", napi_uint8_array, "Uint8Array", n, fn);
-    auto gray = typed<Napi::Uint8Array>(env, d, "gray", napi_uint8_array, "Uint8Array", n, fn);
-    auto factors = typed<Napi::Float32Array>(env, d, "factors", napi_float32_array, "Float32Array", 4 * n, fn);
-    auto order = typed<Napi::Uint8Array>(env, d, "order", napi_uint8_array, "Uint8Array", 4 * n, fn);
-    const size_t need = n * desc.out_channels * static_cast<size_t>(desc.out_h) * desc.out_w;
-    if (out.ElementLength() != need)
-      throw Napi::RangeError::New(env, "augmentBatch: out has " + std::to_string(out.ElementLength()) +
-                                           " floats, expected n*outChannels*outHeight*outWidth = " +
-                                           std::to_string(need));
-    job->images.resize(n);
-    job->params.resize(n);
-    const size_t src_len = src.ElementLength();
-    for (size_t i = 0; i < n; i++) {
-      const double off = offsets[i];
-      const int h = heights[i], w = widths[i];
-      if (h < 1 || w < 1)
-        throw Napi::RangeError::New(env, "augmentBatch: image " + std::to_string(i) + " has size " +
-                                             std::to_string(h) + "x" + std::to_string(w));
-      const double bytes = static_cast<double>(h) * w * desc.in_channels;
-      if (!(off >= 0) || off != std::floor(off) || off + bytes > static_cast<double>(src_len))
-        throw Napi::RangeError::New(env, "augmentBatch: image " + std::to_string(i) + " at offset " +
-                                             std::to_string(off) + " (" + std::to_string(h) + "x" +
-                                             std::to_string(w) + "x" + std::to_string(desc.in_channels) +
-                                             ") does not fit in src of " + std::to_string(src_len) + " bytes");
-      job->images[i] = {src.Data() + static_cast<size_t>(off), h, w};
-      AugmentParams& p = job->params[i];
-      for (int k = 0; k < 4; k++) {
-        p.box[k] = boxes[4 * i + k];
-        p.factors[k] = factors[4 * i + k];
-        p.order[k] = order[4 * i + k];
-      }
-      p.flip = flip[i] != 0;
-      p.gray = gray[i] != 0;
-    }
-    validate_augment(desc, job->images.data(), job->params.data());
-    job->out = out.Data();
-    return job;
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[2].IsTypedArray() ||
+      info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(env, std::string(fn) + "(src: Uint8Array, desc: object, out: Float32Array): out must be a Float32Array");
+  auto job = parse_augment_job(env, info[0], info[1], fn);
+  Napi::Float32Array out = info[2].As<Napi::Float32Array>();
+  const size_t need = job->out_floats();
+  if (out.ElementLength() != need)
+    throw Napi::RangeError::New(env, std::string(fn) + ": out has " + std::to_string(out.ElementLength()) +
+                                         " floats, expected n*outChannels*outHeight*outWidth = " + std::to_string(need));
+  return job;
 }
+
+}  // namespace
+
+std::shared_ptr<AugmentJob> parse_augment_job(Napi::Env env, Napi::Value srcv, Napi::Value dv, const char* fn) {
+  const std::string f(fn);
+  if (!srcv.IsTypedArray() || srcv.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(env, f + ": src must be a Uint8Array (the batch's uint8 source pixels)");
+  if (!dv.IsObject()) throw Napi::TypeError::New(env, f + ": desc must be an object (see NativeAugmentDesc)");
+  Napi::Uint8Array src = srcv.As<Napi::Uint8Array>();
+  Napi::Object d = dv.As<Napi::Object>();
+  auto job = std::make_shared<AugmentJob>();
+  AugmentBatchDesc& desc = job->desc;
+  desc.n = int_field(env, d, "n", fn);
+  desc.in_channels = int_field(env, d, "channels", fn);
+  std::string layout = d.Get("layout").IsString() ? d.Get("layout").As<Napi::String>().Utf8Value() : "";
+  if (layout != "HWC" && layout != "CHW") throw Napi::TypeError::New(env, f + ": desc.layout must be 'HWC' or 'CHW'");
+  desc.layout = layout == "HWC" ? PixelLayout::HWC : PixelLayout::CHW;
+  desc.out_h = int_field(env, d, "outHeight", fn);
+  desc.out_w = int_field(env, d, "outWidth", fn);
+  desc.out_channels = int_field(env, d, "outChannels", fn);
+  desc.threads = d.Has("threads") && !d.Get("threads").IsUndefined() ? int_field(env, d, "threads", fn) : 0;
+  if (desc.n < 0) throw Napi::RangeError::New(env, f + ": desc.n must be >= 0");
+  if (desc.out_channels != 1 && desc.out_channels != 3)
+    throw Napi::RangeError::New(env, f + ": desc.outChannels must be 1 or 3");
+  float_list(env, d, "mean", desc.out_channels, desc.mean, fn);
+  float_list(env, d, "std", desc.out_channels, desc.std, fn);
+  const size_t n = static_cast<size_t>(desc.n);
+  auto offsets = typed<Napi::Float64Array>(env, d, "offsets", napi_float64_array, "Float64Array", n, fn);
+  auto heights = typed<Napi::Int32Array>(env, d, "heights", napi_int32_array, "Int32Array", n, fn);
+  auto widths = typed<Napi::Int32Array>(env, d, "widths", napi_int32_array, "Int32Array", n, fn);
+  auto boxes = typed<Napi::Float64Array>(env, d, "boxes", napi_float64_array, "Float64Array", 4 * n, fn);
+  auto flip = typed<Napi::Uint8Array>(env, d, "flip", napi_uint8_array, "Uint8Array", n, fn);
+  auto gray = typed<Napi::Uint8Array>(env, d, "gray", napi_uint8_array, "Uint8Array", n, fn);
+  auto factors = typed<Napi::Float32Array>(env, d, "factors", napi_float32_array, "Float32Array", 4 * n, fn);
+  auto order = typed<Napi::Uint8Array>(env, d, "order", napi_uint8_array, "Uint8Array", 4 * n, fn);
+  job->images.resize(n);
+  job->params.resize(n);
+  const size_t src_len = src.ElementLength();
+  for (size_t i = 0; i < n; i++) {
+    const double off = offsets[i];
+    const int h = heights[i], w = widths[i];
+    if (h < 1 || w < 1)
+      throw Napi::RangeError::New(env, f + ": image " + std::to_string(i) + " has size " + std::to_string(h) + "x" +
+                                           std::to_string(w));
+    const double bytes = static_cast<double>(h) * w * desc.in_channels;
+    if (!(off >= 0) || off != std::floor(off) || off + bytes > static_cast<double>(src_len))
+      throw Napi::RangeError::New(env, f + ": image " + std::to_string(i) + " at offset " +
+                                           (off == std::floor(off) && std::fabs(off) < 9e15
+                                                ? std::to_string(static_cast<long long>(off))
+                                                : std::to_string(off)) +
+                                           " (" + std::to_string(h) + "x" + std::to_string(w) + "x" +
+                                           std::to_string(desc.in_channels) + ") does not fit in src of " +
+                                           std::to_string(src_len) + " bytes");
+    job->images[i] = {src.Data() + static_cast<size_t>(off), h, w};
+    AugmentParams& p = job->params[i];
+    for (int k = 0; k < 4; k++) {
+      p.box[k] = boxes[4 * i + k];
+      p.factors[k] = factors[4 * i + k];
+      p.order[k] = order[4 * i + k];
+    }
+    p.flip = flip[i] != 0;
+    p.gray = gray[i] != 0;
+  }
+  validate_augment(desc, job->images.data(), job->params.data());
+  return job;
+}
+
+namespace {
 
 Napi::Value AugmentBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -139,7 +142,7 @@ Napi::Value AugmentBatch(const Napi::CallbackInfo& info) {
     Napi::Float32Array out = info[2].As<Napi::Float32Array>();
     return PromiseWorker::Start(
         env, "sln.augmentBatch",
-        [job] { augment_batch(job->desc, job->images.data(), job->params.data(), job->out); },
+        [job, outp = out.Data()] { augment_batch(job->desc, job->images.data(), job->params.data(), outp); },
         [out_ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(out.As<Napi::Object>()))](
             Napi::Env) -> Napi::Value { return out_ref->Value(); },
         {src, out});
@@ -148,7 +151,8 @@ Napi::Value AugmentBatch(const Napi::CallbackInfo& info) {
 
 // cudaAugmentBatch(src, desc, out): the same job through sln_cuda_augment on
 // the CUDA backend (output in device memory, then downloaded into out). For
-// the GPU tests and benchmarks; training keeps augmentation on the CPU.
+// the GPU tests and benchmarks; training uses the model's trainStepAugment,
+// which writes into the model's input buffer without a download.
 Napi::Value CudaAugmentBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
@@ -160,14 +164,14 @@ Napi::Value CudaAugmentBatch(const Napi::CallbackInfo& info) {
     const size_t bytes = out.ElementLength() * sizeof(float);
     return PromiseWorker::Start(
         env, "sln.cudaAugmentBatch",
-        [job, fn, bytes] {
+        [job, fn, bytes, outp = out.Data()] {
           Backend& be = cuda_backend();
           auto lk = lock_backend(be);
           Buffer dev(be, bytes);   // (n, out_channels, out_h, out_w) device
           char err[512] = {0};
           if (fn(&be, &job->desc, job->images.data(), job->params.data(), dev.f32(), err, sizeof err) != 0)
             SLN_FAIL(Internal, "SLN_CUDA", "cudaAugmentBatch: " << err);
-          be.download(job->out, dev.data(), bytes);
+          be.download(outp, dev.data(), bytes);
         },
         [out_ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(out.As<Napi::Object>()))](
             Napi::Env) -> Napi::Value { return out_ref->Value(); },

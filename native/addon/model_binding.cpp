@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "addon/augment_job.h"
 #include "addon/common.h"
 #include "addon/cuda_loader.h"
 #include "core/probe_pool.h"
@@ -18,6 +19,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return DefineClass(env, "NativeModel",
                        {
                            InstanceMethod("trainStep", &ModelWrap::TrainStep),
+                           InstanceMethod("trainStepAugment", &ModelWrap::TrainStepAugment),
                            InstanceMethod("forward", &ModelWrap::Forward),
                            InstanceMethod("trunkLayers", &ModelWrap::TrunkLayers),
                            InstanceMethod("forwardTaps", &ModelWrap::ForwardTaps),
@@ -122,69 +124,146 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return static_cast<int>(n);
   }
 
+  // labels: one Int32Array of N per head; opts: { lr, momentum, weightDecay }
+  struct StepArgs {
+    std::shared_ptr<std::vector<std::vector<int32_t>>> labels;
+    StepOptions opt;
+  };
+  StepArgs step_args(Napi::Env env, const std::shared_ptr<Model>& m, int N, Napi::Value labels_v, Napi::Value opts_v,
+                     const char* usage) {
+    if (!labels_v.IsArray() || !opts_v.IsObject()) throw Napi::TypeError::New(env, usage);
+    Napi::Array la = labels_v.As<Napi::Array>();
+    const auto& ncls = m->spec().num_classes;
+    if (la.Length() != ncls.size())
+      throw Napi::RangeError::New(env, "trainStep: expected " + std::to_string(ncls.size()) +
+                                           " label arrays (one per head), got " + std::to_string(la.Length()));
+    StepArgs a;
+    a.labels = std::make_shared<std::vector<std::vector<int32_t>>>();
+    for (uint32_t h = 0; h < la.Length(); h++) {
+      Napi::Value v = la.Get(h);
+      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+        throw Napi::TypeError::New(env, "trainStep: labels[" + std::to_string(h) + "] must be an Int32Array");
+      Napi::Int32Array arr = v.As<Napi::Int32Array>();
+      if (arr.ElementLength() != static_cast<size_t>(N))
+        throw Napi::RangeError::New(env, "trainStep: labels[" + std::to_string(h) + "] has " +
+                                             std::to_string(arr.ElementLength()) + " entries, expected " +
+                                             std::to_string(N) + " (one per image)");
+      for (size_t i = 0; i < arr.ElementLength(); i++) {
+        if (arr[i] < 0 || arr[i] >= ncls[h])
+          throw Napi::RangeError::New(env, "trainStep: labels[" + std::to_string(h) + "][" + std::to_string(i) +
+                                               "] = " + std::to_string(arr[i]) + " is outside [0, " +
+                                               std::to_string(ncls[h]) + ")");
+      }
+      a.labels->emplace_back(arr.Data(), arr.Data() + arr.ElementLength());
+    }
+    Napi::Object o = opts_v.As<Napi::Object>();
+    auto num = [&](const char* k, float dflt) -> float {
+      Napi::Value v = o.Get(k);
+      if (v.IsUndefined()) return dflt;
+      if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("trainStep: ") + k + " must be a number");
+      double d = v.As<Napi::Number>().DoubleValue();
+      if (!std::isfinite(d) || d < 0)
+        throw Napi::RangeError::New(env, std::string("trainStep: ") + k + " must be a finite number >= 0");
+      return static_cast<float>(d);
+    };
+    a.opt.lr = num("lr", a.opt.lr);
+    a.opt.momentum = num("momentum", a.opt.momentum);
+    a.opt.weight_decay = num("weightDecay", a.opt.weight_decay);
+    return a;
+  }
+
+  static Napi::Value step_result(Napi::Env env, const StepResult& res) {
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("loss", res.loss);
+    Napi::Array hl = Napi::Array::New(env, res.head_losses.size());
+    for (size_t i = 0; i < res.head_losses.size(); i++) hl.Set(i, res.head_losses[i]);
+    r.Set("headLosses", hl);
+    return r;
+  }
+
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return guarded(env, [&]() -> Napi::Value {
       auto m = live(env);
       int N = batch_of(env, info[0], "trainStep");
-      if (info.Length() < 3 || !info[1].IsArray() || !info[2].IsObject())
-        throw Napi::TypeError::New(env, "trainStep(images, labels: Int32Array[], { lr, momentum, weightDecay })");
-      Napi::Array la = info[1].As<Napi::Array>();
-      const auto& ncls = m->spec().num_classes;
-      if (la.Length() != ncls.size())
-        throw Napi::RangeError::New(env, "trainStep: expected " + std::to_string(ncls.size()) +
-                                             " label arrays (one per head), got " + std::to_string(la.Length()));
-      auto labels = std::make_shared<std::vector<std::vector<int32_t>>>();
-      for (uint32_t h = 0; h < la.Length(); h++) {
-        Napi::Value v = la.Get(h);
-        if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-          throw Napi::TypeError::New(env, "trainStep: labels[" + std::to_string(h) + "] must be an Int32Array");
-        Napi::Int32Array a = v.As<Napi::Int32Array>();
-        if (a.ElementLength() != static_cast<size_t>(N))
-          throw Napi::RangeError::New(env, "trainStep: labels[" + std::to_string(h) + "] has " +
-                                               std::to_string(a.ElementLength()) + " entries, expected " +
-                                               std::to_string(N) + " (one per image)");
-        for (size_t i = 0; i < a.ElementLength(); i++) {
-          if (a[i] < 0 || a[i] >= ncls[h])
-            throw Napi::RangeError::New(env, "trainStep: labels[" + std::to_string(h) + "][" + std::to_string(i) +
-                                                 "] = " + std::to_string(a[i]) + " is outside [0, " +
-                                                 std::to_string(ncls[h]) + ")");
-        }
-        labels->emplace_back(a.Data(), a.Data() + a.ElementLength());
-      }
-      Napi::Object o = info[2].As<Napi::Object>();
-      StepOptions opt;
-      auto num = [&](const char* k, float dflt) -> float {
-        Napi::Value v = o.Get(k);
-        if (v.IsUndefined()) return dflt;
-        if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("trainStep: ") + k + " must be a number");
-        double d = v.As<Napi::Number>().DoubleValue();
-        if (!std::isfinite(d) || d < 0)
-          throw Napi::RangeError::New(env, std::string("trainStep: ") + k + " must be a finite number >= 0");
-        return static_cast<float>(d);
-      };
-      opt.lr = num("lr", opt.lr);
-      opt.momentum = num("momentum", opt.momentum);
-      opt.weight_decay = num("weightDecay", opt.weight_decay);
+      StepArgs a = step_args(env, m, N, info[1], info[2],
+                             "trainStep(images, labels: Int32Array[], { lr, momentum, weightDecay })");
       const float* images = info[0].As<Napi::Float32Array>().Data();
       auto result = std::make_shared<StepResult>();
       return PromiseWorker::Start(
           env, "sln.trainStep",
-          [m, images, N, labels, opt, result] {
+          [m, images, N, labels = a.labels, opt = a.opt, result] {
             std::lock_guard<std::mutex> lk(m->mutex());
             auto dl = lock_backend(m->backend());
             std::vector<const int32_t*> lp;
             for (auto& l : *labels) lp.push_back(l.data());
             *result = m->train_step(images, N, lp, opt);
           },
-          [result](Napi::Env env) -> Napi::Value {
-            Napi::Object r = Napi::Object::New(env);
-            r.Set("loss", result->loss);
-            Napi::Array hl = Napi::Array::New(env, result->head_losses.size());
-            for (size_t i = 0; i < result->head_losses.size(); i++) hl.Set(i, result->head_losses[i]);
-            r.Set("headLosses", hl);
-            return r;
+          [result](Napi::Env env) -> Napi::Value { return step_result(env, *result); },
+          {info[0]});
+    });
+  }
+
+  // trainStepAugment(src: Uint8Array, desc: NativeAugmentDesc, labels, opts):
+  // the training step on a batch that is augmented straight into the model's
+  // input buffer: on the CUDA backend by the library's sln_cuda_augment (the
+  // uint8 sources are uploaded once, the floats never leave the device), on
+  // the CPU by augment_batch. desc must describe n images of exactly the
+  // model's input (outChannels, outHeight, outWidth) = (C, H, W).
+  Napi::Value TrainStepAugment(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      const char* usage =
+          "trainStepAugment(src: Uint8Array, desc: NativeAugmentDesc, labels: Int32Array[], { lr, momentum, "
+          "weightDecay })";
+      auto m = live(env);
+      if (info.Length() < 4) throw Napi::TypeError::New(env, usage);
+      auto job = parse_augment_job(env, info[0], info[1], "trainStep");
+      const Shape3& in = m->spec().input;
+      const AugmentBatchDesc& d = job->desc;
+      if (d.out_channels != in.C || d.out_h != in.H || d.out_w != in.W)
+        throw Napi::RangeError::New(env, "trainStep: the augmentation makes " + std::to_string(d.out_channels) + "x" +
+                                             std::to_string(d.out_h) + "x" + std::to_string(d.out_w) +
+                                             " images (desc.outChannels x outHeight x outWidth), the model takes " +
+                                             std::to_string(in.C) + "x" + std::to_string(in.H) + "x" +
+                                             std::to_string(in.W));
+      if (d.n < 1) throw Napi::RangeError::New(env, "trainStep: batch must hold at least one image (desc.n = 0)");
+      const int N = d.n;
+      StepArgs a = step_args(env, m, N, info[2], info[3], usage);
+      sln_cuda_augment_fn dev_augment = nullptr;   // null: the CPU's augment_batch
+      if (!m->backend().host_memory()) {
+        const CudaLib& lib = cuda_lib_or_throw("trainStep");
+        if (!lib.augment)
+          SLN_FAIL(Library, "SLN_CUDA", "trainStep: the CUDA library " << lib.path
+                                          << " has no sln_cuda_augment; rebuild it with `npm run build:cuda`");
+        dev_augment = lib.augment;
+      }
+      auto result = std::make_shared<StepResult>();
+      return PromiseWorker::Start(
+          env, "sln.trainStepAugment",
+          [m, job, N, labels = a.labels, opt = a.opt, result, dev_augment] {
+            std::lock_guard<std::mutex> lk(m->mutex());
+            auto dl = lock_backend(m->backend());
+            std::vector<const int32_t*> lp;
+            for (auto& l : *labels) lp.push_back(l.data());
+            Backend& be = m->backend();
+            *result = m->train_step_fill(
+                N,
+                [&](float* x) {   // x: (N, C, H, W) in the backend's memory
+                  if (!dev_augment) {
+                    augment_batch(job->desc, job->images.data(), job->params.data(), x);
+                    return;
+                  }
+                  char err[512] = {0};
+                  if (dev_augment(&be, &job->desc, job->images.data(), job->params.data(), x, err, sizeof err) != 0)
+                    SLN_FAIL(Library, "SLN_CUDA", "trainStep: sln_cuda_augment (n " << job->desc.n << ", "
+                                                    << job->desc.in_channels << " -> " << job->desc.out_channels
+                                                    << " channels, " << job->desc.out_h << "x" << job->desc.out_w
+                                                    << "): " << err);
+                },
+                lp, opt);
           },
+          [result](Napi::Env env) -> Napi::Value { return step_result(env, *result); },
           {info[0]});
     });
   }

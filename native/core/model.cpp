@@ -139,7 +139,8 @@ struct Model::Plan {
   Buffer grad_a, grad_b;                       // backward ping-pong, max activation size
   std::vector<Buffer> logits, dlogits;         // per head (N, K_h)
   Buffer dfeat, dfeat_tmp;                     // (N, D)
-  Buffer images;                               // (N, C, H, W) device backends only
+  Buffer images;                               // (N, C, H, W) device backends; on the CPU only
+                                               // for train_step_fill (allocated there)
   std::vector<Buffer> labels;                  // per head (N) int32, device backends only
   const float* features = nullptr;             // (N, D) after run_trunk
 };
@@ -285,17 +286,43 @@ void Model::run_trunk(Plan& p, RunCtx& c, const float* images) {
   p.features = x;
 }
 
-StepResult Model::train_step(const float* images, int N, const std::vector<const int32_t*>& labels,
-                             const StepOptions& opt) {
-  SLN_CHECK_ARG(N >= 1, "trainStep: batch must hold at least one image");
+void Model::check_step_args(int N, const std::vector<const int32_t*>& labels, const char* what) {
+  SLN_CHECK_ARG(N >= 1, what << ": batch must hold at least one image");
   SLN_CHECK_ARG(labels.size() == heads_.size(),
-                "trainStep: expected " << heads_.size() << " label arrays (one per head), got " << labels.size());
+                what << ": expected " << heads_.size() << " label arrays (one per head), got " << labels.size());
   // BN in training mode needs more than one value per channel, as PyTorch
   for (auto& l : trunk_) l->check_train_batch(N);
+}
+
+StepResult Model::train_step(const float* images, int N, const std::vector<const int32_t*>& labels,
+                             const StepOptions& opt) {
+  check_step_args(N, labels, "trainStep");
   check_images(images, N, spec_.input, "trainStep", backend_->num_threads());   // host input
-  Backend& be = *backend_;
   Plan& p = plan_for(N, true);
   const float* x0 = stage_images(p, images);   // (N, C, H, W) in the backend's memory
+  return step_from(p, x0, labels, opt);
+}
+
+StepResult Model::train_step_fill(int N, const std::function<void(float* x)>& fill,
+                                  const std::vector<const int32_t*>& labels, const StepOptions& opt) {
+  check_step_args(N, labels, "trainStep");
+  Plan& p = plan_for(N, true);
+  // device backends have the input buffer already (stage_images uploads into
+  // it); on the CPU it is allocated here, on first use
+  const size_t n_in = static_cast<size_t>(N) * spec_.input.size();
+  if (!p.images.data()) p.images = Buffer(*backend_, n_in * sizeof(float));
+  float* x0 = p.images.f32();   // (N, C, H, W) in the backend's memory
+  fill(x0);
+  // host memory: the same NaN/Inf check as train_step (on a device the input
+  // comes from uint8 pixels and validated, finite parameters)
+  if (backend_->host_memory()) check_images(x0, N, spec_.input, "trainStep", backend_->num_threads());
+  return step_from(p, x0, labels, opt);
+}
+
+StepResult Model::step_from(Plan& p, const float* x0, const std::vector<const int32_t*>& labels,
+                            const StepOptions& opt) {
+  Backend& be = *backend_;
+  const int N = p.N;
   RunCtx c{backend_, &arena_, N, true, spec_.seed * 0x2545F4914F6CDD1DULL + step_, &scratch_};
   run_trunk(p, c, x0);
   const int D = feature_dim_;

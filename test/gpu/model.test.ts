@@ -12,6 +12,9 @@ import * as assert from "node:assert/strict";
 import { createModel, Model, StateDict } from "../../lib/model";
 import { Rng } from "../helpers/opcheck";
 import { cudaOrSkip } from "./_device";
+import { native } from "../../lib/binding";
+import { augmentConfig, augmentInput, sampleBatchParams, IMAGENET_MEAN, IMAGENET_STD } from "../../lib/data/augment";
+import { Prng } from "../../lib/prng";
 
 function maxAbs(a: Float32Array): number {
   let m = 0;
@@ -83,4 +86,58 @@ test("a non-finite input is refused on cuda as on the CPU, and the model stays u
   const r = await m.trainStep(x, [Int32Array.from([0, 1, 2, 0])], { lr: 0.1 });
   assert.ok(Number.isFinite(r.loss));
   m.dispose();
+});
+
+// Training with GPU augmentation: trainStep(AugmentInput) runs sln_cuda_augment
+// into the model's input buffer on the device. Against the same cuda model fed
+// the CPU's augmentBatch floats of the same sources and parameters: the inputs
+// differ by at most 2e-5 (test/gpu/augment.test.ts), far below what moves the
+// loss beyond 1e-4 relative; parameters after two steps within the tolerance
+// of compareStep (2e-3 of the largest update: cuDNN may pick non-deterministic
+// algorithms, so two models on one device need not agree bit for bit).
+test("smallcnn (3x32x32, batch 8, level 3): two steps with GPU augmentation equal CPU augmentation within float32 error", async (t) => {
+  if (!(await cudaOrSkip(t))) return;
+  const opts = { arch: "smallcnn", numClasses: [6], inputShape: [3, 32, 32] as [number, number, number], seed: 9, device: "cuda" as const };
+  const a = await createModel(opts);
+  const b = await createModel(opts);
+  const p0 = await a.stateDict();
+  const step = { lr: 0.05, momentum: 0.9, weightDecay: 1e-4 };
+  const rng = new Prng(17);
+  const n = 8;
+  for (let k = 0; k < 2; k++) {
+    const heights = Int32Array.from({ length: n }, (_, i) => 32 + 3 * i);
+    const widths = Int32Array.from({ length: n }, (_, i) => 30 + 5 * ((i * 7) % 4));
+    const offsets = new Float64Array(n);
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      offsets[i] = total;
+      total += heights[i] * widths[i] * 3;
+    }
+    const data = new Uint8Array(total).map(() => Math.floor(rng.random() * 256));
+    const params = sampleBatchParams(augmentConfig(3, 32, 3), heights, widths, rng);
+    const input = augmentInput({ data, offsets, heights, widths }, params, { channels: 3, layout: "HWC", size: 32, outChannels: 3, mean: IMAGENET_MEAN, std: IMAGENET_STD });
+    const labels = [Int32Array.from({ length: n }, (_, i) => (i + k) % 6)];
+    const floats = await native().augmentBatch(input.src, input.desc, new Float32Array(n * 3 * 32 * 32));
+    const ra = await a.trainStep(floats, labels, step);
+    const rb = await b.trainStep(input, labels, step);
+    t.diagnostic(`step ${k}: loss with CPU augmentation ${ra.loss}, GPU augmentation ${rb.loss}`);
+    assert.ok(Math.abs(ra.loss - rb.loss) <= 1e-4 * Math.abs(ra.loss) + 1e-6, `step ${k}: loss ${rb.loss} (GPU augmentation) vs ${ra.loss}`);
+  }
+  const pa = await a.stateDict(), pb = await b.stateDict();
+  for (const key of Object.keys(pa)) {
+    const x = pa[key].data, y = pb[key].data, z = p0[key].data;
+    const tol = 2e-3 * maxAbs(new Float32Array(x.length).map((_, i) => x[i] - z[i])) + 1e-7;
+    for (let i = 0; i < x.length; i++) if (!(Math.abs(x[i] - y[i]) <= tol)) assert.fail(`${key}[${i}]: GPU augmentation ${y[i]}, CPU ${x[i]} (was ${z[i]}, tol ${tol})`);
+  }
+  // a descriptor that does not fit the model is refused before anything runs
+  const bad = augmentInput(
+    { data: new Uint8Array(40 * 40 * 3), offsets: new Float64Array(1), heights: Int32Array.of(40), widths: Int32Array.of(40) },
+    sampleBatchParams(augmentConfig(0, 24, 3), Int32Array.of(40), Int32Array.of(40), rng),
+    { channels: 3, layout: "HWC", size: 24, outChannels: 3, mean: IMAGENET_MEAN, std: IMAGENET_STD },
+  );
+  await assert.rejects(b.trainStep(bad, [new Int32Array(1)], step), /makes 3x24x24 images .* the model takes 3x32x32/);
+  const pc = await b.stateDict();
+  for (const key of Object.keys(pb)) assert.deepEqual(pc[key].data, pb[key].data, `${key} changed by a refused step`);
+  a.dispose();
+  b.dispose();
 });

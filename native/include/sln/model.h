@@ -169,6 +169,13 @@ class Model {
   // images (N, C, H, W); labels[h] (N) in [0, num_classes[h]).
   StepResult train_step(const float* images, int N, const std::vector<const int32_t*>& labels,
                         const StepOptions& opt);
+  // The same step, but the batch is written by fill(x) straight into the
+  // model's own (N, C, H, W) input buffer in the backend's memory (device
+  // memory on CUDA): the GPU augmentation writes there instead of the host
+  // producing floats that are then uploaded. Labels and the batch size are
+  // checked before fill runs; when fill throws, nothing was changed.
+  StepResult train_step_fill(int N, const std::function<void(float* x)>& fill,
+                             const std::vector<const int32_t*>& labels, const StepOptions& opt);
   // Features (N, D) or per-head logits/probs (N, K_h), concatenated head by head.
   void forward(const float* images, int N, bool training, OutputKind kind, std::vector<float>& out);
 
@@ -191,6 +198,8 @@ class Model {
   Plan& plan_for(int N, bool training);
   void run_trunk(Plan& p, RunCtx& c, const float* images);
   const float* stage_images(Plan& p, const float* images);
+  void check_step_args(int N, const std::vector<const int32_t*>& labels, const char* what);
+  StepResult step_from(Plan& p, const float* x0, const std::vector<const int32_t*>& labels, const StepOptions& opt);
   size_t first_nonfinite_grad();
 
   ModelSpec spec_;
