@@ -6,7 +6,8 @@ import * as assert from "node:assert/strict";
 import { createModel, Model } from "../lib/model";
 import { Rng } from "./helpers/opcheck";
 import { native } from "../lib/binding";
-import { AugmentInput, augmentConfig, augmentInput, sampleBatchParams, IMAGENET_MEAN, IMAGENET_STD } from "../lib/data/augment";
+import { AugmentInput } from "../lib/data/augment";
+import { randomSourceInput } from "./helpers/sources";
 import { Prng } from "../lib/prng";
 
 function smallcnnShapes(C: number, heads: number[]): [string, number[]][] {
@@ -153,21 +154,11 @@ test("bad trainStep/forward input throws, and the model is unchanged and usable"
   await assert.rejects(m.forward(x), { code: "SLN_DISPOSED" });
 });
 
-// A batch of n random uint8 RGB sources of different sizes (HWC) with level-3
-// parameters for a 3x16x16 model: what Loader.sourceBatch hands trainStep.
+// n random sources of different sizes (HWC) for a 3x16x16 model.
 function sourceInput(n: number, seed: number): AugmentInput {
-  const rng = new Prng(seed);
   const heights = Int32Array.from({ length: n }, (_, i) => 18 + (i % 5));
   const widths = Int32Array.from({ length: n }, (_, i) => 17 + ((i * 3) % 7));
-  const offsets = new Float64Array(n);
-  let total = 0;
-  for (let i = 0; i < n; i++) {
-    offsets[i] = total;
-    total += heights[i] * widths[i] * 3;
-  }
-  const data = new Uint8Array(total).map(() => Math.floor(rng.random() * 256));
-  const params = sampleBatchParams(augmentConfig(3, 16, 3), heights, widths, rng);
-  return augmentInput({ data, offsets, heights, widths }, params, { channels: 3, layout: "HWC", size: 16, outChannels: 3, mean: IMAGENET_MEAN, std: IMAGENET_STD });
+  return randomSourceInput(new Prng(seed), heights, widths, 16);
 }
 
 test("trainStep(AugmentInput) augments into the model's input: same losses and weights as augmentBatch + trainStep", async () => {

@@ -14,6 +14,7 @@ import { Rng } from "../helpers/opcheck";
 import { cudaOrSkip } from "./_device";
 import { native } from "../../lib/binding";
 import { augmentConfig, augmentInput, sampleBatchParams, IMAGENET_MEAN, IMAGENET_STD } from "../../lib/data/augment";
+import { randomSourceInput } from "../helpers/sources";
 import { Prng } from "../../lib/prng";
 
 function maxAbs(a: Float32Array): number {
@@ -107,15 +108,7 @@ test("smallcnn (3x32x32, batch 8, level 3): two steps with GPU augmentation equa
   for (let k = 0; k < 2; k++) {
     const heights = Int32Array.from({ length: n }, (_, i) => 32 + 3 * i);
     const widths = Int32Array.from({ length: n }, (_, i) => 30 + 5 * ((i * 7) % 4));
-    const offsets = new Float64Array(n);
-    let total = 0;
-    for (let i = 0; i < n; i++) {
-      offsets[i] = total;
-      total += heights[i] * widths[i] * 3;
-    }
-    const data = new Uint8Array(total).map(() => Math.floor(rng.random() * 256));
-    const params = sampleBatchParams(augmentConfig(3, 32, 3), heights, widths, rng);
-    const input = augmentInput({ data, offsets, heights, widths }, params, { channels: 3, layout: "HWC", size: 32, outChannels: 3, mean: IMAGENET_MEAN, std: IMAGENET_STD });
+    const input = randomSourceInput(rng, heights, widths, 32);
     const labels = [Int32Array.from({ length: n }, (_, i) => (i + k) % 6)];
     const floats = await native().augmentBatch(input.src, input.desc, new Float32Array(n * 3 * 32 * 32));
     const ra = await a.trainStep(floats, labels, step);
