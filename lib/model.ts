@@ -41,7 +41,7 @@ export interface StepResult {
 
 export interface ForwardOptions {
   mode?: "eval" | "train";
-  output?: "logits" | "probs" | "features";
+  output?: "logits" | "probs" | "features" | "features+logits";
 }
 
 /** A named tensor as in a PyTorch state_dict: shape and float32 data. */
@@ -166,7 +166,8 @@ export class Model {
 
   /**
    * Forward pass. output "features": one Float32Array (N*D); "logits"/"probs":
-   * one Float32Array (N*K_h) per head. mode "eval" (default) uses running BN
+   * one Float32Array (N*K_h) per head; "features+logits": the features, then the
+   * heads' logits, from one pass through the trunk. mode "eval" (default) uses running BN
    * statistics; "train" batch statistics (and updates the running ones, as torch).
    */
   async forward(images: Float32Array, opts: ForwardOptions & { output: "features" }): Promise<Float32Array>;

@@ -229,6 +229,12 @@ test("forward outputs: logits per head, probs sum to 1, features", async () => {
   const f = await m.forward(x, { output: "features" });
   assert.ok(f instanceof Float32Array);
   assert.equal(f.length, 3 * 128);
+  // one trunk pass for both: the same bits as the two separate forwards (eval mode)
+  const both = await m.forward(x, { output: "features+logits" });
+  assert.equal(both.length, 3);
+  assert.deepEqual(both[0], f);
+  assert.deepEqual(both[1], logits[0]);
+  assert.deepEqual(both[2], logits[1]);
   m.dispose();
 });
 

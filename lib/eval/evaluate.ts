@@ -107,9 +107,8 @@ async function featuresAndPredictions(model: Model, ds: Dataset): Promise<{ feat
   const preds = model.numClasses.map(() => new Int32Array(ds.count));
   const loader = new Loader(ds, { batchSize: 512, size, level: 0, seed: 0, shuffle: false });
   for await (const b of loader.epoch(0)) {
-    const f = await model.forward(b.data, { mode: "eval", output: "features" });
+    const [f, ...out] = await model.forward(b.data, { mode: "eval", output: "features+logits" });
     for (let i = 0; i < b.size; i++) feats.set(f.subarray(i * D, (i + 1) * D), b.indices[i] * D);
-    const out = await model.forward(b.data, { mode: "eval", output: "logits" });
     out.forEach((lg, h) => scatterArgmax(lg, b.size, model.numClasses[h], b.indices, preds[h]));
   }
   return { feats, preds };

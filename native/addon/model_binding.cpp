@@ -268,7 +268,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     });
   }
 
-  // forward(images, training: boolean, output: "logits" | "probs" | "features")
+  // forward(images, training: boolean, output: "logits" | "probs" | "features" | "features+logits")
   Napi::Value Forward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return guarded(env, [&]() -> Napi::Value {
@@ -280,12 +280,16 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       if (kind == "logits") k = OutputKind::Logits;
       else if (kind == "probs") k = OutputKind::Probs;
       else if (kind == "features") k = OutputKind::Features;
-      else throw Napi::TypeError::New(env, "forward: output must be 'logits', 'probs' or 'features', got '" + kind + "'");
+      else if (kind == "features+logits") k = OutputKind::FeaturesAndLogits;
+      else
+        throw Napi::TypeError::New(
+            env, "forward: output must be 'logits', 'probs', 'features' or 'features+logits', got '" + kind + "'");
       const float* images = info[0].As<Napi::Float32Array>().Data();
       auto out = std::make_shared<std::vector<float>>();
       std::vector<int> widths;
-      if (k == OutputKind::Features) widths.push_back(m->feature_dim());
-      else widths = m->spec().num_classes;
+      if (k == OutputKind::Features || k == OutputKind::FeaturesAndLogits) widths.push_back(m->feature_dim());
+      if (k != OutputKind::Features)
+        widths.insert(widths.end(), m->spec().num_classes.begin(), m->spec().num_classes.end());
       return PromiseWorker::Start(
           env, "sln.forward",
           [m, images, N, training, k, out] {

@@ -388,15 +388,17 @@ void Model::forward(const float* images, int N, bool training, OutputKind kind, 
   RunCtx c{backend_, &arena_, N, training, spec_.seed * 0x2545F4914F6CDD1DULL + step_, &scratch_};
   run_trunk(p, c, x0);
   const int D = feature_dim_;
+  const size_t nd = static_cast<size_t>(N) * D;
   if (kind == OutputKind::Features) {
-    out.resize(static_cast<size_t>(N) * D);
-    backend_->download(out.data(), p.features, out.size() * sizeof(float));
+    out.resize(nd);
+    backend_->download(out.data(), p.features, nd * sizeof(float));
     return;
   }
-  size_t total = 0;
+  size_t off = kind == OutputKind::FeaturesAndLogits ? nd : 0;
+  size_t total = off;
   for (auto& h : heads_) total += static_cast<size_t>(N) * h->K;
   out.resize(total);
-  size_t off = 0;
+  if (off) backend_->download(out.data(), p.features, nd * sizeof(float));
   for (size_t h = 0; h < heads_.size(); h++) {
     Head& hd = *heads_[h];
     const size_t n = static_cast<size_t>(N) * hd.K;

@@ -147,7 +147,9 @@ struct StepResult {
   std::vector<double> head_losses;
 };
 
-enum class OutputKind { Logits, Probs, Features };
+// FeaturesAndLogits: the features (N, D) followed by each head's logits (N, K_h), from one
+// trunk pass (evaluation needs both).
+enum class OutputKind { Logits, Probs, Features, FeaturesAndLogits };
 
 // One trunk layer as the probes see it: PyTorch module name, kind, output shape.
 struct TrunkLayerInfo {
