@@ -39,6 +39,8 @@ namespace {
 constexpr int64_t kMaxBlocks = 256;
 // Zeroed bytes after the matrix: the fused pass reads a row as K rounded up to 8 entries.
 constexpr size_t kSlack = 64;
+// The fused pass's padded row length (see sinkhorn_pass.inc).
+constexpr int64_t padded_k(int64_t k) { return (k + 7) / 8 * 8; }
 
 struct Blocks {
   int64_t n = 0, nb = 0, rows = 0;
@@ -119,11 +121,16 @@ void check_memory(int64_t n, int64_t k, Storage s, uint64_t budget, uint64_t nee
 
 #define SLN_ALWAYS_INLINE __attribute__((always_inline)) inline
 
-template <class V, class P>
-SLN_ALWAYS_INLINE V loadu_any(const P* p) {
+// Unaligned load/store of a GCC vector type (also used by sinkhorn_pass.inc).
+template <class V>
+SLN_ALWAYS_INLINE V loadu(const void* p) {
   V v;
   std::memcpy(&v, p, sizeof v);
   return v;
+}
+template <class V>
+SLN_ALWAYS_INLINE void storeu(void* p, V v) {
+  std::memcpy(p, &v, sizeof v);
 }
 
 // dot(a, r) with 8 independent float64 accumulators (vectorizes without reassociation).
@@ -236,7 +243,7 @@ SLN_ALWAYS_INLINE bool row_max_finite(const ZT* zr, int64_t K, double* max_out) 
   vi ok = ~vi{};
   int64_t k = 0;
   for (; k + 8 <= K; k += 8) {
-    const vz x = loadu_any<vz>(zr + k);
+    const vz x = loadu<vz>(zr + k);
     ok &= (x - x == 0);  // false for NaN and +-Inf
     mx = x > mx ? x : mx;
   }
@@ -446,7 +453,7 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
   const int nt = o.threads;
   const Blocks B(N);
   const double lambda = o.lambda, inv_n = 1.0 / static_cast<double>(N), inv_k = 1.0 / static_cast<double>(K);
-  const int64_t Kp = (K + 7) / 8 * 8;  // padded row length of the fused pass (see fused_block_generic)
+  const int64_t Kp = padded_k(K);
 
   // + kSlack zeroed bytes: the fused pass reads the last row as Kp entries.
   MatrixMemory A_mem(static_cast<size_t>(N) * static_cast<size_t>(K) * sizeof(T) + kSlack);
@@ -652,7 +659,7 @@ MatrixMemory::~MatrixMemory() {
 uint64_t planned_bytes(int64_t n, int64_t k, Storage s) {
   const uint64_t N = static_cast<uint64_t>(n), K = static_cast<uint64_t>(k);
   const uint64_t elem = s == Storage::F64 ? 8 : 4;
-  const uint64_t nb = static_cast<uint64_t>(std::min<int64_t>(n, kMaxBlocks)), Kp = (K + 7) / 8 * 8;
+  const uint64_t nb = static_cast<uint64_t>(std::min<int64_t>(n, kMaxBlocks)), Kp = padded_k(k);
   // matrix (+ slack) + (c, rowmax, lse, log_c) doubles and labels per image + block partials + K vectors
   return N * K * elem + kSlack + N * (4 * 8 + 4) + nb * Kp * 8 + 6 * Kp * 8;
 }
