@@ -242,6 +242,11 @@ Model::Plan& Model::plan_for(int N, bool training) {
 }
 
 // The batch in the backend's memory: in place on the CPU, else one upload.
+// The context of one pass over plan p's batch; the dropout seed follows the step count.
+RunCtx Model::run_ctx(Plan& p, bool training) {
+  return RunCtx{backend_, &arena_, p.N, training, spec_.seed * 0x2545F4914F6CDD1DULL + step_, &scratch_};
+}
+
 const float* Model::stage_images(Plan& p, const float* images) {
   if (backend_->host_memory()) return images;
   backend_->upload(p.images.data(), images, static_cast<size_t>(p.N) * spec_.input.size() * sizeof(float));
@@ -286,17 +291,17 @@ void Model::run_trunk(Plan& p, RunCtx& c, const float* images) {
   p.features = x;
 }
 
-void Model::check_step_args(int N, const std::vector<const int32_t*>& labels, const char* what) {
-  SLN_CHECK_ARG(N >= 1, what << ": batch must hold at least one image");
+void Model::check_step_args(int N, const std::vector<const int32_t*>& labels) {
+  SLN_CHECK_ARG(N >= 1, "trainStep: batch must hold at least one image");
   SLN_CHECK_ARG(labels.size() == heads_.size(),
-                what << ": expected " << heads_.size() << " label arrays (one per head), got " << labels.size());
+                "trainStep: expected " << heads_.size() << " label arrays (one per head), got " << labels.size());
   // BN in training mode needs more than one value per channel, as PyTorch
   for (auto& l : trunk_) l->check_train_batch(N);
 }
 
 StepResult Model::train_step(const float* images, int N, const std::vector<const int32_t*>& labels,
                              const StepOptions& opt) {
-  check_step_args(N, labels, "trainStep");
+  check_step_args(N, labels);
   check_images(images, N, spec_.input, "trainStep", backend_->num_threads());   // host input
   Plan& p = plan_for(N, true);
   const float* x0 = stage_images(p, images);   // (N, C, H, W) in the backend's memory
@@ -305,7 +310,7 @@ StepResult Model::train_step(const float* images, int N, const std::vector<const
 
 StepResult Model::train_step_fill(int N, const std::function<void(float* x)>& fill,
                                   const std::vector<const int32_t*>& labels, const StepOptions& opt) {
-  check_step_args(N, labels, "trainStep");
+  check_step_args(N, labels);
   Plan& p = plan_for(N, true);
   // device backends have the input buffer already (stage_images uploads into
   // it); on the CPU it is allocated here, on first use
@@ -323,7 +328,7 @@ StepResult Model::step_from(Plan& p, const float* x0, const std::vector<const in
                             const StepOptions& opt) {
   Backend& be = *backend_;
   const int N = p.N;
-  RunCtx c{backend_, &arena_, N, true, spec_.seed * 0x2545F4914F6CDD1DULL + step_, &scratch_};
+  RunCtx c = run_ctx(p, true);
   run_trunk(p, c, x0);
   const int D = feature_dim_;
   StepResult r;
@@ -385,7 +390,7 @@ void Model::forward(const float* images, int N, bool training, OutputKind kind, 
   check_images(images, N, spec_.input, "forward", backend_->num_threads());   // host input
   Plan& p = plan_for(N, training);
   const float* x0 = stage_images(p, images);
-  RunCtx c{backend_, &arena_, N, training, spec_.seed * 0x2545F4914F6CDD1DULL + step_, &scratch_};
+  RunCtx c = run_ctx(p, training);
   run_trunk(p, c, x0);
   const int D = feature_dim_;
   const size_t nd = static_cast<size_t>(N) * D;
@@ -439,7 +444,7 @@ void Model::forward_taps(const float* images, int N, const std::vector<int>& tap
   check_images(images, N, spec_.input, "forwardTaps", backend_->num_threads());
   Plan& p = plan_for(N, false);
   const float* x = stage_images(p, images);
-  RunCtx c{backend_, &arena_, N, false, spec_.seed * 0x2545F4914F6CDD1DULL + step_, &scratch_};
+  RunCtx c = run_ctx(p, false);
   std::vector<float> host;   // device backends: the tapped activation, downloaded for the sink
   for (int i = 0; i <= deepest; i++) {
     float* y = (i % 2 == 0) ? p.ping.f32() : p.pong.f32();

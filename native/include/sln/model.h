@@ -200,7 +200,8 @@ class Model {
   Plan& plan_for(int N, bool training);
   void run_trunk(Plan& p, RunCtx& c, const float* images);
   const float* stage_images(Plan& p, const float* images);
-  void check_step_args(int N, const std::vector<const int32_t*>& labels, const char* what);
+  void check_step_args(int N, const std::vector<const int32_t*>& labels);
+  RunCtx run_ctx(Plan& p, bool training);
   StepResult step_from(Plan& p, const float* x0, const std::vector<const int32_t*>& labels, const StepOptions& opt);
   size_t first_nonfinite_grad();
 
