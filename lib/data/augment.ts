@@ -245,9 +245,13 @@ export function augmentInput(src: SourceBatch, params: BatchParams, o: ApplyOpti
   };
 }
 
+/** Run a job on the CPU; out is (n, outChannels, outHeight, outWidth). */
+export function runAugment(job: AugmentInput, out?: Float32Array): Promise<Float32Array> {
+  const d = job.desc;
+  return native().augmentBatch(job.src, d, out ?? new Float32Array(d.n * d.outChannels * d.outHeight * d.outWidth));
+}
+
 /** Apply parameters to source images natively; out is (n, outChannels, size, size). */
 export function applyAugment(src: SourceBatch, params: BatchParams, o: ApplyOptions, out?: Float32Array): Promise<Float32Array> {
-  const job = augmentInput(src, params, o);
-  const dst = out ?? new Float32Array(params.n * o.outChannels * o.size * o.size);
-  return native().augmentBatch(job.src, job.desc, dst);
+  return runAugment(augmentInput(src, params, o), out);
 }

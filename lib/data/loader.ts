@@ -15,7 +15,6 @@
 // how far ahead the loader ran, so a run resumed at (epoch, batch) with
 // loader.epoch(epoch, { startBatch: batch }) sees exactly the batches the
 // original run would have; the loader itself has no state to checkpoint.
-import { native } from "../binding";
 import { Prng } from "../prng";
 import {
   AugLevel,
@@ -27,6 +26,7 @@ import {
   IMAGENET_STD,
   augmentConfig,
   augmentInput,
+  runAugment,
   sampleBatchParams,
 } from "./augment";
 import { Dataset } from "./dataset";
@@ -135,7 +135,7 @@ export class Loader {
   /** Batch `index` of epoch `epoch` (any order, any time: the result depends only on seed, epoch and index). */
   async batch(epoch: number, index: number): Promise<Batch> {
     const { input, ...rest } = await this.sourceBatch(epoch, index);
-    const data = await native().augmentBatch(input.src, input.desc, new Float32Array(rest.size * this.outChannels * this.size * this.size));
+    const data = await runAugment(input);
     return { ...rest, data };
   }
 
