@@ -230,14 +230,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       if (d.n < 1) throw Napi::RangeError::New(env, "trainStep: batch must hold at least one image (desc.n = 0)");
       const int N = d.n;
       StepArgs a = step_args(env, m, N, info[2], info[3], usage);
-      sln_cuda_augment_fn dev_augment = nullptr;   // null: the CPU's augment_batch
-      if (!m->backend().host_memory()) {
-        const CudaLib& lib = cuda_lib_or_throw("trainStep");
-        if (!lib.augment)
-          SLN_FAIL(Library, "SLN_CUDA", "trainStep: the CUDA library " << lib.path
-                                          << " has no sln_cuda_augment; rebuild it with `npm run build:cuda`");
-        dev_augment = lib.augment;
-      }
+      // null: the CPU's augment_batch (the loader refused a library without sln_cuda_augment)
+      const sln_cuda_augment_fn dev_augment =
+          m->backend().host_memory() ? nullptr : cuda_lib_or_throw("trainStep").augment;
       auto result = std::make_shared<StepResult>();
       return PromiseWorker::Start(
           env, "sln.trainStepAugment",
