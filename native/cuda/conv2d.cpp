@@ -109,6 +109,15 @@ class CudaConv2d final : public Conv2dOp {
   }
 
  private:
+  // The algorithm choose() picks from cuDNN's ranked list, and the math type to run it with.
+  template <class Perf, class Algo>
+  void take(const Perf* perf, int n, bool tf32, const char* what, Algo& algo, cudnnMathType_t& math) const {
+    const Perf* p = choose(perf, n, tf32);
+    if (!p) SLN_FAIL(Unsupported, "SLN_CUDNN", "conv2d " << d_ << ": cuDNN has no " << what << " algorithm for this shape");
+    algo = p->algo;
+    math = tf32 ? p->mathType : CUDNN_FMA_MATH;
+  }
+
   void pick() {
     const bool tf32 = be_.tf32();
     cudnnHandle_t h = be_.cudnn();
@@ -118,30 +127,21 @@ class CudaConv2d final : public Conv2dOp {
       cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
       SLN_CUDNN(cudnnGetConvolutionForwardAlgorithm_v7(h, x_, w_, conv_, y_, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf),
                 "conv2d " << d_);
-      const auto* p = choose(perf, n, tf32);
-      if (!p) SLN_FAIL(Unsupported, "SLN_CUDNN", "conv2d " << d_ << ": cuDNN has no forward algorithm for this shape");
-      fwd_ = p->algo;
-      fwd_math_ = tf32 ? p->mathType : CUDNN_FMA_MATH;
+      take(perf, n, tf32, "forward", fwd_, fwd_math_);
     }
     {
       cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
       SLN_CUDNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, w_, y_, conv_, x_, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n,
                                                             perf),
                 "conv2d " << d_);
-      const auto* p = choose(perf, n, tf32);
-      if (!p) SLN_FAIL(Unsupported, "SLN_CUDNN", "conv2d " << d_ << ": cuDNN has no backward-data algorithm for this shape");
-      bwd_data_ = p->algo;
-      bwd_data_math_ = tf32 ? p->mathType : CUDNN_FMA_MATH;
+      take(perf, n, tf32, "backward-data", bwd_data_, bwd_data_math_);
     }
     {
       cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
       SLN_CUDNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, x_, y_, conv_, w_, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
                                                               &n, perf),
                 "conv2d " << d_);
-      const auto* p = choose(perf, n, tf32);
-      if (!p) SLN_FAIL(Unsupported, "SLN_CUDNN", "conv2d " << d_ << ": cuDNN has no backward-filter algorithm for this shape");
-      bwd_filter_ = p->algo;
-      bwd_filter_math_ = tf32 ? p->mathType : CUDNN_FMA_MATH;
+      take(perf, n, tf32, "backward-filter", bwd_filter_, bwd_filter_math_);
     }
     // exact sizes for the chosen algorithms (the perf entries are estimates)
     size_t a = 0, b = 0, c = 0;

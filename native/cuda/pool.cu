@@ -22,6 +22,21 @@ struct PoolGeom {
   int H, W, OH, OW, KH, KW, stride, pad;
 };
 
+// f(ih * W + iw) for every input position of output (oh, ow)'s window inside the
+// image (padding skipped), rows then columns: the order the first-maximum rule needs.
+template <class F>
+__device__ inline void for_each_in_window(const PoolGeom& g, int oh, int ow, F f) {
+  for (int r = 0; r < g.KH; r++) {
+    const int ih = oh * g.stride - g.pad + r;
+    if (ih < 0 || ih >= g.H) continue;
+    for (int q = 0; q < g.KW; q++) {
+      const int iw = ow * g.stride - g.pad + q;
+      if (iw < 0 || iw >= g.W) continue;
+      f(ih * g.W + iw);
+    }
+  }
+}
+
 __global__ void maxpool_forward_kernel(const float* __restrict__ x, float* __restrict__ y, int32_t* __restrict__ argmax,
                                        size_t total, PoolGeom g) {
   for (size_t o = blockIdx.x * size_t(blockDim.x) + threadIdx.x; o < total; o += size_t(gridDim.x) * blockDim.x) {
@@ -30,19 +45,13 @@ __global__ void maxpool_forward_kernel(const float* __restrict__ x, float* __res
     const float* xp = x + nc * g.H * g.W;
     float best = -INFINITY;
     int bi = -1;
-    for (int r = 0; r < g.KH; r++) {
-      const int ih = oh * g.stride - g.pad + r;
-      if (ih < 0 || ih >= g.H) continue;
-      for (int s = 0; s < g.KW; s++) {
-        const int iw = ow * g.stride - g.pad + s;
-        if (iw < 0 || iw >= g.W) continue;
-        const float v = xp[ih * g.W + iw];
-        if (bi < 0 || v > best) {
-          best = v;
-          bi = ih * g.W + iw;
-        }
+    for_each_in_window(g, oh, ow, [&](int i) {
+      const float v = xp[i];
+      if (bi < 0 || v > best) {
+        best = v;
+        bi = i;
       }
-    }
+    });
     y[o] = best;
     argmax[o] = bi;
   }
@@ -89,15 +98,7 @@ __global__ void avgpool_forward_kernel(const float* __restrict__ x, float* __res
     const size_t nc = o / (static_cast<size_t>(g.OW) * g.OH);
     const float* xp = x + nc * g.H * g.W;
     float s = 0.f;
-    for (int r = 0; r < g.KH; r++) {
-      const int ih = oh * g.stride - g.pad + r;
-      if (ih < 0 || ih >= g.H) continue;
-      for (int q = 0; q < g.KW; q++) {
-        const int iw = ow * g.stride - g.pad + q;
-        if (iw < 0 || iw >= g.W) continue;
-        s += xp[ih * g.W + iw];
-      }
-    }
+    for_each_in_window(g, oh, ow, [&](int i) { s += xp[i]; });
     y[o] = s / static_cast<float>(avg_divisor(g, oh, ow));
   }
 }
