@@ -1,6 +1,7 @@
 // The typed native binding: the only module that loads the addon.
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { AddonLoadError } from "./errors";
 import type { SinkhornDtype, SinkhornOptions, SinkhornResult } from "./sinkhorn";
 
 /** Package root: the nearest parent directory whose package.json is ours. */
@@ -150,27 +151,40 @@ export interface NativeBinding {
 let cached: NativeBinding | undefined;
 
 /**
- * Load the addon: SELFLABEL_ADDON (an explicit .node path) first, then a
- * prebuild or build/Release through node-gyp-build.
+ * The load failure as one line: which library the dynamic loader missed (or
+ * that no addon was found) and the next step for an installed package.
+ */
+export function addonLoadError(e: unknown, file: string | null): AddonLoadError {
+  const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0];
+  const missing = /([^\s:/]+\.so(?:\.[0-9]+)*): cannot open shared object file/.exec(msg)?.[1] ?? null;
+  const where = file ? ` (${file})` : "";
+  const fix =
+    "reinstall it with `npm rebuild selflabel-native` (uses the prebuilt binary for linux-x64 glibc, " +
+    "else builds from source: needs g++, make, python3 and libdnnl-dev)";
+  if (missing) return new AddonLoadError(`the native addon${where} needs ${missing}, which the dynamic loader cannot find; ${fix}`, missing, e);
+  if (/No native build was found/.test(msg))
+    return new AddonLoadError(`no native addon for this platform (${process.platform}-${process.arch}, Node ${process.versions.node}): no prebuilt binary and no build/Release; ${fix}`, null, e);
+  return new AddonLoadError(`the native addon${where} could not be loaded (${msg}); ${fix}`, null, e);
+}
+
+/**
+ * Load the addon: SELFLABEL_ADDON (an explicit .node path) first, then
+ * build/Release or a prebuild (prebuilds/linux-x64) through node-gyp-build.
  */
 export function native(): NativeBinding {
   if (cached) return cached;
   const explicit = process.env.SELFLABEL_ADDON;
+  let file: string | null = explicit ? path.resolve(explicit) : null;
   try {
-    if (explicit) {
+    if (!file) {
       // eslint-disable-next-line @typescript-eslint/no-var-requires
-      cached = require(path.resolve(explicit)) as NativeBinding;
-    } else {
-      // eslint-disable-next-line @typescript-eslint/no-var-requires
-      const load = require("node-gyp-build") as (dir: string) => unknown;
-      cached = load(packageRoot()) as NativeBinding;
+      const load = require("node-gyp-build") as { path(dir: string): string };
+      file = load.path(packageRoot());
     }
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    cached = require(file) as NativeBinding;
   } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    throw new Error(
-      `selflabel-native: the native addon could not be loaded (${msg}). ` +
-        "Build it with `npm run build:native` (needs libdnnl-dev and a C++ compiler).",
-    );
+    throw addonLoadError(e, file);
   }
   const n = process.env.SELFLABEL_NUM_THREADS;
   if (n !== undefined && n !== "") {

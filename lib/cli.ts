@@ -55,6 +55,15 @@ export async function main(args: string[]): Promise<void> {
     .parseAsync();
 }
 
+/** A reader that went away (`labels ... | head`) ends the program quietly, as other command-line tools. */
+export function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+    fail(e);
+  });
+}
+
 if (require.main === module) {
+  quietOnClosedPipe(process.stdout);
   main(hideBin(process.argv)).catch(fail);
 }

@@ -6,6 +6,7 @@ import { openExperiment, checkHead, openTrainData, Experiment } from "../eval/ex
 import { detectFormat } from "../data";
 import { writeFileAtomic } from "../safetensors";
 import { InputError, UsageError } from "../errors";
+import { csvField } from "../csv";
 
 export const command = "labels";
 export const describe = "Export an experiment's pseudo-labels as CSV or JSON (image index, path, label)";
@@ -17,10 +18,6 @@ export function builder(y: Argv): Argv {
     .option("head", { type: "number", describe: "only this head (default: all heads)" })
     .option("out", { type: "string", describe: "output file (default: stdout)" })
     .option("format", { type: "string", choices: ["csv", "json"], describe: "csv (default) or json; default from --out's extension" });
-}
-
-function csvField(s: string): string {
-  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
 /** Paths of an ImageFolder run whose labels came from a checkpoint (labels.csv has them otherwise). */

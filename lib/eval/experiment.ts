@@ -11,6 +11,9 @@ import { load as loadSafetensors, SafetensorsError } from "../safetensors";
 import { newestCheckpoint, checkpointDir, listCheckpointFiles, CheckpointMeta } from "../train/checkpoint";
 import { openDataset, Dataset, EmptyDatasetError, DataUsageError } from "../data";
 import { createModel, Model } from "../model";
+import { parseCsv } from "../csv";
+import { subsetOf } from "../data/subset";
+export { parseCsvLine } from "../csv";
 
 export interface Experiment {
   exp: string;
@@ -30,51 +33,17 @@ function sameShape(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-/** Split one CSV line (RFC 4180 quoting, as train writes labels.csv). */
-export function parseCsvLine(line: string): string[] {
-  const out: string[] = [];
-  let i = 0;
-  for (;;) {
-    if (line[i] === '"') {
-      let s = "";
-      i++;
-      for (;;) {
-        if (i >= line.length) throw new Error("unterminated quoted field");
-        if (line[i] === '"') {
-          if (line[i + 1] === '"') {
-            s += '"';
-            i += 2;
-            continue;
-          }
-          i++;
-          break;
-        }
-        s += line[i++];
-      }
-      out.push(s);
-      if (i < line.length && line[i] !== ",") throw new Error(`unexpected '${line[i]}' after a quoted field`);
-    } else {
-      const j = line.indexOf(",", i);
-      out.push(line.slice(i, j < 0 ? line.length : j));
-      i = j < 0 ? line.length : j;
-    }
-    if (i >= line.length) return out;
-    i++; // the comma
-  }
-}
-
 /** labels.csv of train: index,path,label_head0,... Throws a message on anything else. */
 function readLabelsCsv(file: string, n: number, heads: number, numClasses: number[]): { labels: Int32Array[]; paths: (string | null)[] } {
-  const text = fs.readFileSync(file, "utf8");
-  const lines = text.split("\n");
-  if (lines[lines.length - 1] === "") lines.pop();
+  const rows = parseCsv(fs.readFileSync(file, "utf8"));
   const want = ["index", "path", ...Array.from({ length: heads }, (_, h) => `label_head${h}`)].join(",");
-  if (lines[0] !== want) throw new Error(`header is '${lines[0]}', expected '${want}'`);
-  if (lines.length - 1 !== n) throw new Error(`${lines.length - 1} rows, expected ${n}`);
+  const header = (rows[0] ?? []).join(",");
+  if (header !== want) throw new Error(`header is '${header}', expected '${want}'`);
+  if (rows.length - 1 !== n) throw new Error(`${rows.length - 1} rows, expected ${n}`);
   const labels = Array.from({ length: heads }, () => new Int32Array(n));
   const paths: (string | null)[] = new Array(n);
   for (let r = 0; r < n; r++) {
-    const f = parseCsvLine(lines[r + 1]);
+    const f = rows[r + 1];
     if (f.length !== heads + 2) throw new Error(`row ${r + 1} has ${f.length} fields, expected ${heads + 2}`);
     if (Number(f[0]) !== r) throw new Error(`row ${r + 1} has index '${f[0]}', expected ${r}`);
     paths[r] = f[1] === "" ? null : f[1];
@@ -163,7 +132,9 @@ function flagsData(meta: CheckpointMeta, o: DataOverride) {
   const data = o.data ?? (f.data as string | null) ?? null;
   const format = (o.data ? o.dataFormat ?? "auto" : (f.dataFormat as string) ?? "auto") as never;
   const synCount = (f.syntheticCount as number | null) ?? undefined;
-  return { data, format, synthetic: synCount ? { count: synCount } : undefined, inputSize: meta.inputShape[1] };
+  const subset = typeof f.subset === "number" && Number.isInteger(f.subset) && f.subset > 0 ? f.subset : 0;
+  const seed = typeof f.seed === "number" && Number.isInteger(f.seed) ? f.seed : 0;
+  return { data, format, synthetic: synCount ? { count: synCount } : undefined, inputSize: meta.inputShape[1], subset, seed };
 }
 
 const short = (f: string) => (f.length <= 64 ? f : f.slice(0, 16) + "...");
@@ -174,7 +145,9 @@ const short = (f: string) => (f.length <= 64 ? f : f.slice(0, 16) + "...");
  */
 export async function openTrainData(e: Experiment, o: DataOverride = {}, warn: (m: string) => void = () => {}): Promise<Dataset> {
   const fd = flagsData(e.meta, o);
-  const ds = await openDataset({ data: fd.data, format: fd.format, split: "train", inputSize: fd.inputSize, synthetic: fd.synthetic, onWarning: warn });
+  const full = await openDataset({ data: fd.data, format: fd.format, split: "train", inputSize: fd.inputSize, synthetic: fd.synthetic, onWarning: warn });
+  // train --subset N: the same seeded subset (recorded in the checkpoint's flags)
+  const ds = subsetOf(full, fd.subset, fd.seed);
   if (ds.fingerprint !== e.meta.fingerprint) {
     await ds.close();
     throw new InputError(
