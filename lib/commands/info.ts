@@ -4,9 +4,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { native, packageRoot } from "../binding";
 import { cudaStatus as probeCuda, formatCudaVersion, CudaStatus } from "../cuda";
+import { distributedStatus } from "../distributed/status";
 
 export const command = "info";
-export const describe = "Show the package version, the CPU backend (oneDNN, ISA, threads) and CUDA availability";
+export const describe = "Show the package version, the CPU backend (oneDNN, ISA, threads), CUDA, MPI and NCCL availability";
 
 export function builder(y: Argv): Argv {
   return y.option("json", { type: "boolean", default: false, describe: "print JSON" });
@@ -55,6 +56,7 @@ export async function handler(argv: { json?: boolean; [k: string]: unknown }): P
     cpu: n.cpu,
     threads: n.threads,
     cuda,
+    distributed: distributedStatus(),
   };
   if (argv.json) {
     console.log(JSON.stringify(report, null, 2));
@@ -69,4 +71,7 @@ export async function handler(argv: { json?: boolean; [k: string]: unknown }): P
     console.log(`CUDA backend: unavailable: ${cuda.reason}`);
     if (cuda.library) console.log(`CUDA library: ${cuda.library}`);
   }
+  const d = report.distributed;
+  console.log(`MPI (--distributed): ${d.mpi.available ? "available" : "unavailable"}: ${d.mpi.reason}`);
+  console.log(`NCCL (--distributed --device cuda): ${d.nccl.available ? "available" : "unavailable"}: ${d.nccl.reason}`);
 }

@@ -10,6 +10,7 @@
 
 #include "addon/common.h"
 #include "addon/cuda_loader.h"
+#include "addon/mpi_loader.h"
 #include "core/sinkhorn.h"
 #include "sln/ops.h"
 
@@ -91,6 +92,8 @@ Options parse_options(const Napi::CallbackInfo& info, size_t i, const char* fn, 
     else if (s == "f32") o.storage = Storage::F32;
     else throw Napi::RangeError::New(env, std::string(fn) + ": options.dtype must be 'f64' or 'f32', got '" + s + "'");
   }
+  Napi::Value sh = obj.Get("shard");  // a row-sharded solve over MPI (lib/distributed/sinkhorn.ts)
+  if (!sh.IsUndefined() && !sh.IsNull()) o.shard = parse_shard(env, sh, fn);
   Napi::Value ws = obj.Get("warmStart");
   if (!ws.IsUndefined() && !ws.IsNull()) {
     if (!ws.IsTypedArray() || ws.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)

@@ -42,16 +42,29 @@ constexpr size_t kSlack = 64;
 // The fused pass's padded row length (see sinkhorn_pass.inc).
 constexpr int64_t padded_k(int64_t k) { return (k + 7) / 8 * 8; }
 
+// The fixed block partition of n rows. A sharded solve (Options::shard) holds the
+// global blocks [first, first + nb) of Blocks(n_total): begin/end are then rows of
+// this call's arrays (row0 = the global row of local row 0).
 struct Blocks {
-  int64_t n = 0, nb = 0, rows = 0;
+  int64_t n = 0, nb = 0, rows = 0, first = 0, row0 = 0, nb_total = 0;
   explicit Blocks(int64_t n_) : n(n_) {
     int64_t want = std::min<int64_t>(n, kMaxBlocks);
-    rows = (n + want - 1) / want;
+    rows = want > 0 ? (n + want - 1) / want : 1;
     nb = (n + rows - 1) / rows;
+    nb_total = nb;
   }
-  int64_t begin(int64_t b) const { return b * rows; }
-  int64_t end(int64_t b) const { return std::min(n, (b + 1) * rows); }
+  Blocks(int64_t n_total, int rank, int ranks) : Blocks(n_total) {
+    first = nb_total * rank / ranks;
+    const int64_t last = nb_total * (rank + 1) / ranks;
+    nb = last - first;
+    row0 = std::min(n, first * rows);
+  }
+  int64_t begin(int64_t b) const { return std::min(n, (first + b) * rows) - row0; }
+  int64_t end(int64_t b) const { return std::min(n, (first + b + 1) * rows) - row0; }
 };
+// Per-block partials are rows of K rounded up to 8 plus 8 slots: [Kp] err, [Kp+1] a
+// bad-row flag (exchanged with the column sums in one collective when sharded).
+constexpr int64_t part_stride(int64_t k) { return padded_k(k) + 8; }
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -439,21 +452,78 @@ void compute_feature_logits(const LogitSource& src, int64_t j0, int64_t j1, int6
 
 void throw_bad_logit(const BadValue& bad, const LogitSource& src) {
   const char* what = std::isnan(bad.value) ? "NaN" : (bad.value > 0 ? "+Inf" : "-Inf");
+  if (bad.col < 0)  // a sharded solve: the row is held by another rank (which names the column)
+    SLN_FAIL(Range, "SLN_NONFINITE_LOGITS",
+             "sinkhorn: logits row " << bad.row << " (image " << bad.row << ", held by another rank) is not finite"
+                                     << "; labels need finite logits: check the model's outputs for that image");
   SLN_FAIL(Range, "SLN_NONFINITE_LOGITS",
            "sinkhorn: logits row " << bad.row << " (image " << bad.row << ") has " << what << " at column " << bad.col
                                    << (src.z ? "" : " (computed from its features, the head weight and bias)")
                                    << "; labels need finite logits: check the model's outputs for that image");
 }
 
+// The collectives of a sharded solve (Options::shard); with no shard every call is
+// local. Blocks' partials are rows of `stride` doubles in `part` (this call's nb
+// blocks); after exchange() the rows to reduce are all()[0 .. rows()) in global
+// block order: every block (exact or no shard) or one row, the all-reduced sum of
+// the ranks' own-block sums (inexact mode).
+class Exchange {
+ public:
+  Exchange(const Shard* sh, const Blocks& B, int64_t stride) : sh_(sh), B_(B), stride_(stride) {
+    if (sh_) buf_.resize(static_cast<size_t>(sh_->exact ? B.nb_total : 1) * stride);
+  }
+  // op: 0 = sum, 1 = max (the reduction the caller applies over rows()).
+  void exchange(double* part, int op) {
+    part_ = part;
+    if (!sh_) return;
+    if (sh_->exact) {
+      std::vector<int64_t> counts(sh_->ranks);
+      for (int r = 0; r < sh_->ranks; ++r) {
+        const Blocks o(sh_->n_total, r, sh_->ranks);
+        counts[r] = o.nb * stride_;
+      }
+      sh_->allgather(part, B_.nb * stride_, buf_.data(), counts);
+      return;
+    }
+    for (int64_t i = 0; i < stride_; ++i) {
+      double a = op == 0 ? 0.0 : -std::numeric_limits<double>::infinity();
+      for (int64_t b = 0; b < B_.nb; ++b) a = op == 0 ? a + part[b * stride_ + i] : std::max(a, part[b * stride_ + i]);
+      buf_[i] = a;
+    }
+    sh_->allreduce(buf_.data(), stride_, op);
+  }
+  const double* all() const { return sh_ ? buf_.data() : part_; }
+  int64_t rows() const { return !sh_ ? B_.nb : sh_->exact ? B_.nb_total : 1; }
+  // min over the ranks of a local value (first bad row, smallest log-scale)
+  double min(double v) const {
+    if (sh_) sh_->allreduce(&v, 1, 2);
+    return v;
+  }
+
+ private:
+  const Shard* sh_;
+  const Blocks& B_;
+  int64_t stride_;
+  double* part_ = nullptr;
+  std::vector<double> buf_;
+};
+
 template <class T>
 Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o) {
-  check_args(N, K, o);
+  const Shard* sh = o.shard;
+  const int64_t Nt = sh ? sh->n_total : N;  // rows of the whole problem
+  check_args(Nt, K, o);
+  const Blocks B = sh ? Blocks(Nt, sh->rank, sh->ranks) : Blocks(N);
+  if (sh && (B.nb < 1 || B.end(B.nb - 1) != N))
+    SLN_FAIL(Range, "SLN_INVALID_SHAPE",
+             "sinkhorn: rank " << sh->rank << " of " << sh->ranks << " holds rows [" << B.row0 << ", "
+                               << B.row0 + (B.nb > 0 ? B.end(B.nb - 1) : 0) << ") of N=" << Nt << ", got " << N
+                               << " rows (use shard_rows / shardRows for the split)");
   check_memory(N, K, o.storage, o.memory_budget, planned_bytes(N, K, o.storage));
   const double t_build = now_s();
   const int nt = o.threads;
-  const Blocks B(N);
-  const double lambda = o.lambda, inv_n = 1.0 / static_cast<double>(N), inv_k = 1.0 / static_cast<double>(K);
-  const int64_t Kp = padded_k(K);
+  const double lambda = o.lambda, inv_n = 1.0 / static_cast<double>(Nt), inv_k = 1.0 / static_cast<double>(K);
+  const int64_t Kp = padded_k(K), PS = part_stride(K);
 
   // + kSlack zeroed bytes: the fused pass reads the last row as Kp entries.
   MatrixMemory A_mem(static_cast<size_t>(N) * static_cast<size_t>(K) * sizeof(T) + kSlack);
@@ -464,10 +534,11 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
   } A{static_cast<T*>(A_mem.data())};  // (N, K) shifted P^lambda
   std::vector<double> rowmax(N), lse(N);   // (N) max_k z, log sum_k exp(z) (for the cost)
   std::vector<double> c(N, inv_n);         // (N) image scaling
-  std::vector<double> part(static_cast<size_t>(B.nb) * Kp);  // (nb, Kp) per-block column partials
+  std::vector<double> part(static_cast<size_t>(B.nb) * PS, 0.0);  // (nb, PS) per-block partials
   std::vector<double> M(K), r(Kp, 0.0), r_next(Kp, 0.0);     // (K); r is zero beyond K
   std::vector<BadValue> bad(B.nb);
   std::vector<BlockOut> bo(B.nb);
+  Exchange X(sh, B, PS);
   Result res;
   res.labels.assign(N, 0);
 
@@ -478,7 +549,7 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
 #pragma omp for schedule(dynamic, 1)
     for (int64_t b = 0; b < B.nb; ++b) {
       const int64_t j0 = B.begin(b), j1 = B.end(b);
-      double* cm = part.data() + b * Kp;
+      double* cm = part.data() + b * PS;
       std::fill(cm, cm + K, -std::numeric_limits<double>::infinity());
       if (src.z) {
         build_pass1(src.z, j0, j1, K, lambda, rowmax.data(), lse.data(), cm, &bad[b]);
@@ -488,11 +559,23 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
       }
     }
   }
-  for (int64_t b = 0; b < B.nb; ++b)
-    if (bad[b].row >= 0) throw_bad_logit(bad[b], src);  // blocks are in row order: the first is the first bad row
+  {
+    const BadValue* first_bad = nullptr;
+    for (int64_t b = 0; b < B.nb && !first_bad; ++b)
+      if (bad[b].row >= 0) first_bad = &bad[b];  // blocks are in row order: the first is the first bad row
+    const double big = std::numeric_limits<double>::infinity();
+    const double bad_row = X.min(first_bad ? static_cast<double>(first_bad->row + B.row0) : big);
+    if (bad_row < big) {
+      BadValue g = first_bad && first_bad->row + B.row0 == static_cast<int64_t>(bad_row) ? *first_bad : BadValue{};
+      g.row = static_cast<int64_t>(bad_row);
+      if (g.col < 0) g.value = std::numeric_limits<double>::quiet_NaN();  // held by another rank
+      throw_bad_logit(g, src);
+    }
+  }
+  X.exchange(part.data(), 1);
   for (int64_t k = 0; k < K; ++k) {
     double m = -std::numeric_limits<double>::infinity();
-    for (int64_t b = 0; b < B.nb; ++b) m = std::max(m, part[b * Kp + k]);
+    for (int64_t b = 0; b < X.rows(); ++b) m = std::max(m, X.all()[b * PS + k]);
     M[k] = m;  // finite: every logit is finite
   }
 
@@ -502,6 +585,7 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
   // err is a ratio), so it is taken relative to the smallest s_j (clamped at e^-600: no denormal c).
   double min_ls = std::numeric_limits<double>::infinity();
   for (int64_t j = 0; j < N; ++j) min_ls = std::min(min_ls, lse[j] - rowmax[j]);
+  min_ls = X.min(min_ls);
 
   // Starting r: cold = from that c (the colsums of pass 2); warm = the given log r,
   // moved to A's gauge (+M), shifted so its max is 0 and clamped 600 below it (exp > 0).
@@ -524,7 +608,7 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
     FlushDenormals ftz;
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < B.nb; ++b) {
-      double* cs = part.data() + b * Kp;
+      double* cs = part.data() + b * PS;
       std::fill(cs, cs + K, 0.0);
       const T* zsrc = A.get();
       if (src.z)
@@ -535,22 +619,28 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
                     warm ? r.data() : nullptr, c.data(), cs, inv_n);
     }
   }
-  auto reduce_r = [&](std::vector<double>& out) -> int64_t {  // returns a bad cluster or -1
+  // r = (1/K) / (column sums over every block in block order); returns a bad cluster or -1.
+  auto reduce_r = [&](std::vector<double>& out) -> int64_t {
     int64_t badk = -1;
+    const double* all = X.all();
+    const int64_t rows = X.rows();
+#pragma omp parallel for num_threads(nt) schedule(static)
     for (int64_t k = 0; k < K; ++k) {
       double s = 0;
-      for (int64_t b = 0; b < B.nb; ++b) s += part[b * Kp + k];
+      for (int64_t b = 0; b < rows; ++b) s += all[b * PS + k];  // fixed block order
       out[k] = inv_k / s;
-      if (badk < 0 && !(out[k] > 0 && out[k] < std::numeric_limits<double>::infinity())) badk = k;
     }
+    for (int64_t k = 0; k < K && badk < 0; ++k)
+      if (!(out[k] > 0 && out[k] < std::numeric_limits<double>::infinity())) badk = k;
     return badk;
   };
   auto range_fail = [&](int it, const char* what, int64_t idx) {
     SLN_FAIL(Range, "SLN_SINKHORN_RANGE",
              "sinkhorn: the scaling of " << what << " " << idx << " left the float64 range at iteration " << it
-                                         << " (N=" << N << ", K=" << K << ", lambda=" << lambda
+                                         << " (N=" << Nt << ", K=" << K << ", lambda=" << lambda
                                          << "): lambda is too large for the spread of these logits; lower lambda (--lamb)");
   };
+  X.exchange(part.data(), 0);
   if (int64_t bk = reduce_r(r); bk >= 0) range_fail(0, "cluster", bk);
   res.build_seconds = now_s() - t_build;
 
@@ -569,20 +659,30 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
 #pragma omp for schedule(static)
       for (int64_t b = 0; b < B.nb; ++b) {
         bo[b] = BlockOut{};
-        fused_block(A.get(), B.begin(b), B.end(b), K, Kp, rp, cp, part.data() + b * Kp, check, inv_n, &bo[b]);
-      }
-#pragma omp for schedule(static)
-      for (int64_t k = 0; k < K; ++k) {
-        double s = 0;
-        for (int64_t b = 0; b < B.nb; ++b) s += part[b * Kp + k];  // fixed block order
-        r_next[k] = inv_k / s;
+        double* pb = part.data() + b * PS;
+        fused_block(A.get(), B.begin(b), B.end(b), K, Kp, rp, cp, pb, check, inv_n, &bo[b]);
+        pb[Kp] = bo[b].err;
+        pb[Kp + 1] = bo[b].bad_row >= 0 ? 1.0 : 0.0;
       }
     }
-    for (int64_t b = 0; b < B.nb; ++b)
-      if (bo[b].bad_row >= 0) range_fail(it, "image", bo[b].bad_row);
+    X.exchange(part.data(), 0);
+    const int64_t bad_k = reduce_r(r_next);
+    {
+      double nbad = 0;
+      for (int64_t b = 0; b < X.rows(); ++b) nbad += X.all()[b * PS + Kp + 1];
+      if (nbad > 0) {
+        double mine = std::numeric_limits<double>::infinity();
+        for (int64_t b = 0; b < B.nb; ++b)
+          if (bo[b].bad_row >= 0) {
+            mine = static_cast<double>(bo[b].bad_row + B.row0);
+            break;
+          }
+        range_fail(it, "image", static_cast<int64_t>(X.min(mine)));
+      }
+    }
     if (check) {
       double err = 0;
-      for (int64_t b = 0; b < B.nb; ++b) err += bo[b].err;
+      for (int64_t b = 0; b < X.rows(); ++b) err += X.all()[b * PS + Kp];
       res.error = err;
     }
     res.iterations = it + 1;
@@ -592,8 +692,7 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
       break;
     }
     if (it + 1 >= o.max_iters) break;
-    for (int64_t k = 0; k < K; ++k)
-      if (!(r_next[k] > 0 && r_next[k] < std::numeric_limits<double>::infinity())) range_fail(it + 1, "cluster", k);
+    if (bad_k >= 0) range_fail(it + 1, "cluster", bad_k);
     r.swap(r_next);
   }
   // Labels: argmax_k A[j,k] r[k] with the r that produced the final c (one more pass;
@@ -615,18 +714,25 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
   }
 
   // Outputs: counts, cost (mean -log softmax(z)[label], the reference's CIFAR cost), scalings.
-  res.counts.assign(K, 0);
-  for (int64_t j = 0; j < N; ++j) res.counts[res.labels[j]]++;
-  std::vector<double> cost_part(B.nb, 0.0);
+  // counts and the per-block cost partials travel in part's rows (counts are exact in doubles).
+  std::fill(part.begin(), part.end(), 0.0);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
   for (int64_t b = 0; b < B.nb; ++b) {
     double s = 0;
     for (int64_t j = B.begin(b); j < B.end(b); ++j) s += lse[j] - static_cast<double>(src.at(j, res.labels[j], K));
-    cost_part[b] = s;
+    part[b * PS + Kp] = s;
   }
+  for (int64_t b = 0; b < B.nb; ++b)
+    for (int64_t j = B.begin(b); j < B.end(b); ++j) part[b * PS + res.labels[j]] += 1.0;
+  X.exchange(part.data(), 0);
+  res.counts.assign(K, 0);
   double cost = 0;
-  for (int64_t b = 0; b < B.nb; ++b) cost += cost_part[b];
-  res.cost = cost / static_cast<double>(N);
+  for (int64_t b = 0; b < X.rows(); ++b) {
+    const double* row = X.all() + b * PS;
+    for (int64_t k = 0; k < K; ++k) res.counts[k] += static_cast<int32_t>(row[k]);
+    cost += row[Kp];
+  }
+  res.cost = cost / static_cast<double>(Nt);
   res.log_r.resize(K);
   for (int64_t k = 0; k < K; ++k) res.log_r[k] = std::log(r[k]) - M[k];
   res.log_c.resize(N);
@@ -661,7 +767,18 @@ uint64_t planned_bytes(int64_t n, int64_t k, Storage s) {
   const uint64_t elem = s == Storage::F64 ? 8 : 4;
   const uint64_t nb = static_cast<uint64_t>(std::min<int64_t>(n, kMaxBlocks)), Kp = padded_k(k);
   // matrix (+ slack) + (c, rowmax, lse, log_c) doubles and labels per image + block partials + K vectors
-  return N * K * elem + kSlack + N * (4 * 8 + 4) + nb * Kp * 8 + 6 * Kp * 8;
+  return N * K * elem + kSlack + N * (4 * 8 + 4) + nb * static_cast<uint64_t>(part_stride(k)) * 8 + 6 * Kp * 8;
+}
+
+std::pair<int64_t, int64_t> shard_rows(int64_t n, int rank, int ranks) {
+  const Blocks all(n);
+  if (ranks < 1 || rank < 0 || rank >= ranks)
+    SLN_FAIL(Range, "SLN_INVALID_ARGUMENT", "sinkhorn: rank " << rank << " of " << ranks << " ranks is not a rank");
+  if (ranks > all.nb_total)
+    SLN_FAIL(Range, "SLN_INVALID_SHAPE", "sinkhorn: " << ranks << " ranks but N=" << n << " rows make only "
+                                                      << all.nb_total << " blocks: use at most that many ranks");
+  const Blocks B(n, rank, ranks);
+  return {B.row0, B.row0 + B.end(B.nb - 1)};
 }
 
 Result solve_logits(const float* z, int64_t n, int64_t k, const Options& opt) {

@@ -61,12 +61,44 @@
 // (half the bytes per iteration).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace sln::sinkhorn {
 
 enum class Storage { F64, F32 };
+
+// Row sharding over several processes (lib/distributed; the collectives come from
+// addon/mpi_loader.cpp). The N_total rows are split into the solver's fixed blocks
+// (at most 256, whatever the thread or rank count) and rank r of R holds the whole
+// blocks shard_rows(N_total, r, R) gives; its call gets only those rows (n = their
+// count). Every reduction over blocks (column sums, err, column max, cost) then
+// needs the other ranks' blocks:
+//   exact = true:  one allgather per iteration of every block's partial sums
+//                  (K + 8 doubles per block, 256 blocks at most in all), summed in
+//                  global block order on every rank: the labels, iterates, err and
+//                  iteration count are bit-identical to the single-process solve.
+//   exact = false: each rank sums its own blocks, then one float64 all-reduce of
+//                  K + 8 doubles per iteration (MPI's order: equal to the
+//                  single-process result up to reassociation).
+// labels and log_c come back for this rank's rows only; counts, cost, iterations,
+// error and log_r are global (the same on every rank).
+struct Shard {
+  int64_t n_total = 0;
+  int rank = 0, ranks = 1;
+  bool exact = true;
+  // Every rank's `count` doubles (count may differ per rank: counts[r]), in rank order, into all.
+  std::function<void(const double* mine, int64_t count, double* all, const std::vector<int64_t>& counts)> allgather;
+  // In place over the ranks: op 0 = sum, 1 = max, 2 = min.
+  std::function<void(double* v, int64_t n, int op)> allreduce;
+};
+
+// The rows [begin, end) that rank `rank` of `ranks` holds in a sharded solve of n
+// rows (whole blocks, contiguous, in rank order). Throws when ranks exceeds the
+// number of blocks (min(n, 256)).
+std::pair<int64_t, int64_t> shard_rows(int64_t n, int rank, int ranks);
 
 struct Options {
   double lambda = 25.0;
@@ -78,6 +110,8 @@ struct Options {
   const double* warm_log_r = nullptr;
   // Bytes the solver may allocate; 0 = MemAvailable from /proc/meminfo.
   uint64_t memory_budget = 0;
+  // Row-sharded solve over several processes (see Shard); null = this process holds all rows.
+  const Shard* shard = nullptr;
 };
 
 struct Result {

@@ -1,0 +1,386 @@
+// Loading libselflabel_mpi.so (see addon/mpi_loader.h) and its JS entry points:
+//   mpiLoad(path)            dlopen(RTLD_NOW | RTLD_GLOBAL), ABI check, dlsym of every
+//                            symbol; throws Error code SLN_MPI_LOAD with dlerror()'s text
+//   mpiDescribe()            the MPI library's version string (no init needed)
+//   mpiInit()                { rank, size, launched } (MPI_Init_thread once)
+//   mpiAllreduce(a, op)      Promise: in place over the ranks; a Float32/Float64/Int32Array
+//                            (or BigInt64Array), op 'sum' | 'max' | 'min'
+//   mpiAllgather(bytes)      Promise<Uint8Array[]>: every rank's bytes (sizes may differ)
+//   mpiBcast(bytes, root)    Promise: in place from root
+//   mpiBarrier()             Promise
+//   mpiAbort(code)           ends every rank (MPI_Abort)
+//   mpiFinalize()
+//   sinkhornShardRows(n, rank, ranks)   [begin, end) of a rank's rows (no MPI needed)
+// Which file to load is decided in lib/distributed/mpi.ts.
+#include "addon/mpi_loader.h"
+
+#include <dlfcn.h>
+
+#include <cmath>
+#include <deque>
+#include <memory>
+#include <mutex>
+
+#include "addon/common.h"
+#include "sln/mpi_api.h"
+
+namespace sln::addon {
+
+namespace {
+
+struct MpiLib {
+  std::string path;
+  void* handle = nullptr;
+  sln_mpi_describe_fn describe = nullptr;
+  sln_mpi_init_fn init = nullptr;
+  sln_mpi_allreduce_fn allreduce = nullptr;
+  sln_mpi_allgatherv_fn allgatherv = nullptr;
+  sln_mpi_bcast_fn bcast = nullptr;
+  sln_mpi_barrier_fn barrier = nullptr;
+  sln_mpi_abort_fn abort = nullptr;
+  sln_mpi_finalize_fn finalize = nullptr;
+};
+
+std::mutex g_mu;                 // guards g_lib and serialises every MPI call
+std::unique_ptr<MpiLib> g_lib;   // never unloaded once loaded
+int g_rank = -1, g_size = 0;     // set by mpiInit
+
+std::unique_ptr<MpiLib> load(const std::string& path) {
+  dlerror();
+  // RTLD_GLOBAL: OpenMPI dlopens its components, which need libmpi's symbols globally.
+  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
+  if (!h) {
+    const char* e = dlerror();
+    SLN_FAIL(Library, "SLN_MPI_LOAD", "cannot load the MPI library " << path << ": " << (e ? e : "unknown error")
+                                                                    << "; rebuild it with `npm run build:mpi` (needs "
+                                                                       "openmpi-bin and libopenmpi-dev)");
+  }
+  auto lib = std::make_unique<MpiLib>();
+  lib->path = path;
+  lib->handle = h;
+  auto sym = [&](const char* name) -> void* {
+    dlerror();
+    void* p = dlsym(h, name);
+    if (!p) {
+      dlclose(h);
+      SLN_FAIL(Library, "SLN_MPI_LOAD", "the MPI library " << path << " lacks the symbol " << name
+                                                          << ": rebuild it with `npm run build:mpi`");
+    }
+    return p;
+  };
+  auto abi = reinterpret_cast<sln_mpi_abi_version_fn>(sym("sln_mpi_abi_version"))();
+  if (abi != SLN_MPI_ABI_VERSION) {
+    dlclose(h);
+    SLN_FAIL(Library, "SLN_MPI_LOAD", "the MPI library " << path << " has ABI version " << abi << ", this addon needs "
+                                                        << SLN_MPI_ABI_VERSION << ": rebuild it with `npm run build:mpi`");
+  }
+  lib->describe = reinterpret_cast<sln_mpi_describe_fn>(sym("sln_mpi_describe"));
+  lib->init = reinterpret_cast<sln_mpi_init_fn>(sym("sln_mpi_init"));
+  lib->allreduce = reinterpret_cast<sln_mpi_allreduce_fn>(sym("sln_mpi_allreduce"));
+  lib->allgatherv = reinterpret_cast<sln_mpi_allgatherv_fn>(sym("sln_mpi_allgatherv"));
+  lib->bcast = reinterpret_cast<sln_mpi_bcast_fn>(sym("sln_mpi_bcast"));
+  lib->barrier = reinterpret_cast<sln_mpi_barrier_fn>(sym("sln_mpi_barrier"));
+  lib->abort = reinterpret_cast<sln_mpi_abort_fn>(sym("sln_mpi_abort"));
+  lib->finalize = reinterpret_cast<sln_mpi_finalize_fn>(sym("sln_mpi_finalize"));
+  return lib;
+}
+
+// The library, initialised; call with g_mu held.
+MpiLib& ready_or_throw(const char* what) {
+  if (!g_lib || g_rank < 0)
+    SLN_FAIL(Unsupported, "SLN_NO_MPI", what << ": MPI is not initialised (lib/distributed loads and initialises it "
+                                               "for --distributed runs; see `selflabel-native info`)");
+  return *g_lib;
+}
+
+[[noreturn]] void fail(const char* err) { SLN_FAIL(Library, "SLN_MPI", err); }
+
+}  // namespace
+
+bool mpi_ready() {
+  std::lock_guard<std::mutex> lk(g_mu);
+  return g_lib && g_rank >= 0;
+}
+int mpi_rank() {
+  std::lock_guard<std::mutex> lk(g_mu);
+  return g_rank;
+}
+int mpi_size() {
+  std::lock_guard<std::mutex> lk(g_mu);
+  return g_size;
+}
+
+void mpi_allreduce(void* buf, int64_t count, int dtype, int op) {
+  std::lock_guard<std::mutex> lk(g_mu);
+  MpiLib& lib = ready_or_throw("mpi_allreduce");
+  char err[512] = {0};
+  if (lib.allreduce(buf, count, dtype, op, err, sizeof err) != 0) fail(err);
+}
+
+void mpi_allgatherv(const void* send, int64_t send_bytes, void* recv, const std::vector<int64_t>& recv_bytes) {
+  std::lock_guard<std::mutex> lk(g_mu);
+  MpiLib& lib = ready_or_throw("mpi_allgatherv");
+  if (static_cast<int>(recv_bytes.size()) != g_size)
+    SLN_FAIL(Internal, "SLN_MPI", "mpi_allgatherv: " << recv_bytes.size() << " sizes for " << g_size << " ranks");
+  char err[512] = {0};
+  if (lib.allgatherv(send, send_bytes, recv, recv_bytes.data(), err, sizeof err) != 0) fail(err);
+}
+
+const sinkhorn::Shard* parse_shard(Napi::Env env, const Napi::Value& v, const char* fn) {
+  if (!v.IsObject())
+    throw Napi::TypeError::New(env, std::string(fn) + ": options.shard must be an object { nTotal, exact }");
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Value nt = o.Get("nTotal");
+  if (!nt.IsNumber()) throw Napi::TypeError::New(env, std::string(fn) + ": options.shard.nTotal must be a number");
+  double n = nt.As<Napi::Number>().DoubleValue();
+  if (!(n >= 1) || n > 2147483647.0 || std::floor(n) != n)
+    throw Napi::RangeError::New(env, std::string(fn) + ": options.shard.nTotal must be an integer in [1, 2^31-1]");
+  bool exact = o.Get("exact").IsUndefined() ? true : o.Get("exact").ToBoolean().Value();
+  int rank, size;
+  {
+    std::lock_guard<std::mutex> lk(g_mu);
+    ready_or_throw(fn);
+    rank = g_rank;
+    size = g_size;
+  }
+  // One Shard per (nTotal, exact), kept for the life of the process (a few per run).
+  static std::mutex cache_mu;
+  static std::deque<sinkhorn::Shard> cache;
+  std::lock_guard<std::mutex> lk(cache_mu);
+  for (const auto& s : cache)
+    if (s.n_total == static_cast<int64_t>(n) && s.exact == exact) return &s;
+  sinkhorn::Shard s;
+  s.n_total = static_cast<int64_t>(n);
+  s.rank = rank;
+  s.ranks = size;
+  s.exact = exact;
+  s.allgather = [](const double* mine, int64_t count, double* all, const std::vector<int64_t>& counts) {
+    std::vector<int64_t> bytes(counts.size());
+    for (size_t i = 0; i < counts.size(); ++i) bytes[i] = counts[i] * 8;
+    mpi_allgatherv(mine, count * 8, all, bytes);
+  };
+  s.allreduce = [](double* p, int64_t count, int op) {
+    mpi_allreduce(p, count, SLN_MPI_F64, op == 0 ? SLN_MPI_SUM : op == 1 ? SLN_MPI_MAX : SLN_MPI_MIN);
+  };
+  cache.push_back(std::move(s));
+  return &cache.back();
+}
+
+namespace {
+
+Napi::Value MpiLoad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "mpiLoad(path: string)");
+    std::string path = info[0].As<Napi::String>();
+    std::lock_guard<std::mutex> lk(g_mu);
+    if (g_lib) {
+      if (g_lib->path != path)
+        SLN_FAIL(InvalidArgument, "SLN_MPI_LOAD",
+                 "mpiLoad: " << g_lib->path << " is already loaded; cannot load " << path << " as well");
+      return env.Undefined();
+    }
+    g_lib = load(path);
+    return env.Undefined();
+  });
+}
+
+Napi::Value MpiDescribe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    std::lock_guard<std::mutex> lk(g_mu);
+    if (!g_lib) return env.Null();
+    char out[1024] = {0};
+    g_lib->describe(out, sizeof out);
+    return Napi::String::New(env, out);
+  });
+}
+
+Napi::Value MpiInit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    std::lock_guard<std::mutex> lk(g_mu);
+    if (!g_lib) SLN_FAIL(Unsupported, "SLN_NO_MPI", "mpiInit: the MPI library is not loaded (mpiLoad first)");
+    int rank = -1, size = 0, launched = 0;
+    char err[512] = {0};
+    if (g_lib->init(&rank, &size, &launched, err, sizeof err) != 0) fail(err);
+    g_rank = rank;
+    g_size = size;
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("rank", rank);
+    o.Set("size", size);
+    o.Set("launched", Napi::Boolean::New(env, launched != 0));
+    return o;
+  });
+}
+
+// (typedArray, op) -> Promise<void>, in place
+Napi::Value MpiAllreduce(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsTypedArray())
+      throw Napi::TypeError::New(env, "mpiAllreduce(array: Float32Array | Float64Array | Int32Array | BigInt64Array, op)");
+    auto a = info[0].As<Napi::TypedArray>();
+    int dtype;
+    switch (a.TypedArrayType()) {
+      case napi_float32_array: dtype = SLN_MPI_F32; break;
+      case napi_float64_array: dtype = SLN_MPI_F64; break;
+      case napi_int32_array: dtype = SLN_MPI_I32; break;
+      case napi_bigint64_array: dtype = SLN_MPI_I64; break;
+      default: throw Napi::TypeError::New(env, "mpiAllreduce: array must be a Float32Array, Float64Array, Int32Array or BigInt64Array");
+    }
+    std::string op = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "sum";
+    int opc = op == "sum" ? SLN_MPI_SUM : op == "max" ? SLN_MPI_MAX : op == "min" ? SLN_MPI_MIN : -1;
+    if (opc < 0) throw Napi::RangeError::New(env, "mpiAllreduce: op must be 'sum', 'max' or 'min', got '" + op + "'");
+    {
+      std::lock_guard<std::mutex> lk(g_mu);
+      ready_or_throw("mpiAllreduce");
+    }
+    void* p = static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+    int64_t n = static_cast<int64_t>(a.ElementLength());
+    return PromiseWorker::Start(
+        env, "mpiAllreduce", [=] { mpi_allreduce(p, n, dtype, opc); }, [](Napi::Env e) { return e.Undefined(); }, {a});
+  });
+}
+
+// (Uint8Array) -> Promise<Uint8Array[]>: each rank's bytes, in rank order
+Napi::Value MpiAllgather(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw Napi::TypeError::New(env, "mpiAllgather(bytes: Uint8Array)");
+    auto a = info[0].As<Napi::Uint8Array>();
+    int size;
+    {
+      std::lock_guard<std::mutex> lk(g_mu);
+      ready_or_throw("mpiAllgather");
+      size = g_size;
+    }
+    const uint8_t* p = a.Data();
+    const int64_t n = static_cast<int64_t>(a.ByteLength());
+    auto sizes = std::make_shared<std::vector<int64_t>>(size);
+    auto out = std::make_shared<std::vector<uint8_t>>();
+    return PromiseWorker::Start(
+        env, "mpiAllgather",
+        [=] {
+          std::vector<int64_t> eight(size, 8);
+          mpi_allgatherv(&n, 8, sizes->data(), eight);
+          int64_t total = 0;
+          for (int64_t s : *sizes) total += s;
+          out->resize(static_cast<size_t>(total));
+          mpi_allgatherv(p, n, out->data(), *sizes);
+        },
+        [=](Napi::Env e) -> Napi::Value {
+          Napi::Array arr = Napi::Array::New(e, sizes->size());
+          int64_t off = 0;
+          for (size_t r = 0; r < sizes->size(); ++r) {
+            auto b = Napi::Uint8Array::New(e, static_cast<size_t>((*sizes)[r]));
+            std::copy(out->begin() + off, out->begin() + off + (*sizes)[r], b.Data());
+            off += (*sizes)[r];
+            arr.Set(static_cast<uint32_t>(r), b);
+          }
+          return arr;
+        },
+        {a});
+  });
+}
+
+// (Uint8Array, root) -> Promise<void>, in place
+Napi::Value MpiBcast(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (info.Length() < 2 || !info[0].IsTypedArray() || !info[1].IsNumber())
+      throw Napi::TypeError::New(env, "mpiBcast(bytes: TypedArray, root: number)");
+    auto a = info[0].As<Napi::TypedArray>();
+    int root = info[1].As<Napi::Number>().Int32Value();
+    {
+      std::lock_guard<std::mutex> lk(g_mu);
+      ready_or_throw("mpiBcast");
+      if (root < 0 || root >= g_size) throw Napi::RangeError::New(env, "mpiBcast: root " + std::to_string(root) + " is not a rank");
+    }
+    void* p = static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+    int64_t n = static_cast<int64_t>(a.ByteLength());
+    return PromiseWorker::Start(
+        env, "mpiBcast",
+        [=] {
+          std::lock_guard<std::mutex> lk(g_mu);
+          char err[512] = {0};
+          if (g_lib->bcast(p, n, root, err, sizeof err) != 0) fail(err);
+        },
+        [](Napi::Env e) { return e.Undefined(); }, {a});
+  });
+}
+
+Napi::Value MpiBarrier(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    {
+      std::lock_guard<std::mutex> lk(g_mu);
+      ready_or_throw("mpiBarrier");
+    }
+    return PromiseWorker::Start(
+        env, "mpiBarrier",
+        [] {
+          std::lock_guard<std::mutex> lk(g_mu);
+          char err[512] = {0};
+          if (g_lib->barrier(err, sizeof err) != 0) fail(err);
+        },
+        [](Napi::Env e) { return e.Undefined(); });
+  });
+}
+
+Napi::Value MpiAbort(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    int code = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1;
+    if (!g_lib || g_rank < 0) return env.Undefined();
+    g_lib->abort(code);  // no lock: another thread may hold it inside a collective
+    return env.Undefined();
+  });
+}
+
+Napi::Value MpiFinalize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    std::lock_guard<std::mutex> lk(g_mu);
+    if (!g_lib || g_rank < 0) return env.Undefined();
+    char err[512] = {0};
+    if (g_lib->finalize(err, sizeof err) != 0) fail(err);
+    g_rank = -1;
+    return env.Undefined();
+  });
+}
+
+// (n, rank, ranks) -> [begin, end): the rows a rank holds in a sharded Sinkhorn (sinkhorn::shard_rows)
+Napi::Value ShardRows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber())
+      throw Napi::TypeError::New(env, "sinkhornShardRows(n: number, rank: number, ranks: number)");
+    auto rows = sinkhorn::shard_rows(info[0].As<Napi::Number>().Int64Value(), info[1].As<Napi::Number>().Int32Value(),
+                                     info[2].As<Napi::Number>().Int32Value());
+    Napi::Array a = Napi::Array::New(env, 2);
+    a.Set(0u, Napi::Number::New(env, static_cast<double>(rows.first)));
+    a.Set(1u, Napi::Number::New(env, static_cast<double>(rows.second)));
+    return a;
+  });
+}
+
+void init_mpi(Napi::Env env, Napi::Object exports) {
+  exports.Set("sinkhornShardRows", Napi::Function::New(env, ShardRows, "sinkhornShardRows"));
+  exports.Set("mpiLoad", Napi::Function::New(env, MpiLoad, "mpiLoad"));
+  exports.Set("mpiDescribe", Napi::Function::New(env, MpiDescribe, "mpiDescribe"));
+  exports.Set("mpiInit", Napi::Function::New(env, MpiInit, "mpiInit"));
+  exports.Set("mpiAllreduce", Napi::Function::New(env, MpiAllreduce, "mpiAllreduce"));
+  exports.Set("mpiAllgather", Napi::Function::New(env, MpiAllgather, "mpiAllgather"));
+  exports.Set("mpiBcast", Napi::Function::New(env, MpiBcast, "mpiBcast"));
+  exports.Set("mpiBarrier", Napi::Function::New(env, MpiBarrier, "mpiBarrier"));
+  exports.Set("mpiAbort", Napi::Function::New(env, MpiAbort, "mpiAbort"));
+  exports.Set("mpiFinalize", Napi::Function::New(env, MpiFinalize, "mpiFinalize"));
+}
+
+}  // namespace
+
+SLN_ADDON_INIT(init_mpi);
+
+}  // namespace sln::addon
