@@ -174,6 +174,7 @@ Napi::Value CudaSinkhorn(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     auto solve = cuda_lib_or_throw(fn).sinkhorn;   // before the arguments, as a missing library is the first error
     return logits_entry(info, fn, [solve](const float* z, int64_t n, int64_t k, const Options& o, Result& r) {
+      if (o.shard) SLN_FAIL(Unsupported, "SLN_UNSUPPORTED", "cudaSinkhorn: options.shard (a row-sharded solve) runs on the CPU solver only");
       std::lock_guard<std::mutex> lk(device_mutex());
       char err[512] = {0};
       if (solve(z, n, k, &o, &r, err, sizeof err) != 0) SLN_FAIL(Internal, "SLN_CUDA", "cudaSinkhorn: " << err);
@@ -182,6 +183,7 @@ Napi::Value CudaSinkhorn(const Napi::CallbackInfo& info) {
 }
 Napi::Value SinkhornTwoPass(const Napi::CallbackInfo& info) {
   return logits_entry(info, "sinkhornTwoPass", [](const float* z, int64_t n, int64_t k, const Options& o, Result& r) {
+    if (o.shard) SLN_FAIL(Unsupported, "SLN_UNSUPPORTED", "sinkhornTwoPass: options.shard is not supported by the reference solver");
     r = sinkhorn::solve_two_pass_reference(z, n, k, o);
   });
 }
