@@ -13,9 +13,10 @@ import { createModel, Model, scatterArgmax } from "../model";
 import { native } from "../binding";
 import { openDataset, Dataset, Loader, AugLevel, Batch, SourceBatchJob } from "../data";
 import { Prng } from "../prng";
-import { sinkhornFromFeatures, sinkhornCuda, SinkhornOptions } from "../sinkhorn";
 import { loadCuda, setCudaTf32 } from "../cuda";
 import { nmi, ari, clusterAccuracy } from "../metrics";
+import { TrainOptions, ResolvedOptions, resolveOptions } from "./options";
+import { labelPass as runLabelPass } from "./label_pass";
 import { save as saveSafetensors, writeFileAtomic, encode as encodeSafetensors } from "../safetensors";
 import { UsageError, InputError } from "../errors";
 import { labelTimes, learningRate, isBeforeLrDrop } from "./schedule";
@@ -31,76 +32,6 @@ import {
   listCheckpointFiles,
   CheckpointError,
 } from "./checkpoint";
-
-export interface TrainOptions {
-  data?: string | null;
-  dataFormat?: string;
-  exp?: string;
-  epochs?: number;
-  batchSize?: number;
-  lr?: number;
-  lrdrop?: number;
-  /** Weight decay as a power of ten (the reference's --wd -5 = 1e-5). */
-  wd?: number;
-  dtype?: "f64" | "f32";
-  nopts?: number;
-  augs?: number;
-  paugs?: number;
-  lamb?: number;
-  arch?: string;
-  archspec?: "big" | "small";
-  /** Clusters per head: one number for every head, or a list (one per head; head 0 is the reported one). */
-  ncl?: number | number[];
-  hc?: number;
-  device?: "cpu" | "cuda" | "auto";
-  cpu?: boolean;
-  /** TF32 math for the CUDA backend's convolutions and matrix products (off by default, as the reference). */
-  tf32?: boolean;
-  /**
-   * With the CUDA backend, augment the training batches on the GPU (default
-   * true): the loader hands over uint8 sources + sampled parameters and the
-   * model's trainStep augments them into its input buffer on the device.
-   * false augments on the CPU and uploads the floats (same parameters, so the
-   * same images up to float rounding). No effect on the CPU.
-   */
-  gpuAugment?: boolean;
-  workers?: number;
-  comment?: string;
-  logIntv?: number;
-  logIter?: number;
-  seed?: number;
-  threads?: number;
-  resume?: boolean;
-  labelMode?: "eval" | "train";
-  inputSize?: number;
-  skTol?: number;
-  skMaxIters?: number;
-  /**
-   * Start each label pass's Sinkhorn from the previous pass's scaling (default
-   * off: measured on Fashion-MNIST it took 3791 iterations against 3241 cold,
-   * because the network moved between passes).
-   */
-  skWarm?: boolean;
-  /** Initial weights (PyTorch .pth, converted .safetensors or a checkpoint) for a fresh run. */
-  init?: string;
-  /** Train on a seeded random subset of this many training images (quick experiments; 0 = all). */
-  subset?: number;
-  /** Smallest RandomResizedCrop area fraction of the training augmentation, levels 2-3 (0 = the level's default: 0.08, or 0.2 at <= 32 px). */
-  cropScale?: number;
-  /** Size of the built-in synthetic training set (tests use small ones). */
-  syntheticCount?: number;
-  /** Evaluate the final network on the test split when the data has one (default true). */
-  evalTest?: boolean;
-}
-
-/** The options after defaults: every field set. */
-export type ResolvedOptions = Required<Omit<TrainOptions, "data" | "dataFormat" | "syntheticCount" | "threads" | "cpu" | "ncl">> & {
-  /** Clusters of each head (length hc). */
-  ncl: number[];
-  data: string | null;
-  dataFormat: string;
-  syntheticCount: number | null;
-};
 
 export interface HeadQuality {
   nmi: number;
@@ -130,129 +61,8 @@ export interface TrainHooks {
   afterCheckpoint?: (epoch: number, file: string) => void;
 }
 
-// Defaults for 28/32 px data: a few minutes on 2 cores for the synthetic set.
-// Fewer label passes than the reference's density (a label pass is a forward
-// over the whole set: 24 passes over 8 epochs cost as much as the training),
-// strong augmentation (crop + flip, and colour jitter/grayscale on RGB, so
-// colour is not what the clusters learn), label passes on unaugmented images.
-// Measured on Fashion-MNIST (20000-image subset, 4 epochs, label-pass NMI after
-// 26144 images against 0.301 with the old batch 256): batch 128 0.402 (more SGD
-// steps at the same image throughput); crop scale (0.08, 1) 0.344 at batch 256
-// but 0.359 with batch 128, and lower on the full set too, so the level's crop
-// scale (0.2, 1 at <= 32 px) stays; (0.5, 1) 0.244; lambda 10 and extra
-// 50-cluster heads did not help (see the README).
-const SMALL_IMAGE_DEFAULTS = {
-  arch: "smallcnn",
-  epochs: 8,
-  batchSize: 128,
-  lr: 0.05,
-  lrdrop: 6,
-  nopts: 10,
-  augs: 3,
-  paugs: 0,
-  lamb: 25,
-  ncl: 10,
-  hc: 1,
-  cropScale: 0,
-};
-
-const REFERENCE_DEFAULTS = {
-  arch: "alexnet",
-  epochs: 400,
-  batchSize: 256,
-  lr: 0.05,
-  lrdrop: 150,
-  nopts: 100,
-  augs: 3,
-  paugs: 3,
-  lamb: 25,
-  ncl: 3000,
-  hc: 1,
-  cropScale: 0,
-};
-
 function isInt(x: unknown): x is number {
   return typeof x === "number" && Number.isInteger(x);
-}
-
-/** Defaults: the reference's for large images, ours (smallcnn, few minutes) for 28/32 px data. */
-export function resolveOptions(o: TrainOptions, smallImages: boolean): ResolvedOptions {
-  const d = smallImages ? SMALL_IMAGE_DEFAULTS : REFERENCE_DEFAULTS;
-  const r: ResolvedOptions = {
-    data: o.data ?? null,
-    dataFormat: o.dataFormat ?? "auto",
-    exp: o.exp ?? "./self-label-default",
-    epochs: o.epochs ?? d.epochs,
-    batchSize: o.batchSize ?? d.batchSize,
-    lr: o.lr ?? d.lr,
-    lrdrop: o.lrdrop ?? d.lrdrop,
-    wd: o.wd ?? -5,
-    dtype: o.dtype ?? "f64",
-    nopts: o.nopts ?? d.nopts,
-    augs: o.augs ?? d.augs,
-    paugs: o.paugs ?? d.paugs,
-    lamb: o.lamb ?? d.lamb,
-    arch: o.arch ?? d.arch,
-    archspec: o.archspec ?? "big",
-    ncl: [],
-    hc: o.hc ?? (Array.isArray(o.ncl) && o.ncl.length > 1 ? o.ncl.length : d.hc),
-    device: o.cpu ? "cpu" : (o.device ?? "auto"),
-    tf32: o.tf32 ?? false,
-    gpuAugment: o.gpuAugment ?? true,
-    workers: o.workers ?? 0,
-    comment: o.comment ?? "",
-    logIntv: o.logIntv ?? 1,
-    logIter: o.logIter ?? 200,
-    seed: o.seed ?? 0,
-    resume: o.resume ?? true,
-    labelMode: o.labelMode ?? "eval",
-    inputSize: o.inputSize ?? 0,
-    skTol: o.skTol ?? 0.1,
-    // The reference iterates until convergence; a trained network's peaked
-    // P^lambda needs a few thousand iterations (3241 on Fashion-MNIST after 2
-    // epochs, about 2 s), so training caps far above the solver's default.
-    skMaxIters: o.skMaxIters ?? 10000,
-    skWarm: o.skWarm ?? false,
-    init: o.init ?? "",
-    subset: o.subset ?? 0,
-    cropScale: o.cropScale ?? d.cropScale,
-    syntheticCount: o.syntheticCount ?? null,
-    evalTest: o.evalTest ?? true,
-  };
-  const bad = (msg: string) => {
-    throw new UsageError(msg);
-  };
-  if (!isInt(r.epochs) || r.epochs < 1) bad(`--epochs must be an integer >= 1, got ${r.epochs}`);
-  if (!isInt(r.batchSize) || r.batchSize < 2) bad(`--batch-size must be an integer >= 2, got ${r.batchSize}`);
-  if (!(r.lr > 0 && Number.isFinite(r.lr))) bad(`--lr must be a positive number, got ${r.lr}`);
-  if (!isInt(r.lrdrop) || r.lrdrop < 1) bad(`--lrdrop must be an integer >= 1, got ${r.lrdrop}`);
-  if (!Number.isFinite(r.wd)) bad(`--wd must be a number (a power of ten), got ${r.wd}`);
-  if (r.dtype !== "f64" && r.dtype !== "f32") bad(`--dtype must be f64 or f32, got ${r.dtype}`);
-  if (!isInt(r.nopts) || r.nopts < 1) bad(`--nopts must be an integer >= 1, got ${r.nopts}`);
-  for (const [k, v] of [
-    ["augs", r.augs],
-    ["paugs", r.paugs],
-  ] as const)
-    if (!isInt(v) || v < 0 || v > 3) bad(`--${k} must be an augmentation level 0-3, got ${v}`);
-  if (!(r.lamb > 0 && Number.isFinite(r.lamb))) bad(`--lamb must be a positive number, got ${r.lamb}`);
-  if (!isInt(r.hc) || r.hc < 1) bad(`--hc must be an integer >= 1, got ${r.hc}`);
-  const ncl = o.ncl === undefined ? [d.ncl] : Array.isArray(o.ncl) ? o.ncl : [o.ncl];
-  if (ncl.length === 0) bad(`--ncl must be an integer >= 2, got nothing`);
-  for (const k of ncl) if (!isInt(k) || k < 2) bad(`--ncl must be an integer >= 2, got ${k}`);
-  if (ncl.length > 1 && ncl.length !== r.hc) bad(`--ncl lists ${ncl.length} heads but --hc is ${r.hc}`);
-  r.ncl = ncl.length === 1 ? Array.from({ length: r.hc }, () => ncl[0]) : ncl.slice();
-  if (!isInt(r.subset) || r.subset < 0) bad(`--subset must be a non-negative integer, got ${r.subset}`);
-  if (!(r.cropScale >= 0 && r.cropScale <= 1)) bad(`--crop-scale must be in [0, 1], got ${r.cropScale}`);
-  if (!["cpu", "cuda", "auto"].includes(r.device)) bad(`--device must be cpu, cuda or auto, got ${r.device}`);
-  if (!isInt(r.seed) || r.seed < 0) bad(`--seed must be a non-negative integer, got ${r.seed}`);
-  if (!isInt(r.logIter) || r.logIter < 1) bad(`--log-iter must be an integer >= 1, got ${r.logIter}`);
-  if (r.labelMode !== "eval" && r.labelMode !== "train") bad(`--label-mode must be eval or train, got ${r.labelMode}`);
-  if (!isInt(r.inputSize) || r.inputSize < 0) bad(`--input-size must be a positive integer, got ${r.inputSize}`);
-  if (!(r.skTol > 0)) bad(`--sk-tol must be positive, got ${r.skTol}`);
-  if (!isInt(r.skMaxIters) || r.skMaxIters < 10) bad(`--sk-max-iters must be an integer >= 10, got ${r.skMaxIters}`);
-  if (!isInt(r.workers) || r.workers < 0) bad(`--workers must be a non-negative integer, got ${r.workers}`);
-  if (r.archspec !== "big" && r.archspec !== "small") bad(`--archspec must be big or small, got ${r.archspec}`);
-  return r;
 }
 
 /** Check DIR can be created/written without creating anything. */
@@ -283,14 +93,13 @@ function initialLabels(n: number, k: number, seed: number, head: number): Int32A
   return l;
 }
 
-function headName(hc: number, h: number): string {
-  return hc === 1 ? "top_layer" : `top_layer${h}`;
-}
-
 async function quality(pred: Int32Array, truth: Int32Array): Promise<HeadQuality> {
   const acc = await clusterAccuracy(pred, truth);
   return { nmi: await nmi(pred, truth), ari: await ari(pred, truth), accuracy: acc.accuracy, purity: acc.purity };
 }
+
+export { resolveOptions };
+export type { TrainOptions, ResolvedOptions };
 
 export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise<TrainResult> {
   const log = hooks.log ?? (() => {});
@@ -447,63 +256,20 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         shuffle: false,
       });
 
-      // CPU: gather the penultimate features and let the solver compute the
-      // logits block by block (solve_features). CUDA: the heads' logits come
-      // from the GPU forward and sln_cuda_sinkhorn solves them on the GPU
-      // (hc*N*K floats on the host instead of N*D).
+      const passState = { labels, warm };
       const labelPass = async (): Promise<void> => {
-        const tp = Date.now();
-        const onGpu = device === "cuda";
-        const feats = onGpu ? new Float32Array(0) : new Float32Array(N * D);
-        const logits = onGpu ? numClasses.map((k) => new Float32Array(N * k)) : [];
-        for await (const b of labelLoader.epoch(passes)) {
-          if (onGpu) {
-            const out = await model.forward(b.data, { mode: o.labelMode, output: "logits" });
-            out.forEach((lg, h) => {
-              const k = numClasses[h];
-              for (let i = 0; i < b.size; i++) logits[h].set(lg.subarray(i * k, (i + 1) * k), b.indices[i] * k);
-            });
-          } else {
-            const f = await model.forward(b.data, { mode: o.labelMode, output: "features" });
-            for (let i = 0; i < b.size; i++) feats.set(f.subarray(i * D, (i + 1) * D), b.indices[i] * D);
-          }
-        }
-        const tf = (Date.now() - tp) / 1000;
-        const sd = onGpu ? null : await model.stateDict();
-        const heads = [];
-        for (let h = 0; h < o.hc; h++) {
-          const name = headName(o.hc, h);
-          const skOpts: SinkhornOptions = {
-            lambda: o.lamb,
-            tol: o.skTol,
-            maxIters: o.skMaxIters,
-            dtype: o.dtype,
-            warmStart: o.skWarm ? warm[h] : undefined,
-          };
-          const res = sd
-            ? await sinkhornFromFeatures(feats, N, D, sd[`${name}.weight`].data, sd[`${name}.bias`].data, numClasses[h], skOpts)
-            : await sinkhornCuda(logits[h], N, numClasses[h], skOpts);
-          labels[h] = res.labels;
-          warm[h] = res.scaling.logR;
-          let mn = Infinity,
-            mx = 0;
-          for (const c of res.counts) {
-            mn = Math.min(mn, c);
-            mx = Math.max(mx, c);
-          }
-          const q = ds.labels ? await nmi(res.labels, ds.labels) : null;
-          heads.push({ head: h, iterations: res.iterations, error: res.error, cost: res.cost, min: mn, max: mx, nmi: q, warning: res.warning });
-          if (res.warning) log(`warning: head ${h}: ${res.warning}`);
-        }
+        const r = await runLabelPass(model, labelLoader, o, passState, passes, ds.labels);
+        labels = passState.labels;
+        warm = passState.warm;
+        for (const h of r.heads) if (h.warning) log(`warning: head ${h.head}: ${h.warning}`);
         passes++;
-        const secs = (Date.now() - tp) / 1000;
-        const h0 = heads[0];
+        const h0 = r.heads[0];
         log(
           `label pass ${passes} (after ${seen} images): ${h0.iterations} iterations, error ${h0.error.toFixed(3)}, ` +
-            `${secs.toFixed(1)} s (features ${tf.toFixed(1)} s), clusters ${h0.min}..${h0.max}` +
+            `${r.seconds.toFixed(1)} s (features ${r.featureSeconds.toFixed(1)} s), clusters ${h0.min}..${h0.max}` +
             (h0.nmi !== null ? `, NMI ${h0.nmi.toFixed(3)}` : ""),
         );
-        record({ event: "labels", pass: passes, seen, seconds: secs, featureSeconds: tf, heads });
+        record({ event: "labels", pass: passes, seen, seconds: r.seconds, featureSeconds: r.featureSeconds, heads: r.heads });
       };
 
       let lastEpochLoss = NaN;
