@@ -65,7 +65,13 @@ function parseMeta(metadata: Record<string, string>, file: string): CheckpointMe
   } catch {
     throw new CheckpointError(`${file}: no selflabel-native metadata (not one of our checkpoints)`);
   }
+  if (!meta || typeof meta !== "object") throw new CheckpointError(`${file}: metadata is not an object`);
   if (meta.format !== FORMAT) throw new CheckpointError(`${file}: unknown checkpoint format ${String(meta.format)}`);
+  const ints = (v: unknown) => Array.isArray(v) && v.every((x) => Number.isInteger(x) && x >= 0);
+  if (!ints(meta.numClasses) || meta.numClasses.length === 0) throw new CheckpointError(`${file}: bad numClasses in the metadata`);
+  if (!ints(meta.inputShape) || meta.inputShape.length !== 3) throw new CheckpointError(`${file}: bad inputShape in the metadata`);
+  if (!Number.isInteger(meta.epoch)) throw new CheckpointError(`${file}: epoch ${String(meta.epoch)} is not an integer`);
+  if (!Array.isArray(meta.labelTimes)) throw new CheckpointError(`${file}: no label schedule in the metadata`);
   return meta;
 }
 
@@ -83,9 +89,13 @@ export function readCheckpoint(file: string): Checkpoint {
   for (const [k, t] of Object.entries(tensors)) {
     if (k.startsWith("model.")) params[k.slice(6)] = t.data as Float32Array;
     else if (k.startsWith("momentum.")) momentum[k.slice(9)] = t.data as Float32Array;
-    else if (k.startsWith("labels.")) labels[Number(k.slice(7))] = t.data as Int32Array;
+    else if (k.startsWith("labels.")) {
+      const h = Number(k.slice(7));
+      if (!(Number.isInteger(h) && h >= 0 && h < meta.numClasses.length)) throw new CheckpointError(`${file}: unexpected tensor ${k}`);
+      labels[h] = t.data as Int32Array;
+    }
   }
-  if (labels.length !== meta.numClasses.length || labels.some((l) => !(l instanceof Int32Array)))
+  if (labels.length !== meta.numClasses.length || !Array.from(labels).every((l) => l instanceof Int32Array))
     throw new CheckpointError(`${file}: expected ${meta.numClasses.length} label arrays`);
   return { meta, params, momentum, labels, file };
 }

@@ -25,13 +25,14 @@ import {
   CheckpointMeta,
   checkpointDir,
   checkpointName,
-  newestCheckpoint,
   pruneCheckpoints,
   writeCheckpoint,
   encodeCheckpoint,
   listCheckpointFiles,
   CheckpointError,
 } from "./checkpoint";
+import { chooseResume } from "./resume";
+import { lockExperiment, cleanOrphanedTemps } from "./lock";
 
 export interface HeadQuality {
   nmi: number;
@@ -155,29 +156,16 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
     const inputShape: [number, number, number] = [ds.channels, size, size];
     const flags = { ...o };
 
-    // Resume?
-    let resumeFrom = null as ReturnType<typeof newestCheckpoint>;
-    if (listCheckpointFiles(o.exp).length > 0) {
-      if (o.resume) {
-        resumeFrom = newestCheckpoint(o.exp, (m) => log(`warning: ${m}`));
-        if (resumeFrom) {
-          const m = resumeFrom.meta;
-          const mismatch: string[] = [];
-          if (m.arch !== o.arch) mismatch.push(`arch ${m.arch} (now ${o.arch})`);
-          if (m.numClasses.join(",") !== numClasses.join(",")) mismatch.push(`heads [${m.numClasses}] (now [${numClasses}])`);
-          if (m.inputShape.join(",") !== inputShape.join(",")) mismatch.push(`input [${m.inputShape}] (now [${inputShape}])`);
-          if (m.fingerprint !== ds.fingerprint) mismatch.push(`dataset ${m.fingerprint.slice(0, 12)} (now ${ds.fingerprint.slice(0, 12)})`);
-          if (mismatch.length) {
-            throw new CheckpointError(
-              `${resumeFrom.file} was made for another run: ${mismatch.join(", ")}; use another --exp or --no-resume`,
-            );
-          }
-        }
-      } else {
-        for (const f of listCheckpointFiles(o.exp)) fs.rmSync(f);
-        log(`--no-resume: removed the old checkpoints in ${checkpointDir(o.exp)}`);
-      }
-    }
+    // One run per experiment directory (exit 2 naming the holder); then the
+    // resume choice, under the lock. --no-resume deletes the old checkpoints
+    // only once the new run's inputs (--init included) have been read.
+    const lock = lockExperiment(o.exp, log);
+    try {
+    cleanOrphanedTemps(o.exp, log);
+    const resumeFrom = o.resume
+      ? chooseResume(o.exp, { arch: o.arch, numClasses, inputShape, fingerprint: ds.fingerprint, count: N }, (m) => log(`warning: ${m}`))
+      : null;
+    const oldCheckpoints = o.resume ? [] : listCheckpointFiles(o.exp);
 
     fs.mkdirSync(checkpointDir(o.exp), { recursive: true });
     const logFile = path.join(o.exp, "log.jsonl");
@@ -201,8 +189,12 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
       let passes = 0;
       let bestLoss = Infinity;
       if (resumeFrom) {
-        await model.loadStateDict(resumeFrom.params);
-        await model.loadOptimizerState(resumeFrom.momentum);
+        try {
+          await model.loadStateDict(resumeFrom.params);
+          await model.loadOptimizerState(resumeFrom.momentum);
+        } catch (e) {
+          throw new CheckpointError(`${resumeFrom.file}: ${(e as Error).message}`);
+        }
         labels = resumeFrom.labels;
         const ex = resumeFrom.meta.extra ?? {};
         warm = ((ex.warm as number[][] | undefined) ?? []).map((w) => (w ? Float64Array.from(w) : undefined));
@@ -227,6 +219,8 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
           }
         }
         times = labelTimes(o.epochs, N, o.nopts);
+        for (const f of oldCheckpoints) fs.rmSync(f);
+        if (oldCheckpoints.length) log(`--no-resume: removed the old checkpoints in ${checkpointDir(o.exp)}`);
         record({ event: "start", flags, n: N, inputShape, dataset: ds.name, fingerprint: ds.fingerprint });
       }
       log(
@@ -384,6 +378,9 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
       return result;
     } finally {
       model.dispose();
+    }
+    } finally {
+      lock.release();
     }
   } finally {
     await full.close();
