@@ -67,7 +67,12 @@ export function cudaLibraryCandidates(): string[] {
   ];
 }
 
-const BUILD_HINT = "build it with `npm run build:cuda` (needs nvcc, cuDNN and cuBLAS) or set SELFLABEL_CUDA_LIB to its path";
+// `npm run build:cuda` runs scripts/build-cuda.sh, which the package ships: in an
+// installed copy it is run from the package directory (it uses cmake-js from
+// node_modules, else from PATH, and says so when there is none).
+const BUILD_HINT =
+  "build it with `npm run build:cuda` in the package directory (node_modules/selflabel-native; needs nvcc, cuDNN, cuBLAS, cmake and cmake-js) " +
+  "or set SELFLABEL_CUDA_LIB to its path";
 const LOAD_HINT =
   "check LD_LIBRARY_PATH (the CUDA runtime, cuDNN and cuBLAS lib folders, e.g. site-packages/nvidia/*/lib), " +
   "rebuild with `npm run build:cuda` (CUDNN_ROOT / CUBLAS_ROOT point it at cuDNN / cuBLAS), or set SELFLABEL_CUDA_LIB";

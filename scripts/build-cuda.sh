@@ -16,4 +16,12 @@ if [ -z "${CUDNN_ROOT:-}" ]; then
     echo "build:cuda: no wheels unpacked; CMake searches the CUDA toolkit, system paths and site-packages" >&2
   fi
 fi
-exec node node_modules/cmake-js/bin/cmake-js compile -O build-cmake --CDSELFLABEL_CUDA=ON "$@"
+if [ -f node_modules/cmake-js/bin/cmake-js ]; then
+  cmakejs="node node_modules/cmake-js/bin/cmake-js"
+elif command -v cmake-js >/dev/null 2>&1; then
+  cmakejs="cmake-js"
+else
+  echo "build:cuda: cmake-js is not installed (an installed package lacks the devDependencies): npm install -g cmake-js, then run this again" >&2
+  exit 2
+fi
+exec $cmakejs compile -O build-cmake --CDSELFLABEL_CUDA=ON "$@"
