@@ -109,6 +109,14 @@ export interface NativeBinding {
   ): Promise<SinkhornResult>;
   sinkhornTwoPass(logits: Float32Array, n: number, k: number, opts: SinkhornOptions): Promise<SinkhornResult>;
   sinkhornPlannedBytes(n: number, k: number, dtype: SinkhornDtype): number;
+  // kmeans_binding.cpp (wrapped by lib/kmeans.ts)
+  kmeans(
+    data: Float32Array,
+    n: number,
+    d: number,
+    k: number,
+    opts: { restarts?: number; maxIter?: number; tol?: number; seed?: number },
+  ): Promise<{ labels: Int32Array; centroids: Float32Array; inertia: number; iterations: number; restart: number; inertias: number[] }>;
   // knn_binding.cpp (wrapped by lib/eval/knn.ts)
   knnClassify(
     bank: Float32Array,

@@ -16,6 +16,8 @@ export type { PrngState } from "./prng";
 export * from "./sinkhorn";
 export { knnClassify, linearProbe } from "./eval/knn";
 export type { KnnOptions, KnnResult, ProbeOptions, ProbeResult } from "./eval/knn";
+export { kmeans } from "./kmeans";
+export type { KmeansOptions, KmeansResult } from "./kmeans";
 export { openExperiment, loadModel } from "./eval/experiment";
 export type { Experiment } from "./eval/experiment";
 export { evaluate, formatReport, extractFeatures } from "./eval/evaluate";

@@ -1,0 +1,39 @@
+// k-means on float32 rows (native/core/kmeans.cpp): greedy k-means++ seeding,
+// `restarts` runs, the lowest inertia kept; float64 sums, threaded, and the
+// same result for any thread count. The baseline every clustering is compared
+// with (eval and train print raw-pixel k-means beside the self-labels).
+import { native } from "./binding";
+
+export interface KmeansOptions {
+  /** Independent k-means++ runs; the one with the lowest inertia is kept. Default 3. */
+  restarts?: number;
+  /** Lloyd iterations per run at most. Default 300. */
+  maxIter?: number;
+  /** Stop when the total squared centre shift is at most tol x the mean per-dimension variance (scikit-learn's tol). Default 1e-4. */
+  tol?: number;
+  /** Seeds the k-means++ draws. Default 0. */
+  seed?: number;
+}
+
+export interface KmeansResult {
+  /** (n) cluster of each row, 0..k-1. */
+  labels: Int32Array;
+  /** (k, d) centres. */
+  centroids: Float32Array;
+  /** Sum of squared distances of the rows to their centres (float64). */
+  inertia: number;
+  /** Lloyd iterations of the kept run. */
+  iterations: number;
+  /** Index of the kept run, and every run's inertia. */
+  restart: number;
+  inertias: number[];
+}
+
+/**
+ * k-means of the n rows of `data` (n x d, row-major) into k clusters.
+ * Rejects (RangeError, code SLN_NONFINITE) data holding NaN/Inf and k > n.
+ * Do not write to `data` until the Promise settles (it is read in place).
+ */
+export async function kmeans(data: Float32Array, n: number, d: number, k: number, opts: KmeansOptions = {}): Promise<KmeansResult> {
+  return native().kmeans(data, n, d, k, opts);
+}
