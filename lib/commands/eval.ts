@@ -25,7 +25,8 @@ export function builder(y: Argv): Argv {
         "or a comma list of conv1..conv5 / layer1..layer4 / trunk module names",
     })
     .option("probe-memory", { type: "number", default: 4096, describe: "MiB of pooled probe features held at once (more layers: more passes)" })
-    .option("seed", { type: "number", default: 0, describe: "linear-probe seed" });
+    .option("seed", { type: "number", default: 0, describe: "linear-probe seed" })
+    .option("kmeans", { type: "boolean", default: true, describe: "k-means baselines on the raw pixels and the learned features (--no-kmeans: skip)" });
 }
 
 export async function handler(a: Record<string, unknown>): Promise<void> {
@@ -45,6 +46,7 @@ export async function handler(a: Record<string, unknown>): Promise<void> {
     probeMemory: pm,
     seed,
     model: a.model as string | undefined,
+    kmeans: a.kmeans as boolean,
     warn,
     log: a.json ? undefined : (m) => process.stderr.write(m + "\n"),
   });

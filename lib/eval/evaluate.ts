@@ -10,6 +10,7 @@ import { Experiment, DataOverride, openTrainData, openTestData, loadModel } from
 import { knnClassify, accuracy } from "./knn";
 import { resolveProbeLayers, extractTaps, referenceRecipe, trainLayerProbe, describePool, ProbeLayer, ProbeRecipe } from "./probe";
 import type { TapPool } from "../model";
+import { evalBaselines, formatBaselines, KmeansBaseline } from "./baselines";
 
 export interface Quality {
   nmi: number;
@@ -44,6 +45,8 @@ export interface EvalReport {
   probes: ProbeRow[] | null;
   /** How every probe was trained (the reference's recipe scaled to the epochs; see lib/eval/probe.ts). */
   probeRecipe: ProbeRecipe | null;
+  /** k-means on raw pixels and on the penultimate features of the test images (the training images without a labelled test split), one pair per head size; null: not run. */
+  baselines: { split: string; results: KmeansBaseline[] } | null;
   /** Why kNN / probe / test predictions are missing, when they are. */
   notes: string[];
   seconds: { trainFeatures: number; testForward: number; probeFeatures: number; total: number };
@@ -76,6 +79,8 @@ export interface EvalOptions extends DataOverride {
   /** MiB the pooled probe features (train + test) may hold at once; layers beyond it run in further passes. Default 4096. */
   probeMemory?: number;
   seed?: number;
+  /** k-means baselines (raw pixels and learned features; default true). */
+  kmeans?: boolean;
   log?: (line: string) => void;
   warn?: (line: string) => void;
 }
@@ -166,12 +171,17 @@ export async function evaluate(e: Experiment, o: EvalOptions = {}): Promise<Eval
     let probes: ProbeRow[] | null = null;
     let probeRecipe: ProbeRecipe | null = null;
     let probeFeatures = 0;
+    let baselines: EvalReport["baselines"] = null;
+    const headKs = heads.map((h) => h.clusters);
+    if (o.kmeans !== false && !(test && test.labels) && train.labels)
+      baselines = { split: train.split, results: await evalBaselines(train, trainFeats, D, headKs, log) };
     if (test && test.labels) {
       tf = Date.now();
       log(`features and predictions of ${test.count} test images ...`);
       const { feats: testFeats, preds } = await featuresAndPredictions(model, test);
       testForward = (Date.now() - tf) / 1000;
       for (let h = 0; h < heads.length; h++) heads[h].test = await quality(preds[h], test.labels);
+      if (o.kmeans !== false) baselines = { split: test.split, results: await evalBaselines(test, testFeats, D, headKs, log) };
       if (train.labels) {
         const temperature = o.temperature ?? 0.1;
         const tk = Date.now();
@@ -230,6 +240,7 @@ export async function evaluate(e: Experiment, o: EvalOptions = {}): Promise<Eval
       probe,
       probes,
       probeRecipe,
+      baselines,
       notes: [...e.notes, ...notes],
       seconds: { trainFeatures: trainFeatureSeconds, testForward, probeFeatures, total: (Date.now() - t0) / 1000 },
     };
@@ -287,6 +298,7 @@ export function formatReport(r: EvalReport): string {
     L.push(row("pseudo-labels/train", h.selfLabels));
     L.push(row("argmax/test", h.test));
   }
+  if (r.baselines && r.baselines.results.length) L.push(...formatBaselines(r.baselines.results, r.baselines.split));
   L.push("");
   if (r.knn) {
     L.push(

@@ -26,24 +26,17 @@ struct Rng {  // splitmix64
   double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }  // [0, 1)
 };
 
-// Squared distance of float rows a, b summed in float64 (four running sums,
-// combined in a fixed order).
-inline double sqdist(const float* a, const float* b, int64_t d) {
-  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  int64_t j = 0;
-  for (; j + 4 <= d; j += 4) {
-    const double t0 = static_cast<double>(a[j]) - b[j], t1 = static_cast<double>(a[j + 1]) - b[j + 1];
-    const double t2 = static_cast<double>(a[j + 2]) - b[j + 2], t3 = static_cast<double>(a[j + 3]) - b[j + 3];
-    s0 += t0 * t0;
-    s1 += t1 * t1;
-    s2 += t2 * t2;
-    s3 += t3 * t3;
+// Squared distance of float rows a, b summed in float64 (a SIMD reduction: the
+// order depends on the vector width of the clone picked at load time, never on
+// the thread count).
+__attribute__((target_clones("avx2", "default"))) double sqdist(const float* a, const float* b, int64_t d) {
+  double s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < d; ++j) {
+    const double t = static_cast<double>(a[j]) - static_cast<double>(b[j]);
+    s += t * t;
   }
-  for (; j < d; ++j) {
-    const double t = static_cast<double>(a[j]) - b[j];
-    s0 += t * t;
-  }
-  return (s0 + s1) + (s2 + s3);
+  return s;
 }
 
 // Sum of v over chunks of kChunk, combined in order (thread-count independent).
