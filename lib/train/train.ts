@@ -16,6 +16,7 @@ import { Prng } from "../prng";
 import { loadCuda, setCudaTf32 } from "../cuda";
 import { nmi, ari, clusterAccuracy } from "../metrics";
 import { TrainOptions, ResolvedOptions, resolveOptions } from "./options";
+import { cachedPixelBaseline, KmeansBaseline } from "../eval/baselines";
 import { labelPass as runLabelPass } from "./label_pass";
 import { save as saveSafetensors, writeFileAtomic, encode as encodeSafetensors } from "../safetensors";
 import { UsageError, InputError } from "../errors";
@@ -51,6 +52,8 @@ export interface TrainResult {
   selfLabels: HeadQuality[] | null;
   /** Argmax predictions on the test split, per head (when there is one with labels). */
   test: HeadQuality[] | null;
+  /** k-means on the training images' raw pixels with head 0's k, against the true classes (when known; null on a resumed run). */
+  pixelKmeans: KmeansBaseline | null;
 }
 
 export interface TrainHooks {
@@ -229,6 +232,12 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
           (device === "cuda" ? "on the GPU" : `${native().info().threads} threads`),
       );
       if (deviceNote) log(deviceNote);
+      // the baseline the self-labels have to beat, once per data set and k (cached)
+      const pixelKmeans = ds.labels && !resumeFrom ? await cachedPixelBaseline(ds, numClasses[0]) : null;
+      if (pixelKmeans) {
+        log(`baseline: k-means (k=${pixelKmeans.k}) on the ${pixelKmeans.input}: NMI ${pixelKmeans.nmi.toFixed(3)}, ARI ${pixelKmeans.ari.toFixed(3)}, accuracy ${pixelKmeans.accuracy.toFixed(3)}` + (pixelKmeans.cached ? " (cached)" : ""));
+        record({ event: "baseline", kmeansPixels: pixelKmeans });
+      }
       if (o.tf32 && device !== "cuda") log("notice: --tf32 applies to the CUDA backend only; the CPU computes in float32");
       // Label passes and the test evaluation use unaugmented (--paugs, default 0)
       // images, augmented on the CPU by their loaders and uploaded by forward.
@@ -373,6 +382,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         finalLoss: lastEpochLoss,
         selfLabels,
         test,
+        pixelKmeans,
       };
       record({ event: "done", ...result });
       return result;
