@@ -4,7 +4,7 @@
 import { native, NativeAugmentDesc } from "./binding";
 import type { AugmentInput } from "./data/augment";
 import { loadCuda, cudaNoticeOnce } from "./cuda";
-import { loadWeights, checkAgainst, renameReferenceResnet, PthWeights } from "./pth";
+import { loadWeightsAsync, checkAgainst, renameReferenceResnet, PthWeights } from "./pth";
 
 export type Arch = "smallcnn" | "alexnet" | "resnet18" | "resnet50";
 export type ArchSpec = "big" | "small";
@@ -216,7 +216,7 @@ export class Model {
    * what was read (pseudo-labels included when the file has them).
    */
   async loadPth(file: string): Promise<PthWeights> {
-    const w = loadWeights(file);
+    const w = await loadWeightsAsync(file); // a worker thread: the event loop stays free
     const sd = this.arch.startsWith("resnet") ? renameReferenceResnet(w.stateDict) : w.stateDict;
     const label = this.arch === "alexnet" ? `alexnet (${this.archSpec})` : this.arch;
     checkAgainst(sd, this.info, `${label} with heads [${this.numClasses}]`, file);

@@ -102,22 +102,36 @@ function parseHeader(head: Buffer, fileLength: number, file: string): Header {
   let metadata: Record<string, string> = {};
   for (const [name, v] of Object.entries(header)) {
     if (name === "__metadata__") {
+      // a map of strings to strings, nothing else
+      if (!v || typeof v !== "object" || Array.isArray(v) || !Object.values(v).every((x) => typeof x === "string"))
+        throw new SafetensorsError(file, "__metadata__ is not a map of strings");
       metadata = v as Record<string, string>;
       continue;
     }
-    const dtype = v?.dtype as DType;
-    if (!(dtype in SIZE)) throw new SafetensorsError(file, `${name}: unsupported dtype ${String(v?.dtype)}`);
+    if (!v || typeof v !== "object" || Array.isArray(v)) throw new SafetensorsError(file, `${name}: entry is not an object`);
+    const dtype = v.dtype as DType;
+    if (typeof dtype !== "string" || !Object.prototype.hasOwnProperty.call(SIZE, dtype))
+      throw new SafetensorsError(file, `${name}: unsupported dtype ${String(v.dtype)}`);
     const shape = v.shape as number[];
     const offs = v.data_offsets as number[];
-    if (!Array.isArray(shape) || !shape.every((s) => Number.isInteger(s) && s >= 0))
-      throw new SafetensorsError(file, `${name}: bad shape`);
-    if (!Array.isArray(offs) || offs.length !== 2 || !(offs[0] <= offs[1]) || offs[1] > dataLen)
-      throw new SafetensorsError(file, `${name}: data offsets ${JSON.stringify(offs)} outside the ${dataLen}-byte data (truncated?)`);
+    // every dimension a safe integer and the element count below 2^53:
+    // [0, 1e300] has 0 elements but no real tensor has such a dimension
+    if (!Array.isArray(shape) || shape.length > 64 || !shape.every((s) => Number.isSafeInteger(s) && s >= 0))
+      throw new SafetensorsError(file, `${name}: bad shape ${JSON.stringify(shape)?.slice(0, 80)}`);
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0) || !(offs[0] <= offs[1]) || offs[1] > dataLen)
+      throw new SafetensorsError(file, `${name}: data offsets ${JSON.stringify(offs)?.slice(0, 80)} outside the ${dataLen}-byte data (truncated?)`);
     const count = shape.reduce((a, b) => a * b, 1);
     if (offs[1] - offs[0] !== count * SIZE[dtype])
       throw new SafetensorsError(file, `${name}: ${offs[1] - offs[0]} bytes for shape [${shape}] of ${dtype}`);
     entries[name] = { dtype, shape, begin: offs[0], end: offs[1] };
   }
+  // no two tensors share bytes (empty tensors take none)
+  const ranges = Object.entries(entries)
+    .filter(([, e]) => e.end > e.begin)
+    .sort((a, b) => a[1].begin - b[1].begin);
+  for (let i = 1; i < ranges.length; i++)
+    if (ranges[i][1].begin < ranges[i - 1][1].end)
+      throw new SafetensorsError(file, `${ranges[i - 1][0]} and ${ranges[i][0]} overlap in the data section`);
   return { entries, metadata, base };
 }
 
@@ -162,21 +176,52 @@ export function readHeader(file: string): Header {
   }
 }
 
-/** Write atomically: tmp file + fsync + rename + directory fsync. */
+/** A write that failed for a reason outside the program (disk full, read-only, permissions): exit 2. */
+export class WriteError extends Error {
+  readonly exitCode = 2;
+  readonly code: string;
+  constructor(file: string, bytes: number, e: NodeJS.ErrnoException) {
+    const why =
+      e.code === "ENOSPC" || e.code === "EDQUOT"
+        ? `no space left on the device (${e.code}) to write ${bytes} bytes; free some space or choose another directory`
+        : `cannot write ${bytes} bytes (${e.code ?? e.message})`;
+    super(`${file}: ${why}`);
+    this.name = "WriteError";
+    this.code = e.code ?? "EIO";
+  }
+}
+
+/** Write atomically: tmp file + fsync + rename + directory fsync. Failures name the file and the bytes. */
 export function writeFileAtomic(file: string, data: Buffer | string): void {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}-${crypto.randomBytes(4).toString("hex")}`);
-  const fd = fs.openSync(tmp, "w");
+  const bytes = typeof data === "string" ? Buffer.byteLength(data) : data.length;
+  const fail = (e: unknown): never => {
+    const x = e as NodeJS.ErrnoException;
+    if (typeof x?.code === "string" && x.syscall) throw new WriteError(file, bytes, x);
+    throw e;
+  };
+  let fd: number;
+  try {
+    fd = fs.openSync(tmp, "w");
+  } catch (e) {
+    return fail(e);
+  }
   try {
     fs.writeFileSync(fd, data); // loops until every byte is written
     fs.fsyncSync(fd);
   } catch (e) {
     fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
-    throw e;
+    return fail(e);
   }
   fs.closeSync(fd);
-  fs.renameSync(tmp, file);
+  try {
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    return fail(e);
+  }
   try {
     const dfd = fs.openSync(dir, "r");
     fs.fsyncSync(dfd);
@@ -191,5 +236,22 @@ export function save(file: string, tensors: Record<string, NamedTensor>, metadat
 }
 
 export function load(file: string): { tensors: Record<string, NamedTensor>; metadata: Record<string, string> } {
-  return decode(fs.readFileSync(file), file);
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch (e) {
+    throw new SafetensorsIoError(file, e as NodeJS.ErrnoException);
+  }
+  return decode(buf, file);
+}
+
+/** A file that cannot be read: the path and the system's reason. */
+export class SafetensorsIoError extends Error {
+  readonly exitCode = 2;
+  readonly code: string;
+  constructor(file: string, e: NodeJS.ErrnoException) {
+    super(`${file}: cannot read (${e.code ?? e.message})`);
+    this.name = "SafetensorsIoError";
+    this.code = e.code ?? "EIO";
+  }
 }

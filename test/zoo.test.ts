@@ -10,6 +10,7 @@ import "./helpers/cpu_only";
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
+import * as zlib from "node:zlib";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as crypto from "node:crypto";
@@ -259,6 +260,14 @@ test("bad files: clear errors for non-zips, truncation, legacy format, non-float
     const pk = zipEntries(bad).find((e) => e.name.endsWith("data.pkl"))!;
     const start = pk.localOffset + 30 + bad.readUInt16LE(pk.localOffset + 26) + bad.readUInt16LE(pk.localOffset + 28);
     bad[start + 2] = 0xff; // right after PROTO 2
+    // the zip's CRC-32 catches the flipped byte first
+    assert.throws(() => readPth(write("badcrc.pth", bad)), /zip entry .*data\.pkl: CRC-32 [0-9a-f]+ does not match/);
+    // with the CRC fixed up, the pickle machine refuses the opcode
+    const cdSig = Buffer.from([0x50, 0x4b, 0x01, 0x02]);
+    for (let i = bad.indexOf(cdSig); i >= 0; i = bad.indexOf(cdSig, i + 4)) {
+      if (bad.subarray(i + 46, i + 46 + bad.readUInt16LE(i + 28)).toString() !== pk.name) continue;
+      bad.writeUInt32LE(zlib.crc32(bad.subarray(start, start + pk.compressedSize)) >>> 0, i + 16);
+    }
     assert.throws(() => readPth(write("badop.pth", bad)), /opcode 0xff is not one torch\.save writes; refused/);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

@@ -2,6 +2,12 @@
 // lists and tuples (arrays), numbers, strings, bytes. What a GLOBAL, a REDUCE
 // or a persistent id means is the caller's (torch.ts): nothing is looked up or
 // executed here.
+//
+// Cost: every opcode is O(1) or linear in the bytes it consumes or the items
+// it pops (a MARK scan stops at the nearest mark and removes what it passed),
+// so time is linear in the pickle's length; the stack is an array, never the
+// JS call stack; memory is O(pickle length) (each opcode creates at most one
+// value, strings and bytes no longer than their bytes in the pickle).
 import { PthError } from "./error";
 
 /** A Python dict / OrderedDict; keys are strings or numbers. */
@@ -20,6 +26,9 @@ export class PyDict {
 }
 
 export const MARK = Symbol("mark");
+
+/** Longest LONG1/LONG4 integer accepted, in bytes. */
+export const MAX_LONG_BYTES = 64;
 
 export interface PickleContext {
   file: string;
@@ -46,10 +55,14 @@ export function unpickle(data: Buffer, ctx: PickleContext): unknown {
   const need = (n: number) => {
     if (p + n > data.length) fail("truncated");
   };
-  const popMark = (): unknown[] => {
+  const markIndex = (): number => {
     let i = stack.length - 1;
     while (i >= 0 && stack[i] !== MARK) i--;
     if (i < 0) fail("MARK missing");
+    return i;
+  };
+  const popMark = (): unknown[] => {
+    const i = markIndex();
     const items = stack.splice(i + 1);
     stack.pop();
     return items;
@@ -140,10 +153,16 @@ export function unpickle(data: Buffer, ctx: PickleContext): unknown {
       case 0x8b: {
         // LONG4
         const n = op === 0x8a ? (need(1), data[p++]) : (need(4), (p += 4), data.readUInt32LE(p - 4));
+        // torch.save's integers fit 8 bytes; longer ones are refused, so the
+        // conversion below (linear in n anyway) stays tiny
+        if (n > MAX_LONG_BYTES) fail(`a ${n}-byte integer (LONG); at most ${MAX_LONG_BYTES} bytes are accepted`);
         need(n);
         let v = 0n;
-        for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(data[p + i]);
-        if (n > 0 && data[p + n - 1] & 0x80) v -= 1n << BigInt(8 * n);
+        if (n > 0) {
+          const be = Buffer.from(data.subarray(p, p + n)).reverse();
+          v = BigInt("0x" + be.toString("hex"));
+          if (be[0] & 0x80) v -= 1n << BigInt(8 * n);
+        }
         p += n;
         stack.push(v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
         break;
@@ -264,11 +283,12 @@ export function unpickle(data: Buffer, ctx: PickleContext): unknown {
         break;
       }
       case 0x65: {
-        // APPENDS
-        const items = popMark();
-        const l = top();
+        // APPENDS: items moved from the stack straight into the list (no intermediate array)
+        const i = markIndex();
+        const l = stack[i - 1];
         if (!Array.isArray(l)) fail("APPENDS to a non-list");
-        (l as unknown[]).push(...items);
+        for (let j = i + 1; j < stack.length; j++) (l as unknown[]).push(stack[j]);
+        stack.length = i;
         break;
       }
       case 0x51: {

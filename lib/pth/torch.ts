@@ -1,9 +1,21 @@
 // torch.save files: the zip's data.pkl unpickled with torch's globals
 // (tensor rebuild functions, storage classes, OrderedDict, nothing else) and
 // its storages read from the data/<key> records.
+//
+// Memory bound (tested in test/harden_parsers.test.ts and by the fuzz driver):
+// besides the file's bytes, reading one allocates at most
+//   inflated records  <= their declared sizes, and <= 64 x the file + 1 MiB
+//                        (zip.ts: deflated records only; torch.save stores)
+//   storages          <= the records (float16/bfloat16 widen to 2x)
+//   strided copies    <= the storages' elements (rebuildTensor)
+//   float32 weights   <= the bytes of the buffers they come from (weights.ts)
+//   pickle values     <= 32 x the pickle's bytes (pickle.ts: O(1) per opcode)
+// so peak memory is a small multiple of the output (the weights, which are
+// the storages) plus 32 x the pickle, plus a constant; a tensor can never be
+// larger than its storage (no stride-0 or overlapping expansion).
 import * as fs from "node:fs";
 import { PthError } from "./error";
-import { zipEntries, zipRead } from "./zip";
+import { zipEntries, zipRead, inflateBudget } from "./zip";
 import { unpickle, PyDict, PickleContext } from "./pickle";
 
 export type TorchDType = "float32" | "float64" | "float16" | "bfloat16" | "int64" | "int32" | "int16" | "int8" | "uint8" | "bool";
@@ -122,45 +134,70 @@ export class PyGlobal {
 interface UnpickleContext {
   file: string;
   loadStorage(key: string, storageClass: string, numel: number): Storage;
+  /** Elements of all storages read so far, and elements copied into strided tensors (at most as many). */
+  storageElements: number;
+  copiedElements: number;
 }
 
+const isCount = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+
+/**
+ * _rebuild_tensor_v2(storage, offset, size, stride, ...). Checked before any
+ * allocation: offset, sizes and strides are non-negative integers (one stride
+ * per dimension), the tensor's extent offset + sum((size-1)*stride) lies in
+ * its storage, and it has no more elements than its storage (no overlapping
+ * strides: a 1-element storage cannot become a [1<<30] tensor). Contiguous
+ * tensors are views of the storage; strided ones are copied, and all copies
+ * of a file together may not exceed the elements of its storages.
+ */
 function rebuildTensor(ctx: UnpickleContext, args: unknown[]): PthTensor {
-  const [storage, offset, size, stride] = args as [Storage, number, number[], number[]];
+  const [storage, offset, size, stride] = args as [Storage, unknown, unknown[], unknown[]];
   if (!storage || !storage.values || !Array.isArray(size) || !Array.isArray(stride) || typeof offset !== "number") {
     throw new PthError(`${ctx.file}: malformed tensor record in the pickle`);
   }
-  const numel = size.reduce((a, b) => a * b, 1);
+  const bad = (what: string): never => {
+    throw new PthError(`${ctx.file}: a tensor record ${what}`);
+  };
+  if (size.length !== stride.length || size.length > 64) bad(`has ${size.length} sizes and ${stride.length} strides`);
+  if (!isCount(offset)) bad(`has storage offset ${offset}`);
+  if (!size.every(isCount)) bad(`has size [${size.slice(0, 8).map(String)}] (sizes must be non-negative integers)`);
+  if (!stride.every(isCount)) bad(`has stride [${stride.slice(0, 8).map(String)}] (strides must be non-negative integers)`);
+  const dims = size as number[],
+    strides = stride as number[];
   const src = storage.values;
+  let numel = 1;
+  for (const d of dims) numel *= d;
+  if (numel > src.length) bad(`of shape [${dims}] has ${numel} elements, more than its storage's ${src.length} (overlapping strides are not supported)`);
+  if (numel > 0) {
+    let maxIndex = offset;
+    for (let d = 0; d < dims.length; d++) maxIndex += (dims[d] - 1) * strides[d];
+    if (!(maxIndex < src.length)) bad(`of shape [${dims}], stride [${strides}] and offset ${offset} reaches past its storage of ${src.length} elements`);
+  }
   const Ctor = src.constructor as new (n: number) => typeof src;
   // contiguous fast path; general strides otherwise
   let contiguous = true;
-  for (let d = size.length - 1, want = 1; d >= 0; d--) {
-    if (size[d] !== 1 && stride[d] !== want) contiguous = false;
-    want *= size[d];
-  }
-  let maxIndex = offset;
-  for (let d = 0; d < size.length; d++) if (size[d] > 0) maxIndex += (size[d] - 1) * stride[d];
-  if (numel > 0 && (maxIndex >= src.length || offset < 0)) {
-    throw new PthError(`${ctx.file}: a tensor of shape [${size}] reaches past its storage of ${src.length} elements`);
+  for (let d = dims.length - 1, want = 1; d >= 0; d--) {
+    if (dims[d] !== 1 && strides[d] !== want) contiguous = false;
+    want *= dims[d];
   }
   if (contiguous) {
     // a view: no copy of large weights (the storage is ours, read-only use)
-    return new PthTensor(storage.dtype, [...size], (src as Float32Array).subarray(offset, offset + numel));
+    return new PthTensor(storage.dtype, [...dims], (src as Float32Array).subarray(offset, offset + numel));
   }
-  {
-    const out = new Ctor(numel);
-    const idx = new Array(size.length).fill(0);
-    for (let i = 0; i < numel; i++) {
-      let p = offset;
-      for (let d = 0; d < size.length; d++) p += idx[d] * stride[d];
-      (out as Float32Array)[i] = (src as Float32Array)[p];
-      for (let d = size.length - 1; d >= 0; d--) {
-        if (++idx[d] < size[d]) break;
-        idx[d] = 0;
-      }
+  ctx.copiedElements += numel;
+  if (ctx.copiedElements > ctx.storageElements) bad(`makes the strided copies of this file exceed the ${ctx.storageElements} elements of its storages`);
+  const out = new Ctor(numel);
+  const idx = new Array(dims.length).fill(0);
+  for (let i = 0; i < numel; i++) {
+    let p = offset;
+    for (let d = 0; d < dims.length; d++) p += idx[d] * strides[d];
+    (out as Float32Array)[i] = (src as Float32Array)[p];
+    for (let d = dims.length - 1; d >= 0; d--) {
+      if (++idx[d] < dims[d]) break;
+      idx[d] = 0;
     }
-    return new PthTensor(storage.dtype, [...size], out);
   }
+  return new PthTensor(storage.dtype, [...dims], out);
 }
 
 /** The pickle context of a torch.save file: allowed globals, their calls, storages. */
@@ -223,6 +260,17 @@ export function readPth(file: string): unknown {
 }
 
 export function decodePth(buf: Buffer, file = "<buffer>"): unknown {
+  try {
+    return decodePthUnchecked(buf, file);
+  } catch (e) {
+    // a Buffer read past the end somewhere in a corrupt archive: still a bad file, named
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ERR_OUT_OF_RANGE" || code === "ERR_BUFFER_OUT_OF_BOUNDS") throw new PthError(`${file}: corrupt archive (${(e as Error).message.split("\n")[0]})`);
+    throw e;
+  }
+}
+
+function decodePthUnchecked(buf: Buffer, file: string): unknown {
   if (buf.length >= 2 && buf[0] === 0x80 && buf[1] <= 5) {
     throw new PthError(
       `${file}: this is the legacy (pre-1.6) torch.save format, which is not supported; re-save it with ` +
@@ -237,27 +285,32 @@ export function decodePth(buf: Buffer, file = "<buffer>"): unknown {
   if (!pkl) throw new PthError(`${file}: no data.pkl in the archive (not a torch.save checkpoint)`);
   const prefix = pkl.name.slice(0, pkl.name.length - "data.pkl".length);
   const byName = new Map(entries.map((e) => [e.name, e]));
+  const budget = inflateBudget(buf.length);
   const bo = byName.get(prefix + "byteorder");
-  if (bo && zipRead(buf, bo, file).toString("latin1").trim() !== "little") {
+  if (bo && zipRead(buf, bo, file, budget).toString("latin1").trim() !== "little") {
     throw new PthError(`${file}: big-endian checkpoints are not supported`);
   }
   const storages = new Map<string, Storage>();
   const ctx: UnpickleContext = {
     file,
+    storageElements: 0,
+    copiedElements: 0,
     loadStorage(key, cls, numel) {
       const have = storages.get(key);
       if (have) return have;
       const e = byName.get(`${prefix}data/${key}`);
       if (!e) throw new PthError(`${file}: storage record data/${key} is missing from the archive`);
       const [dtype, size] = STORAGES[cls];
-      const bytes = zipRead(buf, e, file);
+      const bytes = zipRead(buf, e, file, budget);
       // numel from the pickle; the record's length must hold it
-      const count = Number.isFinite(numel) && numel >= 0 ? numel : Math.floor(bytes.length / size);
+      if (!isCount(numel) && !Number.isNaN(numel)) throw new PthError(`${file}: storage data/${key} has element count ${numel}`);
+      const count = isCount(numel) ? numel : Math.floor(bytes.length / size);
       const s: Storage = { dtype, values: decodeStorage(bytes, dtype, count, `${file}: data/${key}`) };
       storages.set(key, s);
+      ctx.storageElements += count;
       return s;
     },
   };
-  return unpickle(zipRead(buf, pkl, file), torchContext(ctx));
+  return unpickle(zipRead(buf, pkl, file, budget), torchContext(ctx));
 }
 

@@ -33,6 +33,31 @@ export function loadPth(file: string): PthWeights {
   return weightsFrom(readPth(file), file);
 }
 
+/** A short description of a pickled value for messages (never recursive: values may nest a million deep). */
+function brief(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(v.length > 40 ? v.slice(0, 40) + "..." : v);
+  if (typeof v === "number" || typeof v === "bigint" || typeof v === "boolean" || v === null) return String(v);
+  if (Array.isArray(v)) return `a list of ${v.length} items`;
+  return typeof v;
+}
+
+/**
+ * Bytes the float32/int32 copies made from the tensors of one file may take:
+ * the bytes of the distinct buffers those tensors view. Keys that reference
+ * one storage many times cannot multiply the memory.
+ */
+class CopyBudget {
+  private left = 0;
+  constructor(tensors: Iterable<unknown>, private readonly file: string) {
+    const seen = new Set<ArrayBufferLike>();
+    for (const t of tensors) if (t instanceof PthTensor && !seen.has(t.data.buffer)) seen.add(t.data.buffer), (this.left += t.data.buffer.byteLength);
+  }
+  take(bytes: number): void {
+    this.left -= bytes;
+    if (this.left < 0) throw new PthError(`${this.file}: its tensors reference the same data over and over (the copies would exceed the file's own bytes)`);
+  }
+}
+
 export function weightsFrom(obj: unknown, file: string): PthWeights {
   let sd: PyDict;
   let labels: Int32Array[] | undefined;
@@ -41,18 +66,20 @@ export function weightsFrom(obj: unknown, file: string): PthWeights {
     if (!isTensorDict(inner)) throw new PthError(`${file}: 'state_dict' is not a dict of tensors`);
     sd = inner;
     const L = obj.get("L");
-    if (L !== undefined && L !== null) labels = labelsFrom(L, file);
+    const budget = new CopyBudget([...inner.map.values(), ...(L instanceof PthTensor ? [L] : Array.isArray(L) ? L : [])], file);
+    if (L !== undefined && L !== null) labels = labelsFrom(L, file, budget);
   } else if (isTensorDict(obj)) {
     sd = obj;
   } else {
     const what =
-      obj instanceof PyDict ? `a dict with keys ${obj.keys().slice(0, 10).map(String).join(", ")}` : obj instanceof PthTensor ? "a single tensor" : typeof obj;
+      obj instanceof PyDict ? `a dict with keys ${obj.keys().slice(0, 10).map(brief).join(", ")}` : obj instanceof PthTensor ? "a single tensor" : typeof obj;
     throw new PthError(`${file}: no state_dict found (expected a dict of tensors or {state_dict, ...}; got ${what})`);
   }
   const stateDict: StateDict = {};
   const ignored: string[] = [];
+  const budget = new CopyBudget(sd.map.values(), file);
   for (const [k0, v] of sd.map) {
-    if (typeof k0 !== "string") throw new PthError(`${file}: state_dict key ${String(k0)} is not a string`);
+    if (typeof k0 !== "string") throw new PthError(`${file}: state_dict key ${brief(k0)} is not a string`);
     const k = k0.replace(/^module\./, "").replace(/\.module\./g, ".");
     const t = v as PthTensor;
     if (k.endsWith(".num_batches_tracked")) {
@@ -63,14 +90,16 @@ export function weightsFrom(obj: unknown, file: string): PthWeights {
       throw new PthError(`${file}: ${k0} is a ${t.dtype} tensor; weights must be floating point`);
     }
     if (stateDict[k]) throw new PthError(`${file}: ${k} appears twice (with and without a module. prefix)`);
+    if (!(t.data instanceof Float32Array)) budget.take(t.numel * 4);
     stateDict[k] = { shape: [...t.shape], data: t.toFloat32() };
   }
   return { stateDict, labels, ignored };
 }
 
-function labelsFrom(L: unknown, file: string): Int32Array[] {
+function labelsFrom(L: unknown, file: string, budget: CopyBudget): Int32Array[] {
   const rows: Int32Array[] = [];
   const toI32 = (t: PthTensor, n: number, off: number): Int32Array => {
+    budget.take(n * 4);
     const out = new Int32Array(n);
     for (let i = 0; i < n; i++) {
       const v = Number((t.data as ArrayLike<number | bigint>)[off + i]);
