@@ -238,6 +238,10 @@ export class Model {
   dispose(): void {
     this.m.dispose();
   }
+  /** `using model = await createModel(...)` frees it at the end of the block. */
+  [Symbol.dispose](): void {
+    if (!this.disposed) this.dispose();
+  }
 
   private toDict(raw: Record<string, Float32Array>): StateDict {
     const shapes = new Map(this.info.map((t) => [t.name, t.shape]));

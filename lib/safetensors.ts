@@ -27,6 +27,7 @@ const SIZE: Record<DType, number> = { F32: 4, F64: 8, I32: 4, I64: 8, U8: 1 };
 
 export class SafetensorsError extends Error {
   readonly exitCode = 2;
+  readonly code: string = "SLN_BAD_SAFETENSORS";
   constructor(file: string, what: string) {
     super(`${file}: not a valid safetensors file (${what})`);
     this.name = "SafetensorsError";

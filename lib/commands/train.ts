@@ -2,6 +2,7 @@
 // with no arguments it trains smallcnn on the built-in synthetic set.
 import { train, HeadQuality } from "../train/train";
 import { trainBuilder, optionsFromArgv } from "../train/options";
+import { ProgressDisplay } from "../progress_display";
 
 export const command = "train";
 export const describe = "Train a network by self-labelling (SeLa); no arguments: smallcnn on the built-in synthetic set";
@@ -15,37 +16,35 @@ function fmt(q: HeadQuality[] | null): string {
 
 export async function handler(a: Record<string, unknown>): Promise<void> {
   const opts = optionsFromArgv(a);
-  const tty = process.stderr.isTTY;
-  let barShown = false;
-  const clearBar = () => {
-    if (barShown) process.stderr.write("\r\x1b[K");
-    barShown = false;
-  };
+  const interval = Number(process.env.SELFLABEL_PROGRESS_SECONDS || 30);
+  const display = new ProgressDisplay({ tty: process.stderr.isTTY === true, intervalSec: interval > 0 ? interval : 30 });
   const log = (line: string) => {
-    clearBar();
+    display.clear();
     console.log(line);
   };
-  let lastDraw = 0;
+  // Ctrl-C once: stop between two batches with a checkpoint (resumable); twice: at once.
+  const stop = new AbortController();
+  const onInt = () => {
+    if (stop.signal.aborted) process.exit(130);
+    display.clear();
+    process.stderr.write("stopping after this batch (Ctrl-C again to quit at once)\n");
+    stop.abort();
+  };
+  process.on("SIGINT", onInt);
   const killAfter = process.env.SELFLABEL_TEST_KILL_AFTER_CHECKPOINT; // test hook
-  const r = await train(opts, {
-    log,
-    afterCheckpoint: killAfter ? (epoch) => (String(epoch) === killAfter ? process.kill(process.pid, "SIGKILL") : undefined) : undefined,
-    progress: tty
-      ? (p) => {
-          const now = Date.now();
-          if (now - lastDraw < 100 && p.batch !== p.batches) return;
-          lastDraw = now;
-          const w = 24;
-          const fill = Math.round((w * p.batch) / p.batches);
-          process.stderr.write(
-            `\r[${"#".repeat(fill)}${".".repeat(w - fill)}] epoch ${p.epoch + 1}/${p.epochs} batch ${p.batch}/${p.batches} ` +
-              `${p.imagesPerSec.toFixed(0)} img/s loss ${p.loss.toFixed(3)} ETA ${p.etaSec.toFixed(0)} s\x1b[K`,
-          );
-          barShown = true;
-        }
-      : undefined,
-  });
-  clearBar();
+  let r;
+  try {
+    r = await train(opts, {
+      log,
+      signal: stop.signal,
+      afterCheckpoint: killAfter ? (epoch) => (String(epoch) === killAfter ? process.kill(process.pid, "SIGKILL") : undefined) : undefined,
+      onProgress: (p) => display.update(p),
+    });
+  } finally {
+    process.off("SIGINT", onInt);
+    display.clear();
+  }
+  if (r.alreadyFinished) return;
   console.log(`done in ${r.seconds.toFixed(1)} s, ${r.labelPasses} label passes; outputs in ${r.exp}`);
   console.log(`self-labels vs true classes: ${fmt(r.selfLabels)}`);
   if (r.test) console.log(`test-set predictions: ${fmt(r.test)}`);

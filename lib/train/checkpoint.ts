@@ -35,6 +35,7 @@ export interface Checkpoint {
 
 export class CheckpointError extends Error {
   readonly exitCode = 2;
+  readonly code: string = "SLN_CHECKPOINT";
   constructor(message: string) {
     super(message);
     this.name = "CheckpointError";

@@ -23,8 +23,8 @@ interface Flag<T> {
   readonly _t?: T;
 }
 
-const num = <T extends number | null = number>(f: Omit<Flag<T>, "type"> = {}): Flag<T> => ({ type: "number", ...f });
-const str = <T extends string | null = string>(f: Omit<Flag<T>, "type"> = {}): Flag<T> => ({ type: "string", ...f });
+const num = <T extends number | null = number>(f: Omit<Flag<NoInfer<T>>, "type"> = {}): Flag<T> => ({ type: "number", ...f });
+const str = <T extends string | null = string>(f: Omit<Flag<NoInfer<T>>, "type"> = {}): Flag<T> => ({ type: "string", ...f });
 const bool = (f: Omit<Flag<boolean>, "type"> = {}): Flag<boolean> => ({ type: "boolean", ...f });
 const oneOf = <T extends string>(choices: readonly T[], f: Omit<Flag<T>, "type" | "choices"> = {}): Flag<T> => ({ type: "string", choices, ...f });
 

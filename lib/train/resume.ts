@@ -48,8 +48,14 @@ export function validateCheckpoint(c: Checkpoint, x: ResumeExpect): void {
   const bad = (what: string): never => {
     throw new CheckpointError(`${c.file}: ${what}`);
   };
-  if (!isInt(m.epoch) || m.epoch < 1 || m.epoch > 1e7) bad(`epoch ${m.epoch} is not a completed epoch count`);
-  if (!isInt(m.seen) || m.seen !== m.epoch * N) bad(`${m.seen} images trained, expected ${m.epoch} epochs x ${N} images`);
+  // an aborted run's checkpoint (partial.safetensors) is `batch` batches into epoch m.epoch + 1
+  const batch = ((m.extra ?? {}).batch ?? 0) as number;
+  const bs = (m.flags ?? {}).batchSize;
+  if (!isInt(batch) || batch < 0 || (batch > 0 && (!isInt(bs) || bs < 1 || batch * bs >= N))) bad(`batch ${String(batch)} is not inside an epoch`);
+  if (!isInt(m.epoch) || m.epoch < (batch > 0 ? 0 : 1) || m.epoch > 1e7) bad(`epoch ${m.epoch} is not a completed epoch count`);
+  const partial = batch > 0 ? batch * (bs as number) : 0;
+  if (!isInt(m.seen) || m.seen !== m.epoch * N + partial)
+    bad(`${m.seen} images trained, expected ${m.epoch} epochs x ${N} images${partial ? ` + ${partial}` : ""}`);
   if (c.labels.length !== x.numClasses.length) bad(`${c.labels.length} label arrays for ${x.numClasses.length} heads`);
   c.labels.forEach((l, h) => {
     if (!(l instanceof Int32Array)) bad(`labels of head ${h} are missing or not int32`);
@@ -120,13 +126,15 @@ export function chooseResume(exp: string, x: ResumeExpect, warn: (msg: string) =
   for (const file of files) {
     try {
       const meta = readCheckpointMeta(file);
-      if (!isInt(meta.epoch) || meta.epoch < 1) throw new CheckpointError(`${file}: epoch ${String(meta.epoch)} is not a completed epoch count`);
+      if (!isInt(meta.epoch) || meta.epoch < (meta.extra?.batch ? 0 : 1)) throw new CheckpointError(`${file}: epoch ${String(meta.epoch)} is not a completed epoch count`);
       metas.push({ file, meta });
     } catch (e) {
       corrupt(file, e);
     }
   }
-  metas.sort((a, b) => b.meta.epoch - a.meta.epoch);
+  // newest first; an aborted epoch's partial checkpoint after the epoch it started from
+  const batchOf = (m: CheckpointMeta) => Number((m.extra ?? {}).batch ?? 0);
+  metas.sort((a, b) => b.meta.epoch - a.meta.epoch || batchOf(b.meta) - batchOf(a.meta));
   for (const { file, meta } of metas) {
     const mismatch = runMismatch(meta, x);
     if (mismatch.length) throw new CheckpointError(`${file} was made for another run: ${mismatch.join(", ")}; use another --exp or --no-resume`);

@@ -13,13 +13,17 @@ import { createModel, Model, scatterArgmax } from "../model";
 import { native } from "../binding";
 import { openDataset, Dataset, Loader, AugLevel, Batch, SourceBatchJob } from "../data";
 import { Prng } from "../prng";
-import { loadCuda, setCudaTf32 } from "../cuda";
+import { loadCuda, setCudaTf32, CudaProbe } from "../cuda";
 import { nmi, ari, clusterAccuracy } from "../metrics";
 import { TrainOptions, ResolvedOptions, resolveOptions } from "./options";
 import { cachedPixelBaseline, KmeansBaseline } from "../eval/baselines";
 import { labelPass as runLabelPass } from "./label_pass";
 import { save as saveSafetensors, writeFileAtomic, encode as encodeSafetensors } from "../safetensors";
-import { UsageError, InputError } from "../errors";
+import { UsageError, InputError, AbortError } from "../errors";
+import { csvField } from "../csv";
+import { subsetOf } from "../data/subset";
+import { RunClock, TrainProgress, reportingLoader } from "./progress";
+import { runVersions, finishedRun, partialCheckpointFile, BATCH_RECORD_SECONDS } from "./run_info";
 import { labelTimes, learningRate, isBeforeLrDrop } from "./schedule";
 import {
   FORMAT,
@@ -54,13 +58,21 @@ export interface TrainResult {
   test: HeadQuality[] | null;
   /** k-means on the training images' raw pixels with head 0's k, against the true classes (when known; null on a resumed run). */
   pixelKmeans: KmeansBaseline | null;
+  /** True when the run had already finished and nothing was trained (the result is the one it recorded). */
+  alreadyFinished?: boolean;
 }
 
 export interface TrainHooks {
   /** Human-readable progress (one line each). */
   log?: (line: string) => void;
-  /** Progress within an epoch (for a terminal bar). */
-  progress?: (p: { epoch: number; epochs: number; batch: number; batches: number; imagesPerSec: number; loss: number; etaSec: number }) => void;
+  /** Progress events: start, every batch (with the whole run's fraction and ETA), label passes, epochs, evaluation. */
+  onProgress?: (p: TrainProgress) => void;
+  /**
+   * Stops the run between two batches: a checkpoint of the state so far is
+   * written (resuming from it continues the run) and train() rejects with an
+   * AbortError (code ABORT_ERR) whose `checkpoint` names it.
+   */
+  signal?: AbortSignal;
   /** Called after each checkpoint is written (tests use it to kill the process). */
   afterCheckpoint?: (epoch: number, file: string) => void;
 }
@@ -107,6 +119,9 @@ export type { TrainOptions, ResolvedOptions };
 
 export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise<TrainResult> {
   const log = hooks.log ?? (() => {});
+  const progress = hooks.onProgress ?? (() => {});
+  const signal = hooks.signal;
+  if (signal?.aborted) throw new AbortError("train() was aborted before it started", null, signal.reason);
   const t0 = Date.now();
   if (opts.threads !== undefined) {
     if (!isInt(opts.threads) || opts.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${opts.threads}`);
@@ -120,10 +135,12 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
   const wantDevice = opts.cpu ? "cpu" : (opts.device ?? "auto");
   let device: "cpu" | "cuda" = "cpu";
   let deviceNote = "";
+  let cudaProbe: CudaProbe | undefined;
   if (wantDevice !== "cpu") {
     const st = await loadCuda();
     if (st.available) {
       device = "cuda";
+      cudaProbe = st.probe;
       deviceNote = `device: cuda, ${st.reason}`;
     } else if (wantDevice === "cuda") {
       throw new InputError(`--device cuda: ${st.reason}; or use --device cpu (see \`selflabel-native info\`)`);
@@ -141,7 +158,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
     onWarning: (m) => log(`warning: ${m}`),
     synthetic: opts.syntheticCount ? { count: opts.syntheticCount } : undefined,
   });
-  const ds = opts.subset && opts.subset < full.count ? subsetOf(full, opts.subset, opts.seed ?? 0) : full;
+  const ds = subsetOf(full, opts.subset ?? 0, opts.seed ?? 0);
   try {
     const fixed = ds.height > 0 && ds.width > 0 && ds.height === ds.width;
     const smallImages = fixed && ds.height <= 64;
@@ -191,6 +208,8 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
       let startEpoch = 0;
       let passes = 0;
       let bestLoss = Infinity;
+      let startBatch = 0; // batches of startEpoch already trained (a checkpoint written by an abort)
+      let resumedLoss = [0, 0]; // their loss sum and image count
       if (resumeFrom) {
         try {
           await model.loadStateDict(resumeFrom.params);
@@ -208,8 +227,15 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         passes = (ex.passes as number) ?? 0;
         model.step = (ex.step as number) ?? 0;
         bestLoss = (ex.bestLoss as number) ?? Infinity;
-        log(`resuming from ${resumeFrom.file} (epoch ${startEpoch} of ${o.epochs})`);
-        record({ event: "resume", file: resumeFrom.file, epoch: startEpoch });
+        startBatch = (ex.batch as number | undefined) ?? 0;
+        resumedLoss = (ex.epochLoss as number[] | undefined) ?? [0, 0];
+        const done = finishedRun(o.exp, resumeFrom.meta, o.epochs);
+        if (done) {
+          log(`${o.exp} is finished: ${o.epochs} epochs, ${done.labelPasses} label passes (model.safetensors, labels.csv); --no-resume trains it again`);
+          return { ...done, alreadyFinished: true };
+        }
+        log(`resuming from ${resumeFrom.file} (epoch ${startEpoch} of ${o.epochs}${startBatch ? `, batch ${startBatch}` : ""})`);
+        record({ event: "resume", file: resumeFrom.file, epoch: startEpoch, batch: startBatch, versions: runVersions(cudaProbe) });
       } else {
         labels = Array.from({ length: o.hc }, (_, h) => initialLabels(N, numClasses[h], o.seed, h));
         if (o.init) {
@@ -224,7 +250,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         times = labelTimes(o.epochs, N, o.nopts);
         for (const f of oldCheckpoints) fs.rmSync(f);
         if (oldCheckpoints.length) log(`--no-resume: removed the old checkpoints in ${checkpointDir(o.exp)}`);
-        record({ event: "start", flags, n: N, inputShape, dataset: ds.name, fingerprint: ds.fingerprint });
+        record({ event: "start", flags, n: N, inputShape, dataset: ds.name, fingerprint: ds.fingerprint, versions: runVersions(cudaProbe) });
       }
       log(
         `training ${o.arch} (${model.numParameters} parameters, ${o.hc} head${o.hc > 1 ? "s" : ""} of ${[...new Set(numClasses)].length === 1 ? numClasses[0] : numClasses.join("/")}) on ${ds.name}: ` +
@@ -259,9 +285,15 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         shuffle: false,
       });
 
+      const clock = new RunClock(loader.batchesPerEpoch, o.epochs, startEpoch, startBatch, times.length, N, o.batchSize);
+      progress({ type: "start", epochs: o.epochs, startEpoch, startBatch, batchesPerEpoch: loader.batchesPerEpoch, images: N, labelPasses: times.length });
+      const reporting = reportingLoader(labelLoader, (done) =>
+        progress({ type: "labelPass", pass: passes + 1, phase: done < N ? "forward" : "solve", done, images: N }),
+      );
       const passState = { labels, warm };
       const labelPass = async (): Promise<void> => {
-        const r = await runLabelPass(model, labelLoader, o, passState, passes, ds.labels);
+        progress({ type: "labelPass", pass: passes + 1, phase: "forward", done: 0, images: N });
+        const r = await runLabelPass(model, reporting, o, passState, passes, ds.labels);
         labels = passState.labels;
         warm = passState.warm;
         for (const h of r.heads) if (h.warning) log(`warning: head ${h.head}: ${h.warning}`);
@@ -273,19 +305,56 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
             (h0.nmi !== null ? `, NMI ${h0.nmi.toFixed(3)}` : ""),
         );
         record({ event: "labels", pass: passes, seen, seconds: r.seconds, featureSeconds: r.featureSeconds, heads: r.heads });
+        clock.passDone(r.seconds);
+        progress({ type: "labelPass", pass: passes, phase: "end", done: N, images: N, seconds: r.seconds, nmi: h0.nmi });
       };
+
+      // A checkpoint: after an epoch (batch 0 of the next), or of an aborted
+      // epoch after `batch` batches (partial.safetensors, resumed mid-epoch).
+      const saveCheckpoint = async (epochsDone: number, batch: number, loss: number, epochLoss: number[], lrDropNext: boolean, file: string) => {
+        const meta: CheckpointMeta = {
+          format: FORMAT,
+          epoch: epochsDone,
+          arch: o.arch,
+          numClasses,
+          inputShape,
+          fingerprint: ds.fingerprint,
+          flags,
+          labelTimes: times,
+          seen,
+          prng: null, // the loader and label passes derive their streams from (seed, epoch, batch, pass)
+          loss,
+          lrDropNext,
+          extra: {
+            warm: warm.map((w) => (w ? Array.from(w) : null)),
+            passes,
+            bestLoss,
+            step: model.step,
+            ...(batch > 0 ? { batch, epochLoss } : {}),
+          },
+        };
+        const params: Record<string, Float32Array> = {};
+        for (const [k, t] of Object.entries(await model.stateDict())) params[k] = t.data;
+        const momentum: Record<string, Float32Array> = {};
+        for (const [k, t] of Object.entries(await model.optimizerState())) momentum[k] = t.data;
+        testKillDuringCheckpoint(epochsDone, file, { meta, params, momentum, labels });
+        writeCheckpoint(file, { meta, params, momentum, labels });
+      };
+      let lastBatchRecord = Date.now();
 
       let lastEpochLoss = NaN;
       for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
         const lr = learningRate(o.lr, epoch, o.lrdrop);
         const te = Date.now();
-        let lossSum = 0,
-          lossCount = 0,
+        const first = epoch === startEpoch ? startBatch : 0;
+        let lossSum = first ? resumedLoss[0] : 0,
+          lossCount = first ? resumedLoss[1] : 0,
           imgs = 0;
         // CUDA: the batches stay uint8 sources + parameters; trainStep augments
         // them on the GPU into the model's input buffer. CPU (or
         // --no-gpu-augment): augmented on the CPU by the loader, ahead of time.
-        const batches: AsyncIterable<Batch | SourceBatchJob> = gpuAugment ? loader.sourceEpoch(epoch) : loader.epoch(epoch);
+        const batches: AsyncIterable<Batch | SourceBatchJob> = gpuAugment ? loader.sourceEpoch(epoch, { startBatch: first }) : loader.epoch(epoch, { startBatch: first });
+        let tb = Date.now();
         for await (const b of batches) {
           if (times.length > 0 && times[0] <= seen) {
             times.shift(); // one pass per batch at most, as the reference
@@ -302,17 +371,33 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
           imgs += b.size;
           lossSum += r.loss * b.size;
           lossCount += b.size;
-          const el = (Date.now() - te) / 1000;
-          hooks.progress?.({
+          const now = Date.now();
+          const el = (now - te) / 1000;
+          clock.batchDone((now - tb) / 1000);
+          tb = now;
+          progress({
+            type: "batch",
             epoch,
             epochs: o.epochs,
             batch: b.index + 1,
             batches: loader.batchesPerEpoch,
             imagesPerSec: imgs / Math.max(el, 1e-3),
             loss: r.loss,
-            etaSec: (el / (b.index + 1)) * (loader.batchesPerEpoch - b.index - 1),
+            fraction: clock.fraction(),
+            etaSec: clock.eta(),
           });
-          if ((b.index + 1) % o.logIter === 0) record({ event: "batch", epoch, batch: b.index, loss: r.loss, headLosses: r.headLosses, lr });
+          if ((b.index + 1) % o.logIter === 0 || now - lastBatchRecord >= BATCH_RECORD_SECONDS * 1000) {
+            record({ event: "batch", epoch, batch: b.index, loss: r.loss, headLosses: r.headLosses, lr, imagesPerSec: imgs / Math.max(el, 1e-3) });
+            lastBatchRecord = now;
+          }
+          if (signal?.aborted && b.index + 1 < loader.batchesPerEpoch) {
+            // between two batches: save what was trained and stop
+            const file = partialCheckpointFile(o.exp);
+            await saveCheckpoint(epoch, b.index + 1, lossSum / lossCount, [lossSum, lossCount], false, file);
+            record({ event: "abort", epoch, batch: b.index + 1, file });
+            log(`aborted at epoch ${epoch + 1}, batch ${b.index + 1}: saved ${file}; the next run with --exp ${o.exp} resumes from it`);
+            throw new AbortError(`training aborted at epoch ${epoch + 1}, batch ${b.index + 1}; resume from ${file}`, file, signal.reason);
+          }
         }
         lastEpochLoss = lossSum / lossCount;
         bestLoss = Math.min(bestLoss, lastEpochLoss);
@@ -322,30 +407,16 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         record({ event: "epoch", epoch: epoch + 1, loss: lastEpochLoss, lr, seconds: secs, imagesPerSec: imgs / secs });
 
         // checkpoint
-        const meta: CheckpointMeta = {
-          format: FORMAT,
-          epoch: epoch + 1,
-          arch: o.arch,
-          numClasses,
-          inputShape,
-          fingerprint: ds.fingerprint,
-          flags,
-          labelTimes: times,
-          seen,
-          prng: null, // the loader and label passes derive their streams from (seed, epoch, batch, pass)
-          loss: lastEpochLoss,
-          lrDropNext: isBeforeLrDrop(epoch, o.lrdrop, o.epochs),
-          extra: { warm: warm.map((w) => (w ? Array.from(w) : null)), passes, bestLoss, step: model.step },
-        };
         const file = path.join(checkpointDir(o.exp), checkpointName(epoch + 1));
-        const params: Record<string, Float32Array> = {};
-        for (const [k, t] of Object.entries(await model.stateDict())) params[k] = t.data;
-        const momentum: Record<string, Float32Array> = {};
-        for (const [k, t] of Object.entries(await model.optimizerState())) momentum[k] = t.data;
-        testKillDuringCheckpoint(epoch + 1, file, { meta, params, momentum, labels });
-        writeCheckpoint(file, { meta, params, momentum, labels });
+        await saveCheckpoint(epoch + 1, 0, lastEpochLoss, [], isBeforeLrDrop(epoch, o.lrdrop, o.epochs), file);
         pruneCheckpoints(o.exp);
+        fs.rmSync(partialCheckpointFile(o.exp), { force: true }); // superseded
+        progress({ type: "epoch", epoch: epoch + 1, epochs: o.epochs, loss: lastEpochLoss, seconds: secs, checkpoint: file });
         hooks.afterCheckpoint?.(epoch + 1, file);
+      }
+      if (signal?.aborted) {
+        const file = path.join(checkpointDir(o.exp), checkpointName(o.epochs));
+        throw new AbortError(`training aborted after its last epoch; resume from ${file}`, file, signal.reason);
       }
       // The last scheduled solve runs after the final batch (the reference dropped it).
       if (times.length > 0) {
@@ -373,7 +444,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         for (const l of labels) selfLabels.push(await quality(l, ds.labels));
       }
       let test: HeadQuality[] | null = null;
-      if (o.evalTest) test = await evaluateTest(model, o, size, hooks);
+      if (o.evalTest) test = await evaluateTest(model, o, size, progress);
       const result: TrainResult = {
         exp: o.exp,
         epochs: o.epochs,
@@ -397,32 +468,6 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
   }
 }
 
-/** A seeded random subset of n images of `ds` (in dataset order), as a Dataset. */
-function subsetOf(ds: Dataset, n: number, seed: number): Dataset {
-  const pick = Prng.derive(seed, 11).permutation(ds.count).slice(0, n).sort();
-  const map = (a: Int32Array) => a.map((i) => pick[i]);
-  return {
-    format: ds.format,
-    name: `${ds.name} (subset ${n})`,
-    split: ds.split,
-    root: ds.root,
-    count: n,
-    channels: ds.channels,
-    height: ds.height,
-    width: ds.width,
-    heights: Int32Array.from(pick, (i) => ds.heights[i]),
-    widths: Int32Array.from(pick, (i) => ds.widths[i]),
-    layout: ds.layout,
-    labels: ds.labels ? Int32Array.from(pick, (i) => ds.labels![i]) : null,
-    classes: ds.classes,
-    paths: ds.paths ? Array.from(pick, (i) => ds.paths![i]) : null,
-    fingerprint: `${ds.fingerprint}:subset${n}:${seed}`,
-    skipped: ds.skipped,
-    read: (indices: Int32Array) => ds.read(map(indices)),
-    close: () => ds.close(),
-  };
-}
-
 /**
  * Test hook (SELFLABEL_TEST_KILL_DURING_CHECKPOINT=E): at epoch E, write half
  * of the checkpoint into the temporary file the atomic write uses, then
@@ -437,12 +482,8 @@ function testKillDuringCheckpoint(epoch: number, file: string, c: Parameters<typ
   process.kill(process.pid, "SIGKILL");
 }
 
-function csvField(s: string): string {
-  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
 /** Argmax predictions of every head on the test split (level-0 augmentation), against its labels. */
-async function evaluateTest(model: Model, o: ResolvedOptions, size: number, hooks: TrainHooks): Promise<HeadQuality[] | null> {
+async function evaluateTest(model: Model, o: ResolvedOptions, size: number, progress: (p: TrainProgress) => void): Promise<HeadQuality[] | null> {
   let ds: Dataset;
   try {
     ds = await openDataset({
@@ -459,9 +500,12 @@ async function evaluateTest(model: Model, o: ResolvedOptions, size: number, hook
     if (!ds.labels || ds.count === 0) return null;
     const loader = new Loader(ds, { batchSize: 512, size, level: 0, seed: 0, shuffle: false });
     const preds = model.numClasses.map(() => new Int32Array(ds.count));
+    let done = 0;
     for await (const b of loader.epoch(0)) {
       const out = await model.forward(b.data, { mode: "eval", output: "logits" });
       out.forEach((lg, h) => scatterArgmax(lg, b.size, model.numClasses[h], b.indices, preds[h]));
+      done += b.size;
+      progress({ type: "eval", done, images: ds.count });
     }
     const res: HeadQuality[] = [];
     for (const p of preds) res.push(await quality(p, ds.labels));
