@@ -11,10 +11,11 @@ import * as trainCmd from "./commands/train";
 import * as evalCmd from "./commands/eval";
 import * as labelsCmd from "./commands/labels";
 import * as clustersCmd from "./commands/clusters";
+import * as reportCmd from "./commands/report";
 import * as convert from "./commands/convert";
 
 // one module per command (lib/commands/<name>.ts)
-const commands = [info, prepare, trainCmd, evalCmd, labelsCmd, clustersCmd, convert] as unknown as CommandModule<any, any>[];
+const commands = [info, prepare, trainCmd, evalCmd, labelsCmd, clustersCmd, reportCmd, convert] as unknown as CommandModule<any, any>[];
 
 function fail(e: unknown): never {
   const msg = e instanceof Error ? e.message : String(e);

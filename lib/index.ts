@@ -38,6 +38,8 @@ export type { EvalReport, EvalOptions, HeadReport } from "./eval/evaluate";
 export { knnClassify, linearProbe } from "./eval/knn";
 export type { KnnOptions, KnnResult, ProbeOptions, ProbeResult } from "./eval/knn";
 export { writeClusterPages } from "./eval/clusters";
+export { writeReport } from "./eval/report";
+export type { ReportOptions } from "./eval/report";
 
 // errors: every one has `code` (stable) and `exitCode` (what the CLI exits with)
 export { SelflabelError, UsageError, InputError, AbortError, AddonLoadError } from "./errors";

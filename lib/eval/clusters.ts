@@ -45,7 +45,7 @@ export function classColour(c: number, numClasses: number): [number, number, num
   const f = (n: number) => Math.round(255 * (l - a * Math.max(-1, Math.min(k(n) - 3, Math.min(9 - k(n), 1)))));
   return [f(0), f(8), f(4)];
 }
-const hex = (rgb: [number, number, number]) => "#" + rgb.map((v) => v.toString(16).padStart(2, "0")).join("");
+export const hex = (rgb: [number, number, number]) => "#" + rgb.map((v) => v.toString(16).padStart(2, "0")).join("");
 
 /** Cell geometry: images scaled (nearest neighbour, integer factor where they are small) into `inner` px, framed by `border` px. */
 function geometry(ds: Dataset): { inner: number; border: number; gap: number } {
@@ -103,7 +103,7 @@ async function drawGrid(ds: Dataset, shown: number[], numClasses: number, perRow
   return { data: out, width, height };
 }
 
-function esc(s: string): string {
+export function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] as string);
 }
 
@@ -186,11 +186,11 @@ h1{font-size:20px;margin:0 0 8px}
 .legend{margin:8px 0 16px;display:flex;flex-wrap:wrap;gap:6px 14px;font-size:13px}
 .key{display:inline-flex;align-items:center;gap:4px}
 .sw{display:inline-block;width:14px;height:14px;border-radius:2px}
-.grid{display:flex;flex-wrap:wrap;gap:16px}
-.card{background:#fff;border-radius:6px;padding:8px 10px;box-shadow:0 1px 3px rgba(0,0,0,.15)}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:16px}
+.card{background:#fff;border-radius:6px;padding:8px 10px;box-shadow:0 1px 3px rgba(0,0,0,.15);min-width:0}
 .card h2{font-size:15px;margin:0}
 .card p{font-size:13px;margin:2px 0 6px}
-.card img{display:block;image-rendering:pixelated}
+.card img{display:block;max-width:100%;height:auto;image-rendering:pixelated}
 </style></head>
 <body>
 <h1>${esc(title)}</h1>

@@ -304,7 +304,9 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
             `${r.seconds.toFixed(1)} s (features ${r.featureSeconds.toFixed(1)} s), clusters ${h0.min}..${h0.max}` +
             (h0.nmi !== null ? `, NMI ${h0.nmi.toFixed(3)}` : ""),
         );
-        record({ event: "labels", pass: passes, seen, seconds: r.seconds, featureSeconds: r.featureSeconds, heads: r.heads });
+        // NMI, ARI and cluster accuracy of every head against the true classes, for the report's plots
+        const scores = ds.labels ? await Promise.all(labels.map((l) => quality(l, ds.labels!))) : null;
+        record({ event: "labels", pass: passes, seen, seconds: r.seconds, featureSeconds: r.featureSeconds, heads: r.heads, quality: scores });
         clock.passDone(r.seconds);
         progress({ type: "labelPass", pass: passes, phase: "end", done: N, images: N, seconds: r.seconds, nmi: h0.nmi });
       };
