@@ -44,6 +44,8 @@ before(() => {
     const p = execFileSync("sh", ["-c", `command -v ${t}`], { encoding: "utf8" }).trim();
     fs.symlinkSync(fs.realpathSync(p), path.join(bin, t));
   }
+  // dist/ afresh: a stale file of a moved module (pth.js beside pth/) would shadow the new one in the tarball
+  fs.rmSync(path.join(root, "dist"), { recursive: true, force: true });
   execFileSync(path.join(root, "node_modules/.bin/tsc"), ["-p", "tsconfig.json"], { cwd: root });
   const a = path.join(tmp, "a");
   fs.mkdirSync(a);
