@@ -4,6 +4,7 @@
 import * as fs from "node:fs";
 import { parentPort } from "node:worker_threads";
 import { Jimp } from "jimp";
+import { checkImagePixels } from "./image_limits";
 
 export interface DecodeRequest {
   id: number;
@@ -17,6 +18,7 @@ async function decode(req: DecodeRequest): Promise<DecodeReply> {
   try {
     const buf = await fs.promises.readFile(req.file);
     if (buf.length === 0) return { id: req.id, ok: false, error: "empty file" };
+    checkImagePixels(buf); // the pixel cap, from the header, before any decoding
     const img = await Jimp.fromBuffer(buf);
     const { width, height, data } = img.bitmap;
     if (!(width >= 1 && height >= 1) || data.length < width * height * 4) {

@@ -15,6 +15,9 @@ export const FASHION_MNIST_CLASSES = [
   "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 ];
 
+/** Classes of the IDX data sets this reader finds ({train,t10k}-labels-idx1-ubyte: MNIST, Fashion-MNIST, KMNIST). */
+export const IDX_CLASSES = 10;
+
 const PREFIX: Record<Split, string> = { train: "train", test: "t10k" };
 
 /** The images and labels file of a split in dir, or null. Accepts '-' or '.' before idx, .gz or raw. */
@@ -83,7 +86,12 @@ export async function loadIdx(dir: string, split: Split): Promise<InMemoryDatase
     if (l.dims[0] !== n) throw new BadFileError(files.labels, `${l.dims[0]} labels for ${n} images in ${path.basename(files.images)}`);
     labels = Int32Array.from(lbuf.subarray(l.offset, l.offset + n));
     hash.update(lbuf.subarray(l.offset, l.offset + n));
-    for (const v of labels) nclasses = Math.max(nclasses, v + 1);
+    // MNIST, Fashion-MNIST and KMNIST declare 10 classes; a label outside
+    // them is corrupt data, not a new class
+    nclasses = IDX_CLASSES;
+    for (let i = 0; i < n; i++)
+      if (labels[i] >= IDX_CLASSES)
+        throw new BadFileError(files.labels, `label ${labels[i]} of image ${i} is outside the ${IDX_CLASSES} classes of MNIST-style data (corrupt labels file?)`);
   }
   const fashion = /fashion/i.test(path.resolve(dir));
   const name = fashion ? "fashion-mnist" : "mnist";

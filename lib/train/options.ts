@@ -104,6 +104,11 @@ export const FLAGS = {
   cropScale: num({ describe: "smallest RandomResizedCrop area fraction of the training augmentation, levels 2-3 (0: the level's, 0.08, or 0.2 at <= 32 px)" }),
   /** Size of the built-in synthetic training set (tests use small ones). */
   syntheticCount: num<number | null>({ hidden: true }),
+  /** Images smaller than the training input size: warn (default; they are upscaled) or refuse the data. */
+  smallImages: oneOf(["warn", "refuse"] as const, {
+    default: "warn",
+    describe: "images smaller than the training input size: warn (they are upscaled) or refuse (exit 2)",
+  }),
   /** Evaluate the final network on the test split when the data has one (default true). */
   evalTest: bool({ default: true, describe: "evaluate the final network on the test split" }),
   cpu: bool({ default: false, describe: "run everything on the CPU" }),
@@ -246,5 +251,43 @@ export function resolveOptions(o: TrainOptions, smallImages: boolean, presetOver
   if (!isInt(res.skMaxIters) || res.skMaxIters < 10) bad(`--sk-max-iters must be an integer >= 10, got ${res.skMaxIters}`);
   if (!isInt(res.workers) || res.workers < 0) bad(`--workers must be a non-negative integer, got ${res.workers}`);
   if (res.archspec !== "big" && res.archspec !== "small") bad(`--archspec must be big or small, got ${res.archspec}`);
+  if (res.smallImages !== "warn" && res.smallImages !== "refuse") bad(`--small-images must be warn or refuse, got ${res.smallImages}`);
+  // Upper bounds: every flag that sizes an allocation or a loop stays where
+  // memory is finite (--nopts 1e9 made a 1e9-entry schedule and killed V8).
+  // 0 means "the default" inside the resolved record for --input-size and
+  // --workers, so an explicit 0 is refused here, where it is still visible.
+  const upTo = (flag: string, v: number, max: number) => {
+    if (v > max) bad(`--${flag} must be at most ${max}, got ${v}`);
+  };
+  upTo("epochs", res.epochs, MAX.epochs);
+  upTo("batch-size", res.batchSize, MAX.batchSize);
+  upTo("nopts", res.nopts, MAX.nopts);
+  upTo("hc", res.hc, MAX.hc);
+  for (const k of res.ncl) upTo("ncl", k, MAX.ncl);
+  upTo("sk-max-iters", res.skMaxIters, MAX.skMaxIters);
+  upTo("log-iter", res.logIter, MAX.log);
+  if (!isInt(res.logIntv) || res.logIntv < 1) bad(`--log-intv must be an integer >= 1, got ${res.logIntv}`);
+  upTo("log-intv", res.logIntv, MAX.log);
+  if (o.inputSize !== undefined && (!isInt(o.inputSize) || o.inputSize < MIN_INPUT || o.inputSize > MAX.inputSize))
+    bad(`--input-size must be an integer from ${MIN_INPUT} to ${MAX.inputSize}, got ${o.inputSize}`);
+  if (o.workers !== undefined && (!isInt(o.workers) || o.workers < 1 || o.workers > MAX.workers))
+    bad(`--workers must be an integer from 1 to ${MAX.workers}, got ${o.workers}`);
+  if (o.syntheticCount !== undefined && o.syntheticCount !== null && (!isInt(o.syntheticCount) || o.syntheticCount < 2 || o.syntheticCount > MAX.syntheticCount))
+    bad(`--synthetic-count must be an integer from 2 to ${MAX.syntheticCount}, got ${o.syntheticCount}`);
   return res;
 }
+
+/** Upper bounds of the numeric flags (see resolveOptions). */
+export const MAX = {
+  epochs: 100_000,
+  batchSize: 65_536,
+  nopts: 100_000,
+  hc: 1_000,
+  ncl: 1_000_000,
+  skMaxIters: 10_000_000,
+  log: 1_000_000_000,
+  inputSize: 2048,
+  workers: 256,
+  syntheticCount: 1_000_000,
+};
+const MIN_INPUT = 8;

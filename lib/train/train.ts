@@ -38,6 +38,7 @@ import {
 } from "./checkpoint";
 import { chooseResume } from "./resume";
 import { lockExperiment, cleanOrphanedTemps } from "./lock";
+import { smallImages as smallImagesOf } from "../data/image_limits";
 
 export interface HeadQuality {
   nmi: number;
@@ -167,6 +168,12 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
     const size = o.inputSize || (smallImages ? ds.height : 224);
     if (o.batchSize > N) throw new InputError(`--batch-size ${o.batchSize} is larger than the dataset (${N} images)`);
     for (const k of o.ncl) if (k > N) throw new InputError(`--ncl ${k} is larger than the dataset (${N} images)`);
+    const small = smallImagesOf(ds, size);
+    if (small.count > 0) {
+      const what = `${small.count} of ${N} images in ${ds.name} are smaller than the ${size} px training input (smallest ${small.height}x${small.width}${ds.paths && small.index >= 0 ? `: ${ds.paths[small.index]}` : ""})`;
+      if (o.smallImages === "refuse") throw new InputError(`${what}; --small-images refuse stops here (or set --input-size)`);
+      log(`warning: ${what}: they are upscaled (--small-images refuse to stop instead)`);
+    }
     const archs = native().archs as string[];
     if (!archs.includes(o.arch)) throw new UsageError(`unknown --arch '${o.arch}' (known: ${archs.join(", ")})`);
     checkWritable(o.exp);
