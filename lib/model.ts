@@ -5,6 +5,7 @@ import { native, NativeAugmentDesc } from "./binding";
 import type { AugmentInput } from "./data/augment";
 import { loadCuda, cudaNoticeOnce } from "./cuda";
 import { loadWeightsAsync, checkAgainst, renameReferenceResnet, PthWeights } from "./pth";
+import type { SinkhornOptions, SinkhornResult } from "./sinkhorn";
 
 export type Arch = "smallcnn" | "alexnet" | "resnet18" | "resnet50";
 export type ArchSpec = "big" | "small";
@@ -41,7 +42,7 @@ export interface StepResult {
 
 export interface ForwardOptions {
   mode?: "eval" | "train";
-  output?: "logits" | "probs" | "features" | "features+logits";
+  output?: "logits" | "probs" | "features" | "features+logits" | "argmax" | "features+argmax";
 }
 
 /** A named tensor as in a PyTorch state_dict: shape and float32 data. */
@@ -78,9 +79,13 @@ export type TapPool =
 export type Tap = { layer: number } & TapPool;
 
 interface NativeModel {
-  trainStep(images: Float32Array, labels: Int32Array[], opts: StepOptions): Promise<StepResult>;
-  trainStepAugment(src: Uint8Array, desc: NativeAugmentDesc, labels: Int32Array[], opts: StepOptions): Promise<StepResult>;
-  forward(images: Float32Array, training: boolean, output: string): Promise<Float32Array | Float32Array[]>;
+  trainStep(images: Float32Array, labels: Int32Array[] | Int32Array, opts: StepOptions): Promise<StepResult>;
+  trainStepAugment(src: Uint8Array, desc: NativeAugmentDesc, labels: Int32Array[] | Int32Array, opts: StepOptions): Promise<StepResult>;
+  forward(images: Float32Array, training: boolean, output: string): Promise<Float32Array | Float32Array[] | Int32Array[] | [Float32Array, ...Int32Array[]]>;
+  setLabels(labels: Int32Array[]): Promise<void>;
+  labels(): Promise<Int32Array[]>;
+  collect(images: Float32Array, indices: Int32Array, training: boolean): Promise<void>;
+  relabel(options: SinkhornOptions[]): Promise<SinkhornResult[]>;
   exportState(what: "model" | "momentum"): Promise<Record<string, Float32Array>>;
   importState(what: "model" | "momentum", dict: Record<string, Float32Array>): Promise<void>;
   tensors(): TensorInfo[];
@@ -153,9 +158,11 @@ export class Model {
    * where the model lives, straight into its input buffer: on the GPU
    * (sln_cuda_augment) for a CUDA model, on the CPU otherwise; the same
    * parameters give the same images as the CPU's augmentBatch.
-   * labels: one Int32Array of N per head.
+   * labels: one Int32Array of N per head, or an Int32Array of the N images'
+   * dataset indices: the labels are then gathered natively from the model's
+   * label state (setLabels / relabel).
    */
-  async trainStep(images: Float32Array | AugmentInput, labels: Int32Array[], opts: StepOptions): Promise<StepResult> {
+  async trainStep(images: Float32Array | AugmentInput, labels: Int32Array[] | Int32Array, opts: StepOptions): Promise<StepResult> {
     if (!opts || typeof opts.lr !== "number") throw new TypeError("trainStep: options { lr } are required");
     if (images instanceof Float32Array) return this.m.trainStep(images, labels, opts);
     if (!images || typeof images !== "object" || !(images.src instanceof Uint8Array) || !images.desc) {
@@ -167,15 +174,53 @@ export class Model {
   /**
    * Forward pass. output "features": one Float32Array (N*D); "logits"/"probs":
    * one Float32Array (N*K_h) per head; "features+logits": the features, then the
-   * heads' logits, from one pass through the trunk. mode "eval" (default) uses running BN
-   * statistics; "train" batch statistics (and updates the running ones, as torch).
+   * heads' logits, from one pass through the trunk; "argmax": one Int32Array (N) per
+   * head, each image's most likely cluster (first maximum wins), computed natively;
+   * "features+argmax": the features, then the heads' argmaxes, from one pass.
+   * mode "eval" (default) uses running BN statistics; "train" batch statistics (and
+   * updates the running ones, as torch).
    */
   async forward(images: Float32Array, opts: ForwardOptions & { output: "features" }): Promise<Float32Array>;
+  async forward(images: Float32Array, opts: ForwardOptions & { output: "argmax" }): Promise<Int32Array[]>;
+  async forward(images: Float32Array, opts: ForwardOptions & { output: "features+argmax" }): Promise<[Float32Array, ...Int32Array[]]>;
   async forward(images: Float32Array, opts?: ForwardOptions): Promise<Float32Array[]>;
-  async forward(images: Float32Array, opts: ForwardOptions = {}): Promise<Float32Array | Float32Array[]> {
-    const mode = opts.mode ?? "eval";
-    if (mode !== "eval" && mode !== "train") throw new TypeError(`forward: mode must be 'eval' or 'train', got '${mode}'`);
-    return this.m.forward(images, mode === "train", opts.output ?? "logits");
+  async forward(images: Float32Array, opts: ForwardOptions = {}): Promise<Float32Array | Float32Array[] | Int32Array[] | [Float32Array, ...Int32Array[]]> {
+    return this.m.forward(images, trainingMode("forward", opts.mode), opts.output ?? "logits");
+  }
+
+  /**
+   * The label state: per head, the current label of each of the N training
+   * images (kept natively; trainStep(images, indices, ...) gathers from it).
+   * Checked: one array per head, all of the same length, labels in [0, K_h).
+   */
+  async setLabels(labels: Int32Array[]): Promise<void> {
+    return this.m.setLabels(labels);
+  }
+  /** A copy of the label state (per head, N labels). */
+  async labels(): Promise<Int32Array[]> {
+    return this.m.labels();
+  }
+
+  /**
+   * One batch of a label pass: runs the images (dataset indices `indices`)
+   * through the network and keeps, natively, what relabel() needs: the
+   * penultimate features on the CPU, every head's logits in device memory on
+   * CUDA. Every image of the label state must be collected before relabel().
+   */
+  async collect(images: Float32Array, indices: Int32Array, opts: { mode?: "eval" | "train" } = {}): Promise<void> {
+    return this.m.collect(images, indices, trainingMode("collect", opts.mode));
+  }
+
+  /**
+   * Solve every head's labels by Sinkhorn from what collect() gathered (the
+   * heads' weights read from the model's own parameters; on CUDA the solve runs
+   * on the GPU from the stored logits). The labels replace the label state (all
+   * heads or, on an error, none) and are returned with each head's result.
+   * options: one object for every head, or one per head (warm starts differ).
+   */
+  async relabel(options: SinkhornOptions | SinkhornOptions[] = {}): Promise<SinkhornResult[]> {
+    const per = Array.isArray(options) ? options : this.numClasses.map(() => options);
+    return this.m.relabel(per);
   }
 
   /** The trunk's layers in execution order (what forwardTaps' `layer` indexes). */
@@ -271,6 +316,12 @@ export class Model {
   }
 }
 
+function trainingMode(fn: string, mode: string | undefined): boolean {
+  const m = mode ?? "eval";
+  if (m !== "eval" && m !== "train") throw new TypeError(`${fn}: mode must be 'eval' or 'train', got '${m}'`);
+  return m === "train";
+}
+
 function isIntArray(a: unknown, len?: number): a is number[] {
   return Array.isArray(a) && (len === undefined || a.length === len) && a.every((x) => Number.isInteger(x) && x >= 1);
 }
@@ -329,13 +380,4 @@ export async function createModel(opts: ModelOptions): Promise<Model> {
     device,
   });
   return new Model(opts, m, device);
-}
-
-/** Row-wise argmax of (n, k) logits, written to out[indices[i]] (first maximum wins). */
-export function scatterArgmax(logits: Float32Array, n: number, k: number, indices: Int32Array, out: Int32Array): void {
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let c = 1; c < k; c++) if (logits[i * k + c] > logits[i * k + best]) best = c;
-    out[indices[i]] = best;
-  }
 }

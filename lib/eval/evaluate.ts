@@ -4,7 +4,7 @@
 // pooled conv1..conv5 activations (recipe and sources: ./probe.ts).
 import { Dataset, Loader } from "../data";
 import { InputError } from "../errors";
-import { Model, scatterArgmax } from "../model";
+import { Model } from "../model";
 import { clusteringScores, clusterAccuracy } from "../metrics";
 import { Experiment, DataOverride, openTrainData, openTestData, loadModel } from "./experiment";
 import { knnClassify, accuracy } from "./knn";
@@ -112,9 +112,11 @@ async function featuresAndPredictions(model: Model, ds: Dataset): Promise<{ feat
   const preds = model.numClasses.map(() => new Int32Array(ds.count));
   const loader = new Loader(ds, { batchSize: 512, size, level: 0, seed: 0, shuffle: false });
   for await (const b of loader.epoch(0)) {
-    const [f, ...out] = await model.forward(b.data, { mode: "eval", output: "features+logits" });
+    const [f, ...out] = await model.forward(b.data, { mode: "eval", output: "features+argmax" });
     for (let i = 0; i < b.size; i++) feats.set(f.subarray(i * D, (i + 1) * D), b.indices[i] * D);
-    out.forEach((lg, h) => scatterArgmax(lg, b.size, model.numClasses[h], b.indices, preds[h]));
+    out.forEach((p, h) => {
+      for (let i = 0; i < b.size; i++) preds[h][b.indices[i]] = p[i];
+    });
   }
   return { feats, preds };
 }

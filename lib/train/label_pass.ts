@@ -1,18 +1,15 @@
 // One label pass: the whole training set through the network (unshuffled,
-// --paugs augmentation, --label-mode BN mode), then every head's labels
-// re-solved by Sinkhorn. CPU: the penultimate features are gathered and the
-// solver computes the logits block by block (solve_features). CUDA: the heads'
-// logits come from the GPU forward and sln_cuda_sinkhorn solves them on the GPU
-// (hc*N*K floats on the host instead of N*D).
+// --paugs augmentation, --label-mode BN mode), kept natively by model.collect
+// (the penultimate features on the CPU, every head's logits in device memory
+// on CUDA), then every head's labels re-solved by Sinkhorn in model.relabel
+// (on the CPU from the features and the heads' own weights, block by block;
+// on CUDA by sln_cuda_sinkhorn from the device logits). The labels stay in the
+// model (trainStep gathers a batch's by index); a copy comes back here.
 import { Model } from "../model";
 import { Loader } from "../data";
-import { sinkhornFromFeatures, sinkhornCuda, SinkhornOptions } from "../sinkhorn";
+import type { SinkhornOptions } from "../sinkhorn";
 import { nmi } from "../metrics";
 import type { ResolvedOptions } from "./options";
-
-export function headName(hc: number, h: number): string {
-  return hc === 1 ? "top_layer" : `top_layer${h}`;
-}
 
 export interface HeadPassSummary {
   head: number;
@@ -28,7 +25,7 @@ export interface HeadPassSummary {
 }
 
 export interface LabelPassState {
-  /** Per head, N labels (replaced by the pass). */
+  /** Per head, N labels (replaced by the pass: a copy of the model's label state). */
   labels: Int32Array[];
   /** Per head, the last pass's log row scaling (Sinkhorn warm start). */
   warm: (Float64Array | undefined)[];
@@ -51,39 +48,19 @@ export async function labelPass(
   truth: Int32Array | null,
 ): Promise<LabelPassResult> {
   const tp = Date.now();
-  const N = loader.dataset.count;
-  const D = model.featureDim;
-  const numClasses = o.ncl;
-  const onGpu = model.device === "cuda";
-  const feats = onGpu ? new Float32Array(0) : new Float32Array(N * D);
-  const logits = onGpu ? numClasses.map((k) => new Float32Array(N * k)) : [];
-  for await (const b of loader.epoch(pass)) {
-    if (onGpu) {
-      const out = await model.forward(b.data, { mode: o.labelMode, output: "logits" });
-      out.forEach((lg, h) => {
-        const k = numClasses[h];
-        for (let i = 0; i < b.size; i++) logits[h].set(lg.subarray(i * k, (i + 1) * k), b.indices[i] * k);
-      });
-    } else {
-      const f = await model.forward(b.data, { mode: o.labelMode, output: "features" });
-      for (let i = 0; i < b.size; i++) feats.set(f.subarray(i * D, (i + 1) * D), b.indices[i] * D);
-    }
-  }
+  for await (const b of loader.epoch(pass)) await model.collect(b.data, b.indices, { mode: o.labelMode });
   const featureSeconds = (Date.now() - tp) / 1000;
-  const sd = onGpu ? null : await model.stateDict();
+  const skOpts: SinkhornOptions[] = o.ncl.map((_, h) => ({
+    lambda: o.lamb,
+    tol: o.skTol,
+    maxIters: o.skMaxIters,
+    dtype: o.dtype,
+    warmStart: o.skWarm ? state.warm[h] : undefined,
+  }));
+  const results = await model.relabel(skOpts);
   const heads: HeadPassSummary[] = [];
   for (let h = 0; h < o.hc; h++) {
-    const name = headName(o.hc, h);
-    const skOpts: SinkhornOptions = {
-      lambda: o.lamb,
-      tol: o.skTol,
-      maxIters: o.skMaxIters,
-      dtype: o.dtype,
-      warmStart: o.skWarm ? state.warm[h] : undefined,
-    };
-    const res = sd
-      ? await sinkhornFromFeatures(feats, N, D, sd[`${name}.weight`].data, sd[`${name}.bias`].data, numClasses[h], skOpts)
-      : await sinkhornCuda(logits[h], N, numClasses[h], skOpts);
+    const res = results[h];
     state.labels[h] = res.labels;
     state.warm[h] = res.scaling.logR;
     let mn = Infinity,

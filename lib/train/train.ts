@@ -9,7 +9,7 @@
 // ends bit for bit where an uninterrupted run would.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { createModel, Model, scatterArgmax } from "../model";
+import { createModel, Model } from "../model";
 import { native } from "../binding";
 import { openDataset, Dataset, Loader, AugLevel, Batch, SourceBatchJob } from "../data";
 import { Prng } from "../prng";
@@ -297,6 +297,8 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
       const reporting = reportingLoader(labelLoader, (done) =>
         progress({ type: "labelPass", pass: passes + 1, phase: done < N ? "forward" : "solve", done, images: N }),
       );
+      // the label state lives in the model: trainStep gathers each batch's labels by index
+      await model.setLabels(labels);
       const passState = { labels, warm };
       const labelPass = async (): Promise<void> => {
         progress({ type: "labelPass", pass: passes + 1, phase: "forward", done: 0, images: N });
@@ -369,13 +371,8 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
             times.shift(); // one pass per batch at most, as the reference
             await labelPass();
           }
-          const batchLabels = labels.map((l) => {
-            const y = new Int32Array(b.size);
-            for (let i = 0; i < b.size; i++) y[i] = l[b.indices[i]];
-            return y;
-          });
           const images = "input" in b ? b.input : b.data;
-          const r = await model.trainStep(images, batchLabels, { lr, momentum: 0.9, weightDecay: Math.pow(10, o.wd) });
+          const r = await model.trainStep(images, b.indices, { lr, momentum: 0.9, weightDecay: Math.pow(10, o.wd) });
           seen += b.size;
           imgs += b.size;
           lossSum += r.loss * b.size;
@@ -511,8 +508,10 @@ async function evaluateTest(model: Model, o: ResolvedOptions, size: number, prog
     const preds = model.numClasses.map(() => new Int32Array(ds.count));
     let done = 0;
     for await (const b of loader.epoch(0)) {
-      const out = await model.forward(b.data, { mode: "eval", output: "logits" });
-      out.forEach((lg, h) => scatterArgmax(lg, b.size, model.numClasses[h], b.indices, preds[h]));
+      const out = await model.forward(b.data, { mode: "eval", output: "argmax" });
+      out.forEach((p, h) => {
+        for (let i = 0; i < b.size; i++) preds[h][b.indices[i]] = p[i];
+      });
       done += b.size;
       progress({ type: "eval", done, images: ds.count });
     }

@@ -2,6 +2,7 @@
 // memoryBandwidth: the label-assignment solver (core/sinkhorn.h) as Promises.
 // Inputs are validated here (TypeError for a wrong type, RangeError for a wrong
 // value or size); the typed arrays are kept alive while the solve runs.
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "addon/common.h"
 #include "addon/cuda_loader.h"
 #include "addon/mpi_loader.h"
+#include "addon/sinkhorn_js.h"
 #include "core/sinkhorn.h"
 #include "sln/ops.h"
 
@@ -57,14 +59,15 @@ double num_opt(Napi::Env env, Napi::Object o, const char* fn, const char* key, d
 
 // Options from a JS object; range checks that do not need N/K are done here,
 // the rest (N >= K, lambda > 0, ...) by the core with the same wording.
-Options parse_options(const Napi::CallbackInfo& info, size_t i, const char* fn, int64_t k,
-                      std::shared_ptr<std::vector<double>>& warm) {
-  Napi::Env env = info.Env();
+}  // namespace
+
+Options parse_sinkhorn_options(Napi::Env env, Napi::Value v, const char* fn, int64_t k,
+                               std::shared_ptr<std::vector<double>>& warm) {
   Options o;
   o.threads = cpu_backend().num_threads();
-  if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return o;
-  if (!info[i].IsObject()) throw Napi::TypeError::New(env, std::string(fn) + ": options must be an object");
-  Napi::Object obj = info[i].As<Napi::Object>();
+  if (v.IsEmpty() || v.IsUndefined() || v.IsNull()) return o;
+  if (!v.IsObject()) throw Napi::TypeError::New(env, std::string(fn) + ": options must be an object");
+  Napi::Object obj = v.As<Napi::Object>();
   o.lambda = num_opt(env, obj, fn, "lambda", o.lambda);
   if (!(o.lambda > 0) || !std::isfinite(o.lambda))
     throw Napi::RangeError::New(env, std::string(fn) + ": options.lambda must be a finite number > 0, got " +
@@ -109,7 +112,7 @@ Options parse_options(const Napi::CallbackInfo& info, size_t i, const char* fn, 
   return o;
 }
 
-Napi::Value result_to_js(Napi::Env env, const Result& r) {
+Napi::Value sinkhorn_result_to_js(Napi::Env env, const Result& r) {
   Napi::Object o = Napi::Object::New(env);
   auto labels = Napi::Int32Array::New(env, r.labels.size());
   std::copy(r.labels.begin(), r.labels.end(), labels.Data());
@@ -136,6 +139,13 @@ Napi::Value result_to_js(Napi::Env env, const Result& r) {
   return o;
 }
 
+namespace {
+
+Options parse_options(const Napi::CallbackInfo& info, size_t i, const char* fn, int64_t k,
+                      std::shared_ptr<std::vector<double>>& warm) {
+  return parse_sinkhorn_options(info.Env(), info.Length() > i ? info[i] : info.Env().Undefined(), fn, k, warm);
+}
+
 // (logits, n, k, options) -> Promise<result>: the arguments parsed and checked
 // once here for every logits solver; `solve` runs on the worker thread.
 using LogitsSolver = std::function<void(const float* z, int64_t n, int64_t k, const Options& o, Result& out)>;
@@ -156,7 +166,7 @@ Napi::Value logits_entry(const Napi::CallbackInfo& info, const char* fn, LogitsS
           (void)warm;  // keeps the warm-start copy alive
           solve(zp, n, k, o, *res);
         },
-        [res](Napi::Env e) { return result_to_js(e, *res); }, {z});
+        [res](Napi::Env e) { return sinkhorn_result_to_js(e, *res); }, {z});
   });
 }
 
@@ -167,17 +177,23 @@ Napi::Value SinkhornLogits(const Napi::CallbackInfo& info) {
 }
 
 // cudaSinkhorn(logits, n, k, options) -> Promise<result>: the same solve on the
-// GPU through sln_cuda_sinkhorn (same contract as solve_logits; host in, host
-// out). Options.threads is ignored there.
+// GPU through sln_cuda_sinkhorn (same contract as solve_logits): the host
+// logits are uploaded into the CUDA backend's memory first (a model's label
+// pass hands over its device-resident logits instead: Model.relabel).
+// Options.threads is ignored there.
 Napi::Value CudaSinkhorn(const Napi::CallbackInfo& info) {
   const char* fn = "cudaSinkhorn";
   return guarded(info.Env(), [&]() -> Napi::Value {
     auto solve = cuda_lib_or_throw(fn).sinkhorn;   // before the arguments, as a missing library is the first error
     return logits_entry(info, fn, [solve](const float* z, int64_t n, int64_t k, const Options& o, Result& r) {
       if (o.shard) SLN_FAIL(Unsupported, "SLN_UNSUPPORTED", "cudaSinkhorn: options.shard (a row-sharded solve) runs on the CPU solver only");
-      std::lock_guard<std::mutex> lk(device_mutex());
+      Backend& be = cuda_backend();
+      auto lk = lock_backend(be);
+      const size_t bytes = static_cast<size_t>(n) * static_cast<size_t>(k) * sizeof(float);
+      Buffer zd(be, std::max<size_t>(bytes, sizeof(float)));
+      be.upload(zd.data(), z, bytes);
       char err[512] = {0};
-      if (solve(z, n, k, &o, &r, err, sizeof err) != 0) SLN_FAIL(Internal, "SLN_CUDA", "cudaSinkhorn: " << err);
+      if (solve(&be, zd.f32(), n, k, &o, &r, err, sizeof err) != 0) SLN_FAIL(Internal, "SLN_CUDA", "cudaSinkhorn: " << err);
     });
   });
 }
@@ -218,7 +234,7 @@ Napi::Value SinkhornFeatures(const Napi::CallbackInfo& info) {
           (void)warm;
           *res = sinkhorn::solve_features(fp, n, d, wp, bp, k, o);
         },
-        [res](Napi::Env e) { return result_to_js(e, *res); }, keep);
+        [res](Napi::Env e) { return sinkhorn_result_to_js(e, *res); }, keep);
   });
 }
 

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/layers.h"
+#include "core/model_internal.h"
 #include "sln/errors.h"
 
 namespace sln {
@@ -103,47 +104,13 @@ static size_t first_nonfinite(const float* x, size_t n, int threads) {
   return first;
 }
 
-static void check_images(const float* images, int N, const Shape3& in, const char* what, int threads) {
+void check_images(const float* images, int N, const Shape3& in, const char* what, int threads) {
   size_t per = in.size();
   size_t bad = first_nonfinite(images, per * N, threads);
   if (bad < per * N)
     SLN_FAIL(Range, "SLN_NONFINITE_INPUT", what << ": image " << bad / per << " of the batch holds NaN or Inf (value "
                                                << bad % per << " of " << per << "); nothing was changed");
 }
-
-// ---------------------------------------------------------------- heads
-
-struct Model::Head {
-  std::string name;
-  int K = 0;
-  size_t w = 0, b = 0;
-  OpCache<LinearOp> ops;
-  LinearOp& op(RunCtx& c, int D) {
-    return ops.get(c.N, [&] {
-      LinearDesc d;
-      d.N = c.N; d.in = D; d.out = K; d.bias = true;
-      return c.backend->linear(d);
-    });
-  }
-};
-
-// Activations of one batch size and mode, in the backend's memory. Training
-// keeps every layer's output for backward; eval only ping-pongs between two
-// buffers. On a backend whose memory is not host memory the batch's images and
-// labels are uploaded into `images` / `labels` (on the CPU they are used in place).
-struct Model::Plan {
-  int N = 0;
-  bool training = false;
-  std::vector<Buffer> acts;                    // training: one per trunk layer (N, out_i)
-  Buffer ping, pong;                           // eval, max activation size
-  Buffer grad_a, grad_b;                       // backward ping-pong, max activation size
-  std::vector<Buffer> logits, dlogits;         // per head (N, K_h)
-  Buffer dfeat, dfeat_tmp;                     // (N, D)
-  Buffer images;                               // (N, C, H, W) device backends; on the CPU only
-                                               // for train_step_fill (allocated there)
-  std::vector<Buffer> labels;                  // per head (N) int32, device backends only
-  const float* features = nullptr;             // (N, D) after run_trunk
-};
 
 // ---------------------------------------------------------------- builder
 
@@ -385,13 +352,27 @@ StepResult Model::step_from(Plan& p, const float* x0, const std::vector<const in
   return r;
 }
 
-void Model::forward(const float* images, int N, bool training, OutputKind kind, std::vector<float>& out) {
-  SLN_CHECK_ARG(N >= 1, "forward: batch must hold at least one image");
-  check_images(images, N, spec_.input, "forward", backend_->num_threads());   // host input
+// Checks, stages and runs the trunk on a batch; the plan holds the features.
+Model::Plan& Model::forward_plan(const float* images, int N, bool training, const char* what, RunCtx& c) {
+  SLN_CHECK_ARG(N >= 1, what << ": batch must hold at least one image");
+  check_images(images, N, spec_.input, what, backend_->num_threads());   // host input
   Plan& p = plan_for(N, training);
   const float* x0 = stage_images(p, images);
-  RunCtx c = run_ctx(p, training);
+  c = run_ctx(p, training);
   run_trunk(p, c, x0);
+  return p;
+}
+
+void Model::run_heads(Plan& p, RunCtx& c) {
+  for (size_t h = 0; h < heads_.size(); h++) {
+    Head& hd = *heads_[h];
+    hd.op(c, feature_dim_).forward(p.features, arena_.param(hd.w), arena_.param(hd.b), p.logits[h].f32());
+  }
+}
+
+void Model::forward(const float* images, int N, bool training, OutputKind kind, std::vector<float>& out) {
+  RunCtx c;
+  Plan& p = forward_plan(images, N, training, "forward", c);
   const int D = feature_dim_;
   const size_t nd = static_cast<size_t>(N) * D;
   if (kind == OutputKind::Features) {
@@ -404,10 +385,10 @@ void Model::forward(const float* images, int N, bool training, OutputKind kind, 
   for (auto& h : heads_) total += static_cast<size_t>(N) * h->K;
   out.resize(total);
   if (off) backend_->download(out.data(), p.features, nd * sizeof(float));
+  run_heads(p, c);
   for (size_t h = 0; h < heads_.size(); h++) {
     Head& hd = *heads_[h];
     const size_t n = static_cast<size_t>(N) * hd.K;
-    hd.op(c, D).forward(p.features, arena_.param(hd.w), arena_.param(hd.b), p.logits[h].f32());
     float* y = out.data() + off;   // (N, K_h) host
     backend_->download(y, p.logits[h].data(), n * sizeof(float));
     if (kind == OutputKind::Probs) {   // on the host, after the download
@@ -420,6 +401,37 @@ void Model::forward(const float* images, int N, bool training, OutputKind kind, 
       }
     }
     off += n;
+  }
+}
+
+void Model::forward_argmax(const float* images, int N, bool training, std::vector<int32_t>& out,
+                           std::vector<float>* features) {
+  RunCtx c;
+  Plan& p = forward_plan(images, N, training, "forward", c);
+  if (features) {
+    features->resize(static_cast<size_t>(N) * feature_dim_);
+    backend_->download(features->data(), p.features, features->size() * sizeof(float));
+  }
+  run_heads(p, c);
+  out.resize(static_cast<size_t>(N) * heads_.size());
+  std::vector<float> host;   // device backends: the logits, downloaded
+  for (size_t h = 0; h < heads_.size(); h++) {
+    const int K = heads_[h]->K;
+    const float* z = p.logits[h].f32();
+    if (!backend_->host_memory()) {
+      host.resize(static_cast<size_t>(N) * K);
+      backend_->download(host.data(), z, host.size() * sizeof(float));
+      z = host.data();
+    }
+    int32_t* dst = out.data() + h * static_cast<size_t>(N);
+    // first maximum wins (a NaN never compares greater)
+    for (int i = 0; i < N; i++) {
+      const float* row = z + static_cast<size_t>(i) * K;
+      int best = 0;
+      for (int k = 1; k < K; k++)
+        if (row[k] > row[best]) best = k;
+      dst[i] = best;
+    }
   }
 }
 

@@ -3,6 +3,7 @@
 // OpenMP region (an exception leaving a region would terminate the process):
 // workers record what went wrong and the driver throws after the region.
 #include "core/sinkhorn.h"
+#include "core/sinkhorn_checks.h"
 
 // FP operations here never trap (no FP exceptions are enabled): letting GCC assume it
 // allows if-conversion, so the exp and flush selects vectorize. Results are unchanged.
@@ -92,28 +93,6 @@ uint64_t mem_available() {
   }
   long pages = sysconf(_SC_AVPHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
   return pages > 0 && psz > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(psz) : 0;
-}
-
-void check_args(int64_t n, int64_t k, const Options& o) {
-  if (k < 1) SLN_FAIL(Range, "SLN_INVALID_SHAPE", "sinkhorn: K (clusters) must be >= 1, got K=" << k);
-  if (n < k)
-    SLN_FAIL(Range, "SLN_INVALID_SHAPE",
-             "sinkhorn: N (images) must be >= K (clusters) for an equipartition, got N=" << n << ", K=" << k);
-  if (n > std::numeric_limits<int32_t>::max())
-    SLN_FAIL(Range, "SLN_INVALID_SHAPE", "sinkhorn: N must be < 2^31, got N=" << n);
-  if (!(o.lambda > 0) || !std::isfinite(o.lambda))
-    SLN_FAIL(Range, "SLN_INVALID_ARGUMENT", "sinkhorn: lambda must be a finite number > 0, got " << o.lambda);
-  if (!(o.tol >= 0) || !std::isfinite(o.tol))
-    SLN_FAIL(Range, "SLN_INVALID_ARGUMENT", "sinkhorn: tol must be a finite number >= 0, got " << o.tol);
-  if (o.max_iters < 1)
-    SLN_FAIL(Range, "SLN_INVALID_ARGUMENT", "sinkhorn: maxIters must be >= 1, got " << o.max_iters);
-  if (o.threads < 1) SLN_FAIL(Range, "SLN_INVALID_ARGUMENT", "sinkhorn: threads must be >= 1, got " << o.threads);
-  if (o.warm_log_r) {
-    for (int64_t i = 0; i < k; ++i)
-      if (!std::isfinite(o.warm_log_r[i]))
-        SLN_FAIL(Range, "SLN_INVALID_ARGUMENT",
-                 "sinkhorn: warmStart[" << i << "] is " << o.warm_log_r[i] << "; a warm start must be finite log r (K)");
-  }
 }
 
 // Refuse before allocating anything large.
@@ -512,7 +491,7 @@ template <class T>
 Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o) {
   const Shard* sh = o.shard;
   const int64_t Nt = sh ? sh->n_total : N;  // rows of the whole problem
-  check_args(Nt, K, o);
+  check_args(Nt, K, o, "sinkhorn");
   const Blocks B = sh ? Blocks(Nt, sh->rank, sh->ranks) : Blocks(N);
   if (sh && (B.nb < 1 || B.end(B.nb - 1) != N))
     SLN_FAIL(Range, "SLN_INVALID_SHAPE",
@@ -706,12 +685,7 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
   }
   res.solve_seconds = now_s() - t_solve;
   res.median_iter_seconds = median(iter_times);
-  if (!res.converged) {
-    std::ostringstream os;
-    os << "sinkhorn: stopped at maxIters=" << o.max_iters << " with error " << res.error << " > tol " << o.tol
-       << "; the labels are those of the last iterate (raise maxIters or tol, or lower lambda)";
-    res.warning = os.str();
-  }
+  if (!res.converged) res.warning = max_iters_warning(o, res.error);
 
   // Outputs: counts, cost (mean -log softmax(z)[label], the reference's CIFAR cost), scalings.
   // counts and the per-block cost partials travel in part's rows (counts are exact in doubles).

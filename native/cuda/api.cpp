@@ -183,11 +183,12 @@ SLN_EXPORT int sln_cuda_set_tf32(sln::Backend* backend, int enabled, char* err, 
   }
 }
 
-SLN_EXPORT int sln_cuda_sinkhorn(const float* z_host, int64_t n, int64_t k, const sln::sinkhorn::Options* opt,
-                                 sln::sinkhorn::Result* out, char* err, size_t err_len) {
+SLN_EXPORT int sln_cuda_sinkhorn(sln::Backend* backend, const float* z_device, int64_t n, int64_t k,
+                                 const sln::sinkhorn::Options* opt, sln::sinkhorn::Result* out, char* err,
+                                 size_t err_len) {
   try {
-    SLN_CHECK_ARG(z_host && opt && out, "sinkhorn (cuda): z, options and result must not be null");
-    *out = sln::cuda::sinkhorn_logits(z_host, n, k, *opt);
+    SLN_CHECK_ARG(backend && z_device && opt && out, "sinkhorn (cuda): backend, z, options and result must not be null");
+    *out = sln::cuda::sinkhorn_logits(as_cuda(backend)->stream(), z_device, n, k, *opt);
     return 0;
   } catch (...) {
     write_msg(err, err_len, current_error());

@@ -181,5 +181,7 @@ struct Result;
 
 namespace sln::cuda {
 // sinkhorn.cu: the fused float64 solver (same contract as sinkhorn::solve_logits).
-sinkhorn::Result sinkhorn_logits(const float* z, int64_t n, int64_t k, const sinkhorn::Options& opt);
+// z: (n, k) logits in device memory, read on `stream` (the backend's).
+sinkhorn::Result sinkhorn_logits(cudaStream_t stream, const float* z_device, int64_t n, int64_t k,
+                                 const sinkhorn::Options& opt);
 }  // namespace sln::cuda

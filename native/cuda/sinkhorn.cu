@@ -12,9 +12,9 @@
 // from L2, not from DRAM. reduce_r sums the kBlocks partials in block order. Every
 // sum has a fixed order, so results are reproducible run to run.
 //
-// Exported as sln_cuda_sinkhorn (native/cuda/api.cpp). Runs on the calling thread's
-// current device with its own cudaMalloc'd buffers and the legacy default stream,
-// independent of any CudaBackend. Compiles and links in CI; it has not run on a GPU yet.
+// Exported as sln_cuda_sinkhorn (native/cuda/api.cpp). The logits are in device
+// memory (the model's label-pass store); every kernel, copy and timing event runs
+// on the backend's stream, with the solver's own cudaMalloc'd work buffers.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/sinkhorn.h"
+#include "core/sinkhorn_checks.h"
 #include "sln/errors.h"
 
 namespace sln::cuda {
@@ -53,7 +54,7 @@ struct DeviceBuffer {
   }
 };
 
-// Timing events on the legacy default stream (where every kernel here runs):
+// Timing events on the solver's stream (where every kernel here runs):
 // read after the loop, so timing adds no synchronisation per iteration.
 struct Events {
   std::vector<cudaEvent_t> v;
@@ -122,6 +123,14 @@ __global__ void colmax_reduce(const double* part, int nb, int64_t K, double* M) 
     for (int b = 0; b < nb; ++b) m = fmax(m, part[b * K + k]);
     M[k] = m;
   }
+}
+
+// zlab[j] = z[j, labels[j]] (the cost's term; the logits stay on the device).
+__global__ void gather_label_logits(const float* __restrict__ z, int64_t N, int64_t K, const int32_t* labels,
+                                    double* zlab) {
+  for (int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; j < N;
+       j += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    zlab[j] = static_cast<double>(z[j * K + labels[j]]);
 }
 
 // A = exp(lambda*(z - rowmax) - M) in T; c = the reference's start (see sinkhorn.cpp).
@@ -257,31 +266,15 @@ void device_alloc(T** p, size_t bytes, const char* what, int64_t N, int64_t K) {
 }
 
 template <class T>
-sinkhorn::Result solve_cuda(const float* z_host, int64_t N, int64_t K, const sinkhorn::Options& o) {
-  // The CPU solver's argument checks (core/sinkhorn.cpp check_args): labels and
-  // row indices are int32, a NaN tol would never stop, a non-finite warm start
-  // would poison r.
-  if (K < 1 || N < K)
-    SLN_FAIL(Range, "SLN_INVALID_SHAPE", "sinkhorn (cuda): need N >= K >= 1, got N=" << N << ", K=" << K);
-  if (N > std::numeric_limits<int32_t>::max())
-    SLN_FAIL(Range, "SLN_INVALID_SHAPE", "sinkhorn (cuda): N must be < 2^31, got N=" << N);
-  if (!(o.lambda > 0) || !std::isfinite(o.lambda) || o.max_iters < 1 || !(o.tol >= 0) || !std::isfinite(o.tol))
-    SLN_FAIL(Range, "SLN_INVALID_ARGUMENT",
-             "sinkhorn (cuda): need finite lambda > 0, finite tol >= 0, maxIters >= 1, got lambda=" << o.lambda << ", tol="
-                                                                                                  << o.tol << ", maxIters="
-                                                                                                  << o.max_iters);
-  if (o.warm_log_r)
-    for (int64_t i = 0; i < K; ++i)
-      if (!std::isfinite(o.warm_log_r[i]))
-        SLN_FAIL(Range, "SLN_INVALID_ARGUMENT",
-                 "sinkhorn (cuda): warmStart[" << i << "] is " << o.warm_log_r[i] << "; a warm start must be finite log r (K)");
+sinkhorn::Result solve_cuda(cudaStream_t st, const float* z, int64_t N, int64_t K, const sinkhorn::Options& o) {
+  sinkhorn::check_args(N, K, o, "sinkhorn (cuda)");   // the CPU solver's checks (core/sinkhorn_checks.h)
   const double lambda = o.lambda, inv_n = 1.0 / N, inv_k = 1.0 / K;
   const int nb = static_cast<int>(std::min<int64_t>(N, kBlocks));
   const int64_t rows_per_block = (N + nb - 1) / nb;
-  const uint64_t mat = static_cast<uint64_t>(N) * K * sizeof(T), zbytes = static_cast<uint64_t>(N) * K * 4;
+  const uint64_t mat = static_cast<uint64_t>(N) * K * sizeof(T);
   size_t free_b = 0, total_b = 0;
   SLN_CUDA(cudaMemGetInfo(&free_b, &total_b));
-  const uint64_t need = mat + zbytes + static_cast<uint64_t>(N) * 32 + static_cast<uint64_t>(nb) * K * 8 * 2;
+  const uint64_t need = mat + static_cast<uint64_t>(N) * 40 + static_cast<uint64_t>(nb) * K * 8 * 2;
   if (need > free_b) {
     std::ostringstream os;
     os << "sinkhorn (cuda): the N x K = " << N << " x " << K << " matrix in " << (sizeof(T) == 8 ? "f64" : "f32")
@@ -289,12 +282,10 @@ sinkhorn::Result solve_cuda(const float* z_host, int64_t N, int64_t K, const sin
        << (sizeof(T) == 8 ? "use --dtype f32" : "use fewer images");
     throw Error(ErrorKind::OutOfMemory, "SLN_OUT_OF_MEMORY", os.str());
   }
-  DeviceBuffer<float> z;
   DeviceBuffer<T> A;
-  DeviceBuffer<double> rowmax, lse, c, M, r, part, errp, err;
+  DeviceBuffer<double> rowmax, lse, c, M, r, part, errp, err, zlab;
   DeviceBuffer<int32_t> labels;
   DeviceBuffer<unsigned long long> bad;
-  device_alloc(&z.p, zbytes, "the (N, K) f32 logits", N, K);
   device_alloc(&A.p, mat, sizeof(T) == 8 ? "the (N, K) f64 matrix" : "the (N, K) f32 matrix", N, K);
   device_alloc(&rowmax.p, N * 8, "rowmax", N, K);
   device_alloc(&lse.p, N * 8, "lse", N, K);
@@ -306,39 +297,47 @@ sinkhorn::Result solve_cuda(const float* z_host, int64_t N, int64_t K, const sin
   device_alloc(&err.p, 8, "err", N, K);
   device_alloc(&labels.p, N * 4, "labels", N, K);
   device_alloc(&bad.p, 8, "bad", N, K);
+  device_alloc(&zlab.p, N * 8, "zlab", N, K);
+  // every transfer on the backend's stream, after the work queued there (the
+  // logits' forward); the host waits only where it reads
+  auto to_host = [&](void* dst, const void* src, size_t bytes) {
+    SLN_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, st));
+    SLN_CUDA(cudaStreamSynchronize(st));
+  };
+  auto to_device = [&](void* dst, const void* src, size_t bytes) {
+    SLN_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, st));
+    SLN_CUDA(cudaStreamSynchronize(st));   // src is pageable host memory that goes away
+  };
   const unsigned long long none = std::numeric_limits<unsigned long long>::max();
-  SLN_CUDA(cudaMemcpy(bad.p, &none, 8, cudaMemcpyHostToDevice));
-  SLN_CUDA(cudaMemcpy(z.p, z_host, zbytes, cudaMemcpyHostToDevice));
+  to_device(bad.p, &none, 8);
   // Result's build_seconds, solve_seconds and median_iter_seconds (bench/gpu_sinkhorn.ts
-  // reports them): marks[0] = start of the build (after the upload), marks[1 + i] =
+  // reports them): marks[0] = start of the build, marks[1 + i] =
   // end of the build / iteration i.
   Events marks;
   auto mark = [&]() {
     marks.v.push_back(nullptr);
     SLN_CUDA(cudaEventCreate(&marks.v.back()));
-    SLN_CUDA(cudaEventRecord(marks.v.back(), 0));
+    SLN_CUDA(cudaEventRecord(marks.v.back(), st));
   };
   mark();
 
-  row_stats<<<nb, kThreads>>>(z.p, N, K, rowmax.p, lse.p, bad.p);
+  row_stats<<<nb, kThreads, 0, st>>>(z, N, K, rowmax.p, lse.p, bad.p);
   SLN_CUDA(cudaGetLastError());
   unsigned long long bad_row = none;
-  SLN_CUDA(cudaMemcpy(&bad_row, bad.p, 8, cudaMemcpyDeviceToHost));
+  to_host(&bad_row, bad.p, 8);
   if (bad_row != none)
     SLN_FAIL(Range, "SLN_NONFINITE_LOGITS",
              "sinkhorn: logits row " << bad_row << " (image " << bad_row << ") has a NaN or Inf; labels need finite logits");
-  colmax_partial<<<nb, kThreads>>>(z.p, N, K, lambda, rowmax.p, part.p, rows_per_block);
-  colmax_reduce<<<(K + kThreads - 1) / kThreads, kThreads>>>(part.p, nb, K, M.p);
-  build_matrix<T><<<4 * kBlocks, kThreads>>>(z.p, N, K, lambda, rowmax.p, M.p, A.p);
+  colmax_partial<<<nb, kThreads, 0, st>>>(z, N, K, lambda, rowmax.p, part.p, rows_per_block);
+  colmax_reduce<<<(K + kThreads - 1) / kThreads, kThreads, 0, st>>>(part.p, nb, K, M.p);
+  build_matrix<T><<<4 * kBlocks, kThreads, 0, st>>>(z, N, K, lambda, rowmax.p, M.p, A.p);
   SLN_CUDA(cudaGetLastError());
   std::vector<double> h_rowmax(N), h_lse(N), h_M(K);
-  SLN_CUDA(cudaMemcpy(h_rowmax.data(), rowmax.p, N * 8, cudaMemcpyDeviceToHost));
-  SLN_CUDA(cudaMemcpy(h_lse.data(), lse.p, N * 8, cudaMemcpyDeviceToHost));
-  SLN_CUDA(cudaMemcpy(h_M.data(), M.p, K * 8, cudaMemcpyDeviceToHost));
+  to_host(h_rowmax.data(), rowmax.p, N * 8);
+  to_host(h_lse.data(), lse.p, N * 8);
+  to_host(h_M.data(), M.p, K * 8);
   double min_ls = std::numeric_limits<double>::infinity();
   for (int64_t j = 0; j < N; ++j) min_ls = std::min(min_ls, h_lse[j] - h_rowmax[j]);
-  cudaFree(z.p);  // the logits are not needed on the device any more
-  z.p = nullptr;
 
   // fused_pass also has (kChunk + kWarps) doubles of static shared memory; the
   // sum of static and dynamic must stay within the 48 KB a launch gets without
@@ -348,18 +347,18 @@ sinkhorn::Result solve_cuda(const float* z_host, int64_t N, int64_t K, const sin
   const int smem_cols = smem + smem_static <= 48 * 1024 ? 1 : 0;
   const size_t dyn = smem_cols ? smem : 0;
   int mode0 = 0;
-  init_c<<<nb, kThreads>>>(N, inv_n, lambda, rowmax.p, lse.p, min_ls, c.p);
+  init_c<<<nb, kThreads, 0, st>>>(N, inv_n, lambda, rowmax.p, lse.p, min_ls, c.p);
   if (o.warm_log_r) {  // r from the given log r (see sinkhorn.cpp), then c = (1/N)/(A r) in the first pass
     std::vector<double> hr(K);
     double mx = -std::numeric_limits<double>::infinity();
     for (int64_t k = 0; k < K; ++k) mx = std::max(mx, o.warm_log_r[k] + h_M[k]);
     for (int64_t k = 0; k < K; ++k) hr[k] = std::exp(std::max(o.warm_log_r[k] + h_M[k] - mx, -600.0));
-    SLN_CUDA(cudaMemcpy(r.p, hr.data(), K * 8, cudaMemcpyHostToDevice));
+    to_device(r.p, hr.data(), K * 8);
     mode0 = 1;
   }
-  fused_pass<T><<<nb, kThreads, dyn>>>(A.p, N, K, rows_per_block, r.p, c.p, part.p, errp.p, labels.p, bad.p, mode0, 0,
+  fused_pass<T><<<nb, kThreads, dyn, st>>>(A.p, N, K, rows_per_block, r.p, c.p, part.p, errp.p, labels.p, bad.p, mode0, 0,
                                        inv_n, smem_cols);
-  reduce_r<<<(K + kThreads - 1) / kThreads, kThreads>>>(part.p, errp.p, nb, K, inv_k, r.p, err.p);
+  reduce_r<<<(K + kThreads - 1) / kThreads, kThreads, 0, st>>>(part.p, errp.p, nb, K, inv_k, r.p, err.p);
   SLN_CUDA(cudaGetLastError());
   mark();
 
@@ -368,16 +367,16 @@ sinkhorn::Result solve_cuda(const float* z_host, int64_t N, int64_t K, const sin
   device_alloc(&r_used.p, K * 8, "r_used", N, K);
   for (int it = 0;; ++it) {
     const int check = (it % 10 == 0) || (it == o.max_iters - 1);
-    SLN_CUDA(cudaMemcpyAsync(r_used.p, r.p, K * 8, cudaMemcpyDeviceToDevice));
-    fused_pass<T><<<nb, kThreads, dyn>>>(A.p, N, K, rows_per_block, r_used.p, c.p, part.p, errp.p, labels.p, bad.p, 1,
+    SLN_CUDA(cudaMemcpyAsync(r_used.p, r.p, K * 8, cudaMemcpyDeviceToDevice, st));
+    fused_pass<T><<<nb, kThreads, dyn, st>>>(A.p, N, K, rows_per_block, r_used.p, c.p, part.p, errp.p, labels.p, bad.p, 1,
                                          check, inv_n, smem_cols);
-    reduce_r<<<(K + kThreads - 1) / kThreads, kThreads>>>(part.p, errp.p, nb, K, inv_k, r.p, err.p);
+    reduce_r<<<(K + kThreads - 1) / kThreads, kThreads, 0, st>>>(part.p, errp.p, nb, K, inv_k, r.p, err.p);
     SLN_CUDA(cudaGetLastError());
     mark();
     res.iterations = it + 1;
     if (check) {
-      SLN_CUDA(cudaMemcpy(&res.error, err.p, 8, cudaMemcpyDeviceToHost));  // the only per-check transfer
-      SLN_CUDA(cudaMemcpy(&bad_row, bad.p, 8, cudaMemcpyDeviceToHost));
+      to_host(&res.error, err.p, 8);  // the only per-check transfers
+      to_host(&bad_row, bad.p, 8);
       if (bad_row != none)
         SLN_FAIL(Range, "SLN_SINKHORN_RANGE", "sinkhorn (cuda): the scaling of image " << bad_row << " left the float64 range at iteration " << it << "; lower lambda (--lamb)");
       if (res.error <= o.tol) {
@@ -387,14 +386,13 @@ sinkhorn::Result solve_cuda(const float* z_host, int64_t N, int64_t K, const sin
     }
     if (it + 1 >= o.max_iters) break;
   }
-  if (!res.converged) {
-    std::ostringstream os;
-    os << "sinkhorn: stopped at maxIters=" << o.max_iters << " with error " << res.error << " > tol " << o.tol
-       << "; the labels are those of the last iterate (raise maxIters or tol, or lower lambda)";
-    res.warning = os.str();
-  }
+  if (!res.converged) res.warning = sinkhorn::max_iters_warning(o, res.error);
   res.labels.resize(N);
-  SLN_CUDA(cudaMemcpy(res.labels.data(), labels.p, N * 4, cudaMemcpyDeviceToHost));
+  gather_label_logits<<<nb, kThreads, 0, st>>>(z, N, K, labels.p, zlab.p);
+  SLN_CUDA(cudaGetLastError());
+  to_host(res.labels.data(), labels.p, N * 4);
+  std::vector<double> h_zlab(N);
+  to_host(h_zlab.data(), zlab.p, N * 8);
   {
     SLN_CUDA(cudaEventSynchronize(marks.v.back()));
     auto secs = [&](size_t a, size_t b) {
@@ -410,13 +408,13 @@ sinkhorn::Result solve_cuda(const float* z_host, int64_t N, int64_t K, const sin
     res.median_iter_seconds = iter_s.empty() ? 0 : iter_s[iter_s.size() / 2];  // as sinkhorn::median
   }
   std::vector<double> hr(K), hc(N);
-  SLN_CUDA(cudaMemcpy(hr.data(), r_used.p, K * 8, cudaMemcpyDeviceToHost));
-  SLN_CUDA(cudaMemcpy(hc.data(), c.p, N * 8, cudaMemcpyDeviceToHost));
+  to_host(hr.data(), r_used.p, K * 8);
+  to_host(hc.data(), c.p, N * 8);
   res.counts.assign(K, 0);
   double cost = 0;
   for (int64_t j = 0; j < N; ++j) {
     res.counts[res.labels[j]]++;
-    cost += h_lse[j] - static_cast<double>(z_host[j * K + res.labels[j]]);
+    cost += h_lse[j] - h_zlab[j];
   }
   res.cost = cost / N;
   res.log_r.resize(K);
@@ -428,9 +426,11 @@ sinkhorn::Result solve_cuda(const float* z_host, int64_t N, int64_t K, const sin
 
 }  // namespace
 
-// The CUDA entry point the CUDA backend will export: same contract as sinkhorn::solve_logits.
-sinkhorn::Result sinkhorn_logits(const float* z, int64_t n, int64_t k, const sinkhorn::Options& opt) {
-  return opt.storage == sinkhorn::Storage::F64 ? solve_cuda<double>(z, n, k, opt) : solve_cuda<float>(z, n, k, opt);
+// sln_cuda_sinkhorn's body (api.cpp): same contract as sinkhorn::solve_logits,
+// the logits in device memory, every kernel and copy on `stream`.
+sinkhorn::Result sinkhorn_logits(cudaStream_t stream, const float* z, int64_t n, int64_t k, const sinkhorn::Options& opt) {
+  return opt.storage == sinkhorn::Storage::F64 ? solve_cuda<double>(stream, z, n, k, opt)
+                                               : solve_cuda<float>(stream, z, n, k, opt);
 }
 
 }  // namespace sln::cuda

@@ -16,6 +16,7 @@ import { native } from "../../lib/binding";
 import { augmentConfig, augmentInput, sampleBatchParams, IMAGENET_MEAN, IMAGENET_STD } from "../../lib/data/augment";
 import { randomSourceInput } from "../helpers/sources";
 import { Prng } from "../../lib/prng";
+import { sinkhornCuda } from "../../lib/sinkhorn";
 
 function maxAbs(a: Float32Array): number {
   let m = 0;
@@ -133,4 +134,58 @@ test("smallcnn (3x32x32, batch 8, level 3): two steps with GPU augmentation equa
   for (const key of Object.keys(pb)) assert.deepEqual(pc[key].data, pb[key].data, `${key} changed by a refused step`);
   a.dispose();
   b.dispose();
+});
+
+test("label state on cuda: collect + relabel solve the device-resident logits as sinkhornCuda solves the downloaded ones; trainStep by indices", async (t) => {
+  if (!(await cudaOrSkip(t))) return;
+  const heads = [4, 6];
+  const N = 48;
+  const shape: [number, number, number] = [3, 16, 16];
+  const per = shape[0] * shape[1] * shape[2];
+  const rng = new Rng(5);
+  const x = Float32Array.from(rng.tensor(N * per));
+  const m = await createModel({ arch: "smallcnn", numClasses: heads, inputShape: shape, seed: 4, device: "cuda" });
+  const start = heads.map((k) => Int32Array.from({ length: N }, (_, i) => i % k));
+  await m.setLabels(start);
+  // a step by indices equals a step by the gathered labels on a twin model
+  const twin = await createModel({ arch: "smallcnn", numClasses: heads, inputShape: shape, seed: 4, device: "cuda" });
+  const ix = Int32Array.from({ length: 16 }, (_, i) => (i * 7) % N);
+  const xb = new Float32Array(16 * per);
+  ix.forEach((j, i) => xb.set(x.subarray(j * per, (j + 1) * per), i * per));
+  const ra = await m.trainStep(xb, ix, { lr: 0.05 });
+  const rb = await twin.trainStep(xb, start.map((l) => Int32Array.from(ix, (j) => l[j])), { lr: 0.05 });
+  // (cuDNN may choose non-deterministic algorithms: two models agree within float32 error)
+  assert.ok(Math.abs(ra.loss - rb.loss) <= 1e-5 * Math.abs(rb.loss), `loss by indices ${ra.loss}, by labels ${rb.loss}`);
+  twin.dispose();
+  // explicit path: the logits downloaded (batches of 24, as collect's below, so
+  // the same cached ops compute them), solved from the host
+  const logits = heads.map((k) => new Float32Array(N * k));
+  for (const a of [0, 24]) {
+    const lg = await m.forward(x.subarray(a * per, (a + 24) * per), { output: "logits" });
+    heads.forEach((k, h) => logits[h].set(lg[h], a * k));
+  }
+  const want = [];
+  for (let h = 0; h < heads.length; h++) want.push(await sinkhornCuda(logits[h], N, heads[h], { lambda: 10, maxIters: 300 }));
+  // native path: two contiguous batches, the second first
+  for (const [a, b] of [
+    [24, 48],
+    [0, 24],
+  ]) await m.collect(x.subarray(a * per, b * per), Int32Array.from({ length: b - a }, (_, i) => a + i));
+  const got = await m.relabel({ lambda: 10, maxIters: 300 });
+  for (let h = 0; h < heads.length; h++) {
+    assert.deepEqual(got[h].labels, want[h].labels, `head ${h}`);
+    assert.equal(got[h].iterations, want[h].iterations);
+    assert.equal(got[h].cost, want[h].cost);
+  }
+  assert.deepEqual(await m.labels(), got.map((r) => r.labels));
+  // argmax natively on the device's logits (the first batch of 24)
+  const am = await m.forward(x.subarray(0, 24 * per), { output: "argmax" });
+  heads.forEach((k, h) => {
+    for (let i = 0; i < 24; i++) {
+      let best = 0;
+      for (let c = 1; c < k; c++) if (logits[h][i * k + c] > logits[h][i * k + best]) best = c;
+      assert.equal(am[h][i], best, `head ${h} image ${i}`);
+    }
+  });
+  m.dispose();
 });

@@ -26,7 +26,14 @@ struct Options;
 struct Result;
 }  // namespace sln::sinkhorn
 
-#define SLN_CUDA_ABI_VERSION 1
+// Bump SLN_CUDA_ABI_VERSION whenever anything the two sides share changes: a
+// function's signature or meaning below, the sln::Backend interface (sln/ops.h:
+// virtual methods, their order or contracts, op descriptors), or the layout of
+// sinkhorn::Options/Result or AugmentBatchDesc/AugmentImage/AugmentParams. The
+// loader refuses a library built for another version (no silent mismatch).
+//   1: the first.
+//   2: sln_cuda_sinkhorn takes the backend and device-resident logits.
+#define SLN_CUDA_ABI_VERSION 2
 
 extern "C" {
 
@@ -51,8 +58,10 @@ typedef void (*sln_cuda_backend_destroy_fn)(sln::Backend* backend);
 typedef int (*sln_cuda_set_tf32_fn)(sln::Backend* backend, int enabled, char* err, size_t err_len);
 
 // The fused float64 Sinkhorn on the GPU, same contract as
-// sinkhorn::solve_logits (z: host (N, K) logits; result on the host).
-typedef int (*sln_cuda_sinkhorn_fn)(const float* z_host, int64_t n, int64_t k,
+// sinkhorn::solve_logits: z_device is the (N, K) logits in `backend`'s memory
+// (from its alloc(), e.g. the model's label-pass store), read on the backend's
+// stream after the work already queued there; the result comes back on the host.
+typedef int (*sln_cuda_sinkhorn_fn)(sln::Backend* backend, const float* z_device, int64_t n, int64_t k,
                                     const sln::sinkhorn::Options* opt, sln::sinkhorn::Result* out,
                                     char* err, size_t err_len);
 

@@ -16,6 +16,11 @@
 
 namespace sln {
 
+namespace sinkhorn {
+struct Options;
+struct Result;
+}  // namespace sinkhorn
+
 struct Shape3 {
   int C = 0, H = 0, W = 0;
   size_t size() const { return static_cast<size_t>(C) * H * W; }
@@ -180,6 +185,34 @@ class Model {
                              const std::vector<const int32_t*>& labels, const StepOptions& opt);
   // Features (N, D) or per-head logits/probs (N, K_h), concatenated head by head.
   void forward(const float* images, int N, bool training, OutputKind kind, std::vector<float>& out);
+  // Per head, the argmax of each image's logits (N per head, concatenated head
+  // by head; first maximum wins, as torch.argmax), computed natively; with
+  // `features`, also the (N, D) features of the same pass.
+  void forward_argmax(const float* images, int N, bool training, std::vector<int32_t>& out,
+                      std::vector<float>* features = nullptr);
+
+  // ---- label state (core/label_state.cpp) ----
+  // Per head, the current label of each of the n training images (host int32),
+  // and the store a label pass fills: collect() runs a batch through the
+  // network and keeps what relabel() needs at the batch's dataset indices
+  // (features on host-memory backends, where the solver computes the logits
+  // block by block from them and the heads' own weights; every head's logits,
+  // in the backend's memory, on device backends). relabel() solves each head
+  // by Sinkhorn, replaces its labels and frees the store.
+  // train_step_indexed gathers the batch's labels from the state by index.
+  void set_labels(std::vector<std::vector<int32_t>> labels);
+  const std::vector<std::vector<int32_t>>& labels() const { return labels_; }
+  int64_t num_labelled() const { return labels_.empty() ? 0 : static_cast<int64_t>(labels_[0].size()); }
+  void collect(const float* images, int N, bool training, const int32_t* indices);
+  // Solve on a device backend: z (n, k) logits in the backend's memory.
+  using DeviceSinkhorn =
+      std::function<void(const float* z_device, int64_t n, int64_t k, const sinkhorn::Options& o, sinkhorn::Result& r)>;
+  // opts: one per head; device: required on device backends (unused on the CPU).
+  // Returns one result per head (labels included; they are also kept).
+  std::vector<sinkhorn::Result> relabel(const std::vector<sinkhorn::Options>& opts, const DeviceSinkhorn& device);
+  StepResult train_step_indexed(const float* images, int N, const int32_t* indices, const StepOptions& opt);
+  StepResult train_step_fill_indexed(int N, const std::function<void(float* x)>& fill, const int32_t* indices,
+                                     const StepOptions& opt);
 
   // Trunk layers in execution order (taps index this list).
   std::vector<TrunkLayerInfo> trunk_layers() const;
@@ -204,6 +237,10 @@ class Model {
   RunCtx run_ctx(Plan& p, bool training);
   StepResult step_from(Plan& p, const float* x0, const std::vector<const int32_t*>& labels, const StepOptions& opt);
   size_t first_nonfinite_grad();
+  // Every head's logits for plan p's features (after run_trunk), into p.logits.
+  void run_heads(Plan& p, RunCtx& c);
+  Plan& forward_plan(const float* images, int N, bool training, const char* what, RunCtx& c);
+  std::vector<std::vector<int32_t>> gather_labels(const int32_t* indices, int N, const char* what) const;
 
   ModelSpec spec_;
   Backend* backend_;
@@ -217,6 +254,12 @@ class Model {
   std::unique_ptr<LinearOp> grad_dot_;   // device backends: the gradient check's reduction
   Buffer grad_dot_out_;
   std::mutex mu_;
+  // label state (core/label_state.cpp)
+  std::vector<std::vector<int32_t>> labels_;   // per head (n)
+  std::vector<float> store_features_;          // host-memory backends: (n, D)
+  std::vector<Buffer> store_logits_;           // device backends: per head (n, K_h)
+  std::vector<uint8_t> store_seen_;            // (n): row collected in this pass
+  int64_t store_count_ = 0;                    // rows collected in this pass
 };
 
 // Architectures known to the builder (names for error messages).

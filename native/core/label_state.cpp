@@ -1,0 +1,153 @@
+// The model's label state (sln/model.h): per head the labels of the n training
+// images, the store a label pass fills batch by batch (collect) and the
+// Sinkhorn solve per head from it (relabel), and the training step that gathers
+// a batch's labels by dataset index.
+//
+// Host-memory backends store the (n, D) penultimate features: the solver
+// computes each head's logits block by block from them and the head's weight
+// and bias read in place from the parameter arena (sinkhorn::solve_features),
+// so a pass keeps n*D floats, not n*K per head. Device backends store every
+// head's (n, K) logits in device memory and solve them there (DeviceSinkhorn:
+// sln_cuda_sinkhorn on the backend's stream), so nothing crosses to the host
+// but the labels and the solver's small vectors.
+#include <cstring>
+
+#include "core/model_internal.h"
+#include "core/sinkhorn.h"
+#include "sln/errors.h"
+
+namespace sln {
+
+void Model::set_labels(std::vector<std::vector<int32_t>> labels) {
+  SLN_CHECK_ARG(labels.size() == heads_.size(),
+                "setLabels: expected " << heads_.size() << " label arrays (one per head), got " << labels.size());
+  const size_t n = labels[0].size();
+  SLN_CHECK_ARG(n >= 1, "setLabels: the label arrays are empty");
+  for (size_t h = 0; h < labels.size(); h++) {
+    SLN_CHECK_ARG(labels[h].size() == n, "setLabels: labels[" << h << "] has " << labels[h].size()
+                                                               << " entries, labels[0] " << n << " (one per image)");
+    const int K = heads_[h]->K;
+    for (size_t i = 0; i < n; i++)
+      if (labels[h][i] < 0 || labels[h][i] >= K)
+        SLN_FAIL(Range, "SLN_INVALID_ARGUMENT",
+                 "setLabels: labels[" << h << "][" << i << "] = " << labels[h][i] << " is outside [0, " << K << ")");
+  }
+  labels_ = std::move(labels);
+  // a pass in progress belonged to the old state
+  store_features_.clear();
+  store_logits_.clear();
+  store_seen_.clear();
+  store_count_ = 0;
+}
+
+std::vector<std::vector<int32_t>> Model::gather_labels(const int32_t* indices, int N, const char* what) const {
+  SLN_CHECK_ARG(!labels_.empty(), what << ": the model holds no labels (setLabels first)");
+  const int64_t n = num_labelled();
+  std::vector<std::vector<int32_t>> out(labels_.size(), std::vector<int32_t>(N));
+  for (int i = 0; i < N; i++) {
+    const int32_t j = indices[i];
+    if (j < 0 || j >= n)
+      SLN_FAIL(Range, "SLN_INVALID_ARGUMENT", what << ": indices[" << i << "] = " << j << " is outside [0, " << n << ")");
+    for (size_t h = 0; h < labels_.size(); h++) out[h][i] = labels_[h][j];
+  }
+  return out;
+}
+
+static std::vector<const int32_t*> pointers(const std::vector<std::vector<int32_t>>& v) {
+  std::vector<const int32_t*> p;
+  for (auto& x : v) p.push_back(x.data());
+  return p;
+}
+
+StepResult Model::train_step_indexed(const float* images, int N, const int32_t* indices, const StepOptions& opt) {
+  auto lab = gather_labels(indices, N, "trainStep");
+  return train_step(images, N, pointers(lab), opt);
+}
+
+StepResult Model::train_step_fill_indexed(int N, const std::function<void(float* x)>& fill, const int32_t* indices,
+                                          const StepOptions& opt) {
+  auto lab = gather_labels(indices, N, "trainStep");
+  return train_step_fill(N, fill, pointers(lab), opt);
+}
+
+void Model::collect(const float* images, int N, bool training, const int32_t* indices) {
+  SLN_CHECK_ARG(!labels_.empty(), "collect: the model holds no labels (setLabels first)");
+  const int64_t n = num_labelled();
+  for (int i = 0; i < N; i++)
+    if (indices[i] < 0 || indices[i] >= n)
+      SLN_FAIL(Range, "SLN_INVALID_ARGUMENT",
+               "collect: indices[" << i << "] = " << indices[i] << " is outside [0, " << n << ")");
+  Backend& be = *backend_;
+  const bool host = be.host_memory();
+  const size_t D = static_cast<size_t>(feature_dim_);
+  if (store_seen_.empty()) {   // first batch of a pass
+    store_seen_.assign(static_cast<size_t>(n), 0);
+    store_count_ = 0;
+    if (host) {
+      store_features_.assign(static_cast<size_t>(n) * D, 0.f);
+    } else {
+      store_logits_.clear();
+      for (auto& h : heads_) store_logits_.emplace_back(be, static_cast<size_t>(n) * h->K * sizeof(float));
+    }
+  }
+  RunCtx c;
+  Plan& p = forward_plan(images, N, training, "collect", c);
+  // a contiguous run of indices (the unshuffled label loader) is one copy
+  bool run = true;
+  for (int i = 1; i < N && run; i++) run = indices[i] == indices[0] + i;
+  if (host) {
+    if (run) {
+      std::memcpy(store_features_.data() + indices[0] * D, p.features, N * D * sizeof(float));
+    } else {
+      for (int i = 0; i < N; i++) std::memcpy(store_features_.data() + indices[i] * D, p.features + i * D, D * sizeof(float));
+    }
+  } else {
+    run_heads(p, c);
+    for (size_t h = 0; h < heads_.size(); h++) {
+      const size_t K = static_cast<size_t>(heads_[h]->K);
+      float* dst = store_logits_[h].f32();
+      const float* src = p.logits[h].f32();
+      if (run) {
+        be.copy(dst + indices[0] * K, src, N * K * sizeof(float));
+      } else {
+        for (int i = 0; i < N; i++) be.copy(dst + indices[i] * K, src + i * K, K * sizeof(float));
+      }
+    }
+  }
+  for (int i = 0; i < N; i++) {
+    uint8_t& s = store_seen_[indices[i]];
+    store_count_ += s == 0;
+    s = 1;
+  }
+}
+
+std::vector<sinkhorn::Result> Model::relabel(const std::vector<sinkhorn::Options>& opts, const DeviceSinkhorn& device) {
+  SLN_CHECK_ARG(opts.size() == heads_.size(),
+                "relabel: expected " << heads_.size() << " solver options (one per head), got " << opts.size());
+  const int64_t n = num_labelled();
+  SLN_CHECK_ARG(!labels_.empty() && !store_seen_.empty(), "relabel: nothing was collected since the last relabel");
+  if (store_count_ != n)
+    SLN_FAIL(Range, "SLN_INVALID_ARGUMENT",
+             "relabel: the collected batches cover " << store_count_ << " of the " << n << " images; collect them all first");
+  const bool host = backend_->host_memory();
+  SLN_CHECK_ARG(host || device, "relabel: no solver for the " << backend_->name() << " backend");
+  std::vector<sinkhorn::Result> res(heads_.size());
+  for (size_t h = 0; h < heads_.size(); h++) {
+    Head& hd = *heads_[h];
+    if (host) {
+      res[h] = sinkhorn::solve_features(store_features_.data(), n, feature_dim_, arena_.param(hd.w), arena_.param(hd.b),
+                                        hd.K, opts[h]);
+    } else {
+      device(store_logits_[h].f32(), n, hd.K, opts[h], res[h]);
+    }
+  }
+  // every head solved: now replace the labels (a failed solve changes nothing)
+  for (size_t h = 0; h < heads_.size(); h++) labels_[h] = res[h].labels;
+  std::vector<float>().swap(store_features_);
+  store_logits_.clear();
+  std::vector<uint8_t>().swap(store_seen_);
+  store_count_ = 0;
+  return res;
+}
+
+}  // namespace sln
