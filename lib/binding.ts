@@ -2,7 +2,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { AddonLoadError } from "./errors";
-import type { SinkhornDtype, SinkhornOptions, SinkhornResult } from "./sinkhorn";
+import type { SinkhornDtype, SinkhornOptions, SinkhornResult } from "./sinkhorn_types";
+import type { StepOptions, StepResult, TensorInfo, TrunkLayer, Tap } from "./model_types";
 
 /** Package root: the nearest parent directory whose package.json is ours. */
 export function packageRoot(): string {
@@ -83,9 +84,46 @@ export interface NativeAccuracy {
   majorityClass: Int32Array;
 }
 
+/** What NativeModel's constructor takes (lib/model.ts createModel validates it first). */
+export interface NativeModelSpec {
+  arch: string;
+  numClasses: number[];
+  inputShape: [number, number, number];
+  seed: number;
+  archSpec?: "big" | "small";
+  smallInput?: boolean;
+  device: "cpu" | "cuda";
+}
+
+/** The addon's model handle (native/addon/model_wrap.h); lib/model.ts wraps it. */
+export interface NativeModel {
+  trainStep(images: Float32Array, labels: Int32Array[] | Int32Array, opts: StepOptions): Promise<StepResult>;
+  trainStepAugment(src: Uint8Array, desc: NativeAugmentDesc, labels: Int32Array[] | Int32Array, opts: StepOptions): Promise<StepResult>;
+  forward(images: Float32Array, training: boolean, output: string): Promise<Float32Array | Float32Array[] | Int32Array[] | [Float32Array, ...Int32Array[]]>;
+  setLabels(labels: Int32Array[]): Promise<void>;
+  labels(): Promise<Int32Array[]>;
+  collect(images: Float32Array, indices: Int32Array, training: boolean): Promise<void>;
+  relabel(options: SinkhornOptions[]): Promise<SinkhornResult[]>;
+  exportState(what: "model" | "momentum"): Promise<Record<string, Float32Array>>;
+  importState(what: "model" | "momentum", dict: Record<string, Float32Array>): Promise<void>;
+  tensors(): TensorInfo[];
+  trunkLayers(): TrunkLayer[];
+  forwardTaps(images: Float32Array, taps: Tap[]): Promise<Float32Array[]>;
+  dispose(): void;
+  readonly disposed: boolean;
+  readonly featureDim: number;
+  step: number;
+  readonly smallInput: boolean;
+  readonly device: string;
+}
+
 export interface NativeBinding {
   info(): NativeInfo;
   setThreads(n: number): void;
+  // model_binding.cpp (wrapped by lib/model.ts)
+  NativeModel: new (spec: NativeModelSpec) => NativeModel;
+  /** Architectures the model builder knows. */
+  archs: string[];
   harnessRun(op: string, backend: string, params: Record<string, number>, inputs: HarnessTensors): HarnessTensors;
   harnessOps(): string[];
   // metrics (native/addon/metrics_binding.cpp): all run on the libuv pool
@@ -153,7 +191,7 @@ export interface NativeBinding {
   cudaSetTf32(enabled: boolean): void;
   cudaSinkhorn(logits: Float32Array, n: number, k: number, opts: SinkhornOptions): Promise<SinkhornResult>;
   cudaAugmentBatch(src: Uint8Array, desc: NativeAugmentDesc, out: Float32Array): Promise<Float32Array>;
-  [name: string]: unknown;
+
 }
 
 let cached: NativeBinding | undefined;

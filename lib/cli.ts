@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // CLI entry: one command per file in lib/commands/. Exit codes: 0 success,
 // 2 bad usage or bad input, 1 internal failure; errors are one line on stderr.
-import yargs, { CommandModule } from "yargs";
+import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { exitCodeOf, UsageError } from "./errors";
 import { native } from "./binding";
@@ -14,8 +14,6 @@ import * as clustersCmd from "./commands/clusters";
 import * as reportCmd from "./commands/report";
 import * as convert from "./commands/convert";
 
-// one module per command (lib/commands/<name>.ts)
-const commands = [info, prepare, trainCmd, evalCmd, labelsCmd, clustersCmd, reportCmd, convert] as unknown as CommandModule<any, any>[];
 
 function fail(e: unknown): never {
   const msg = e instanceof Error ? e.message : String(e);
@@ -40,7 +38,15 @@ export async function main(args: string[]): Promise<void> {
         native().setThreads(argv.threads as number);
       }
     })
-    .command(commands)
+    // one module per command (lib/commands/<name>.ts), each typed by its own arguments
+    .command(info)
+    .command(prepare)
+    .command(trainCmd)
+    .command(evalCmd)
+    .command(labelsCmd)
+    .command(clustersCmd)
+    .command(reportCmd)
+    .command(convert)
     .demandCommand(1, "give a command (see --help)")
     .strict()
     .recommendCommands()

@@ -1,11 +1,13 @@
 // Models: the typed wrapper over the addon's NativeModel. Validation of
 // options happens here and in the addon; every heavy call returns a Promise
 // and runs on the libuv pool, so data loading overlaps with compute.
-import { native, NativeAugmentDesc } from "./binding";
+import { native, NativeModel } from "./binding";
 import type { AugmentInput } from "./data/augment";
 import { loadCuda, cudaNoticeOnce } from "./cuda";
 import { loadWeightsAsync, checkAgainst, renameReferenceResnet, PthWeights } from "./pth";
-import type { SinkhornOptions, SinkhornResult } from "./sinkhorn";
+import type { SinkhornOptions, SinkhornResult } from "./sinkhorn_types";
+import type { StepOptions, StepResult, Tensor, StateDict, TensorInfo, TrunkLayer, Tap } from "./model_types";
+export type { StepOptions, StepResult, Tensor, StateDict, TensorInfo, TrunkLayer, Tap, TapPool } from "./model_types";
 
 export type Arch = "smallcnn" | "alexnet" | "resnet18" | "resnet50";
 export type ArchSpec = "big" | "small";
@@ -28,74 +30,9 @@ export interface ModelOptions {
   seed?: number;
 }
 
-export interface StepOptions {
-  lr: number;
-  momentum?: number;
-  weightDecay?: number;
-}
-
-export interface StepResult {
-  /** Mean of the heads' cross-entropy losses. */
-  loss: number;
-  headLosses: number[];
-}
-
 export interface ForwardOptions {
   mode?: "eval" | "train";
   output?: "logits" | "probs" | "features" | "features+logits" | "argmax" | "features+argmax";
-}
-
-/** A named tensor as in a PyTorch state_dict: shape and float32 data. */
-export interface Tensor {
-  shape: number[];
-  data: Float32Array;
-}
-export type StateDict = Record<string, Tensor>;
-
-export interface TensorInfo {
-  name: string;
-  shape: number[];
-  kind: "param" | "buffer";
-}
-
-/** A trunk layer: PyTorch module name, kind ("conv2d", "relu", "residual", ...), output [C, H, W]. */
-export interface TrunkLayer {
-  name: string;
-  kind: string;
-  shape: [number, number, number];
-}
-
-/**
- * Where and how forwardTaps reads a trunk activation: after trunk layer
- * `layer` (an index into trunkLayers()), downsampled natively with PyTorch's
- * semantics: max / avg = MaxPool2d / AvgPool2d(kernel, stride, pad),
- * adaptive-max / adaptive-avg = AdaptiveMax/AvgPool2d((outHeight, outWidth)),
- * none = the whole map. See native/core/probe_pool.h.
- */
-export type TapPool =
-  | { pool: "none" }
-  | { pool: "max" | "avg"; kernel: number; stride?: number; pad?: number }
-  | { pool: "adaptive-max" | "adaptive-avg"; outHeight: number; outWidth?: number };
-export type Tap = { layer: number } & TapPool;
-
-interface NativeModel {
-  trainStep(images: Float32Array, labels: Int32Array[] | Int32Array, opts: StepOptions): Promise<StepResult>;
-  trainStepAugment(src: Uint8Array, desc: NativeAugmentDesc, labels: Int32Array[] | Int32Array, opts: StepOptions): Promise<StepResult>;
-  forward(images: Float32Array, training: boolean, output: string): Promise<Float32Array | Float32Array[] | Int32Array[] | [Float32Array, ...Int32Array[]]>;
-  setLabels(labels: Int32Array[]): Promise<void>;
-  labels(): Promise<Int32Array[]>;
-  collect(images: Float32Array, indices: Int32Array, training: boolean): Promise<void>;
-  relabel(options: SinkhornOptions[]): Promise<SinkhornResult[]>;
-  exportState(what: "model" | "momentum"): Promise<Record<string, Float32Array>>;
-  importState(what: "model" | "momentum", dict: Record<string, Float32Array>): Promise<void>;
-  tensors(): TensorInfo[];
-  trunkLayers(): TrunkLayer[];
-  forwardTaps(images: Float32Array, taps: Tap[]): Promise<Float32Array[]>;
-  dispose(): void;
-  readonly disposed: boolean;
-  readonly featureDim: number;
-  step: number;
-  readonly smallInput: boolean;
 }
 
 export class DeviceUnavailableError extends Error {
@@ -335,7 +272,7 @@ function isIntArray(a: unknown, len?: number): a is number[] {
  */
 export async function createModel(opts: ModelOptions): Promise<Model> {
   if (!opts || typeof opts !== "object") throw new TypeError("createModel: options object required");
-  const archs = native().archs as string[];
+  const archs = native().archs;
   if (typeof opts.arch !== "string" || !archs.includes(opts.arch)) {
     throw new TypeError(`createModel: unknown arch '${String(opts.arch)}' (known: ${archs.join(", ")})`);
   }
@@ -369,8 +306,7 @@ export async function createModel(opts: ModelOptions): Promise<Model> {
     else if (asked === "cuda") throw new DeviceUnavailableError(`createModel: device 'cuda' is unavailable: ${st.reason}; use device 'cpu' or 'auto'`);
     else if (st.state !== "not-built" && st.state !== "disabled") cudaNoticeOnce(`CUDA unavailable, using the CPU: ${st.reason}`);
   }
-  const Ctor = native().NativeModel as new (o: object) => NativeModel;
-  const m = new Ctor({
+  const m = new (native().NativeModel)({
     arch: opts.arch,
     numClasses: opts.numClasses,
     inputShape: opts.inputShape,

@@ -4,7 +4,7 @@
 // dict against a model's tensors.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { StateDict, TensorInfo } from "../model";
+import type { StateDict, TensorInfo } from "../model_types";
 import { load as loadSafetensors, save as saveSafetensors, NamedTensor } from "../safetensors";
 import { PthError } from "./error";
 import { PyDict } from "./pickle";

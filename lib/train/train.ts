@@ -174,7 +174,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
       if (o.smallImages === "refuse") throw new InputError(`${what}; --small-images refuse stops here (or set --input-size)`);
       log(`warning: ${what}: they are upscaled (--small-images refuse to stop instead)`);
     }
-    const archs = native().archs as string[];
+    const archs = native().archs;
     if (!archs.includes(o.arch)) throw new UsageError(`unknown --arch '${o.arch}' (known: ${archs.join(", ")})`);
     checkWritable(o.exp);
     if (o.init && !fs.existsSync(o.init)) throw new InputError(`--init ${o.init}: no such file`);
