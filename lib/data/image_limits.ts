@@ -43,6 +43,7 @@ function tiffSize(b: Uint8Array): [number, number] | null {
   const le = b[0] === 0x49;
   if (b.length < 8) return null;
   const ifd = dv.getUint32(4, le);
+  if (ifd < 8) return null;
   if (ifd + 2 > b.length) return null;
   const n = dv.getUint16(ifd, le);
   let w = -1,
@@ -70,24 +71,28 @@ function webpSize(b: Uint8Array): [number, number] | null {
   return null;
 }
 
-/** Format and size from the first bytes of an image file; null when the format is not one of these or the header is cut short. */
+/**
+ * Format and size from the first bytes of an image file; null when the
+ * signature is none of these. A known signature whose size cannot be read
+ * gives -1 x -1 (refused by checkImagePixels: no decoder runs unbounded).
+ */
 export function imageHeader(b: Uint8Array): ImageHeader | null {
   const u32be = (o: number) => ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
   const i32le = (o: number) => b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24);
   if (b.length >= 24 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return { format: "png", width: u32be(16), height: u32be(20) };
   if (b.length >= 4 && b[0] === 0xff && b[1] === 0xd8) {
     const s = jpegSize(b);
-    return s ? { format: "jpeg", width: s[0], height: s[1] } : null;
+    return s ? { format: "jpeg", width: s[0], height: s[1] } : { format: "jpeg", width: -1, height: -1 };
   }
   if (b.length >= 10 && b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46) return { format: "gif", width: b[6] | (b[7] << 8), height: b[8] | (b[9] << 8) };
   if (b.length >= 26 && b[0] === 0x42 && b[1] === 0x4d) return { format: "bmp", width: Math.abs(i32le(18)), height: Math.abs(i32le(22)) };
   if (b.length >= 8 && ((b[0] === 0x49 && b[1] === 0x49 && b[2] === 42) || (b[0] === 0x4d && b[1] === 0x4d && b[3] === 42))) {
     const s = tiffSize(b);
-    return s ? { format: "tiff", width: s[0], height: s[1] } : null;
+    return s ? { format: "tiff", width: s[0], height: s[1] } : { format: "tiff", width: -1, height: -1 };
   }
   if (b.length >= 16 && String.fromCharCode(b[0], b[1], b[2], b[3]) === "RIFF" && String.fromCharCode(b[8], b[9], b[10], b[11]) === "WEBP") {
     const s = webpSize(b);
-    return s ? { format: "webp", width: s[0], height: s[1] } : null;
+    return s ? { format: "webp", width: s[0], height: s[1] } : { format: "webp", width: -1, height: -1 };
   }
   return null;
 }
@@ -100,6 +105,7 @@ export function imageHeader(b: Uint8Array): ImageHeader | null {
 export function checkImagePixels(b: Uint8Array, maxPixels = MAX_IMAGE_PIXELS): ImageHeader | null {
   const h = imageHeader(b);
   if (!h) return null;
+  if (h.width < 0 || h.height < 0) throw new Error(`cannot read the image size from the ${h.format} header`);
   if (h.width < 1 || h.height < 1) throw new Error(`${h.format} header declares a ${h.width}x${h.height} image`);
   if (h.width * h.height > maxPixels)
     throw new Error(`${h.format} header declares ${h.width}x${h.height} = ${((h.width * h.height) / 1e6).toFixed(0)} MP, above the ${maxPixels / 1e6} MP limit (not decoded)`);

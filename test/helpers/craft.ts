@@ -2,9 +2,7 @@
 // right or wrong CRCs), torch.save-style pickles of tensor records, PNG
 // headers, IDX files. The malicious files of issue 19 are made from these by
 // `malicious()` (test/harden_parsers.test.ts and the fuzz driver use them;
-// `node .build-ts/test/helpers/craft.js DIR` writes them to DIR).
-import * as fs from "node:fs";
-import * as path from "node:path";
+// `node .build-ts/bench/fuzz/fixtures.js DIR` writes them to DIR).
 import * as zlib from "node:zlib";
 
 export interface ZipItem {
@@ -235,14 +233,4 @@ export function malicious(): Record<string, Buffer> {
   out["png-bomb.png"] = pngHeader(20000, 20000);
   out["idx-1x3-images-ubyte"] = idx([4, 1, 3], new Uint8Array(12));
   return out;
-}
-
-if (require.main === module) {
-  const dir = process.argv[2];
-  if (!dir) {
-    process.stderr.write("usage: node craft.js OUTDIR\n");
-    process.exit(2);
-  }
-  fs.mkdirSync(dir, { recursive: true });
-  for (const [name, b] of Object.entries(malicious())) fs.writeFileSync(path.join(dir, name), b);
 }
