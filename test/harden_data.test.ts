@@ -133,3 +133,20 @@ test("numeric flags: upper bounds and explicit zeros refused with the flag's nam
     assert.ok(!fs.existsSync(exp));
   }
 });
+
+test("a full disk while writing a checkpoint: exit 2 naming the file and the bytes, no temporary file left", () => {
+  // a preload that makes large writes through a file descriptor fail with ENOSPC (the checkpoint's)
+  const preload = path.join(tmp, "enospc.js");
+  fs.writeFileSync(
+    preload,
+    `const fs=require("fs");const w=fs.writeFileSync;fs.writeFileSync=function(f,d,...r){` +
+      `if(typeof f==="number"&&d&&d.length>100000){const e=new Error("ENOSPC: no space left on device, write");e.code="ENOSPC";e.syscall="write";e.errno=-28;throw e}` +
+      `return w.call(this,f,d,...r)};`,
+  );
+  const exp = path.join(tmp, "exp-full");
+  const r = spawnSync(process.execPath, ["--require", preload, cli, "train", "--exp", exp, "--synthetic-count", "200", "--batch-size", "100", "--nopts", "2", "--epochs", "1", "--eval-test", "false", "--threads", "1"], { encoding: "utf8" });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /^selflabel-native: .*checkpoints\/epoch-0001\.safetensors: no space left on the device \(ENOSPC\) to write \d+ bytes; free some space/);
+  assert.deepEqual(fs.readdirSync(path.join(exp, "checkpoints")), [], "no checkpoint and no temporary file");
+  assert.ok(!fs.existsSync(path.join(exp, ".selflabel.lock")), "the lock is released");
+});

@@ -18,7 +18,7 @@ import { nmi, ari, clusterAccuracy } from "../metrics";
 import { TrainOptions, ResolvedOptions, resolveOptions } from "./options";
 import { cachedPixelBaseline, KmeansBaseline } from "../eval/baselines";
 import { labelPass as runLabelPass } from "./label_pass";
-import { save as saveSafetensors, writeFileAtomic, encode as encodeSafetensors } from "../safetensors";
+import { save as saveSafetensors, writeFileAtomic, encode as encodeSafetensors, WriteError } from "../safetensors";
 import { UsageError, InputError, AbortError } from "../errors";
 import { csvField } from "../csv";
 import { subsetOf } from "../data/subset";
@@ -196,7 +196,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
 
     fs.mkdirSync(checkpointDir(o.exp), { recursive: true });
     const logFile = path.join(o.exp, "log.jsonl");
-    const record = (r: Record<string, unknown>) => fs.appendFileSync(logFile, JSON.stringify({ time: new Date().toISOString(), ...r }) + "\n");
+    const record = (r: Record<string, unknown>) => appendOrFail(logFile, JSON.stringify({ time: new Date().toISOString(), ...r }) + "\n");
 
     const model: Model = await createModel({
       arch: o.arch,
@@ -520,5 +520,16 @@ async function evaluateTest(model: Model, o: ResolvedOptions, size: number, prog
     return res;
   } finally {
     await ds.close();
+  }
+}
+
+/** Append a line; a failure (disk full, ...) names the file and the bytes (WriteError, exit 2). */
+function appendOrFail(file: string, line: string): void {
+  try {
+    fs.appendFileSync(file, line);
+  } catch (e) {
+    const x = e as NodeJS.ErrnoException;
+    if (typeof x?.code === "string" && x.syscall) throw new WriteError(file, Buffer.byteLength(line), x);
+    throw e;
   }
 }
