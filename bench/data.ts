@@ -11,6 +11,7 @@ import { spawnSync } from "node:child_process";
 import { Jimp } from "jimp";
 import { native } from "../lib/binding";
 import { Loader, openDataset, loadImageFolder, Dataset } from "../lib/data";
+import { loadSharp, DecoderName } from "../lib/data/decoders";
 
 function arg(args: string[], name: string, def: string): string {
   const i = args.indexOf(name);
@@ -136,14 +137,37 @@ export async function main(args: string[]): Promise<void> {
   const tg = Date.now();
   await makeJpegFolder(folder, nImages);
   console.log(`\n(b) ImageFolder: ${nImages} JPEGs 320x256 in ${folder} (ready in ${Date.now() - tg} ms); level 3 to 224, batch 64, ${workers} decode workers`);
+  // first epoch (decode + cache + augment) with each decoder, jimp first as the baseline
+  const firstEpochRate = async (decoder: DecoderName, dir: string) => {
+    const prev = process.env.SELFLABEL_DECODER;
+    process.env.SELFLABEL_DECODER = decoder;
+    try {
+      const t1 = process.hrtime.bigint();
+      const first = await loadImageFolder(folder, { split: "train", shortSide: 256, cacheDir: dir, workers });
+      const decodeS = Number(process.hrtime.bigint() - t1) / 1e9;
+      const aug0 = await epochRate(first.dataset, 224, 3, 64, 0);
+      await first.dataset.close();
+      const rate = nImages / (decodeS + nImages / aug0);
+      console.log(`  ${decoder.padEnd(5)} first epoch (decode + cache + augment): ${rate.toFixed(0)} img/s (decode ${(nImages / decodeS).toFixed(0)} img/s, augment ${aug0.toFixed(0)} img/s)`);
+      return { rate, decode: nImages / decodeS };
+    } finally {
+      if (prev === undefined) delete process.env.SELFLABEL_DECODER;
+      else process.env.SELFLABEL_DECODER = prev;
+    }
+  };
+  const jimpDir = fs.mkdtempSync(path.join(os.tmpdir(), "sln-bench-cache-"));
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), "sln-bench-cache-"));
   try {
-    const t1 = process.hrtime.bigint();
-    const first = await loadImageFolder(folder, { split: "train", shortSide: 256, cacheDir, workers });
-    const decodeS = Number(process.hrtime.bigint() - t1) / 1e9;
-    const aug0 = await epochRate(first.dataset, 224, 3, 64, 0);
-    const firstEpoch = nImages / (decodeS + nImages / aug0);
-    console.log(`  selflabel-native first epoch (decode + cache + augment): ${firstEpoch.toFixed(0)} img/s (decode ${(nImages / decodeS).toFixed(0)} img/s, augment ${aug0.toFixed(0)} img/s)`);
+    const base = await firstEpochRate("jimp", jimpDir);
+    let firstEpoch = base.rate;
+    if (loadSharp()) {
+      const fast = await firstEpochRate("sharp", cacheDir);
+      firstEpoch = fast.rate;
+      console.log(`  sharp / jimp: first epoch ${(fast.rate / base.rate).toFixed(1)}x, decode alone ${(fast.decode / base.decode).toFixed(1)}x`);
+    } else {
+      console.log("  sharp: not installed (npm install sharp); the cached epochs below use jimp's cache");
+      fs.cpSync(jimpDir, cacheDir, { recursive: true });
+    }
     const t2 = process.hrtime.bigint();
     const again = await loadImageFolder(folder, { split: "train", shortSide: 256, cacheDir, workers });
     const reopenMs = Number(process.hrtime.bigint() - t2) / 1e6;
@@ -160,5 +184,6 @@ export async function main(args: string[]): Promise<void> {
     }
   } finally {
     fs.rmSync(cacheDir, { recursive: true, force: true });
+    fs.rmSync(jimpDir, { recursive: true, force: true });
   }
 }

@@ -1,9 +1,10 @@
-// worker_threads entry: decode image files with jimp. Messages in:
+// worker_threads entry: decode image files with sharp or jimp (decoders.ts; the
+// pool names the decoder in workerData). Messages in:
 // { id, file }; out: { id, ok: true, width, height, rgba: ArrayBuffer } (RGBA,
 // transferred) or { id, ok: false, error }. Never throws out of the worker.
 import * as fs from "node:fs";
-import { parentPort } from "node:worker_threads";
-import { Jimp } from "jimp";
+import { parentPort, workerData } from "node:worker_threads";
+import { decodeRgba, DecoderName } from "./decoders";
 import { checkImagePixels } from "./image_limits";
 
 export interface DecodeRequest {
@@ -19,8 +20,7 @@ async function decode(req: DecodeRequest): Promise<DecodeReply> {
     const buf = await fs.promises.readFile(req.file);
     if (buf.length === 0) return { id: req.id, ok: false, error: "empty file" };
     checkImagePixels(buf); // the pixel cap, from the header, before any decoding
-    const img = await Jimp.fromBuffer(buf);
-    const { width, height, data } = img.bitmap;
+    const { width, height, data } = await decodeRgba(buf, ((workerData as { decoder?: DecoderName } | null)?.decoder ?? "jimp") as DecoderName);
     if (!(width >= 1 && height >= 1) || data.length < width * height * 4) {
       return { id: req.id, ok: false, error: `decoder returned a ${width}x${height} bitmap of ${data.length} bytes` };
     }

@@ -1,7 +1,8 @@
 // ImageFolder: ROOT/train/<class>/<image> (and ROOT/val/... for the test split),
 // or a plain ROOT/<class>/<image>. Classes sorted by name, files sorted within
 // each class folder (walked recursively), so indices are stable (torchvision's
-// rule). Images are decoded once with jimp in worker_threads, resized so the
+// rule). Images are decoded once (sharp when installed, else jimp: decoders.ts)
+// in worker_threads, resized so the
 // shorter side is at most `shortSide` (PIL-style antialiased bilinear, native),
 // stored as uint8 RGB HWC, and cached on disk:
 //   <cacheDir>/imagefolder-<key>.u8    the pixels, image after image
@@ -20,6 +21,7 @@ import { native } from "../binding";
 import { Dataset, InMemoryDataset, SourceBatch, Split } from "./dataset";
 import { DataError, DataUsageError, EmptyDatasetError } from "./errors";
 import type { DecodeReply } from "./decode_worker";
+import { decoderName } from "./decoders";
 
 export const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff"];
 const CACHE_VERSION = 1;
@@ -165,7 +167,7 @@ interface CacheMeta {
 }
 
 /**
- * A pool of jimp decoders on worker_threads. A file that fails to decode is a
+ * A pool of image decoders (sharp or jimp: decoders.ts) on worker_threads. A file that fails to decode is a
  * reply with ok: false; a decoder thread that dies is an internal failure and
  * rejects every pending and later request (never a silently shorter dataset).
  */
@@ -179,8 +181,9 @@ class DecodePool {
 
   constructor(n: number) {
     const script = path.join(__dirname, "decode_worker.js");
+    const decoder = decoderName(); // loads sharp here first, when it is installed (see decoders.ts)
     for (let i = 0; i < n; i++) {
-      const w = new Worker(script);
+      const w = new Worker(script, { workerData: { decoder } });
       w.on("message", (r: DecodeReply) => {
         const p = this.pending.get(r.id);
         this.pending.delete(r.id);
