@@ -2,6 +2,9 @@
 // with no arguments it trains smallcnn on the built-in synthetic set.
 import { train, HeadQuality } from "../train/train";
 import { trainBuilder, optionsFromArgv } from "../train/options";
+import { abortDistributed, finishDistributed } from "../distributed/train";
+import { mpiWorld } from "../distributed/mpi";
+import { exitCodeOf } from "../errors";
 import { ProgressDisplay } from "../progress_display";
 
 export const command = "train";
@@ -30,7 +33,9 @@ export async function handler(a: Record<string, unknown>): Promise<void> {
     process.stderr.write("stopping after this batch (Ctrl-C again to quit at once)\n");
     stop.abort();
   };
-  process.on("SIGINT", onInt);
+  // --distributed: the ranks cannot stop at different batches, so Ctrl-C ends the
+  // job (mpirun forwards SIGINT) and the same command resumes from the last checkpoint
+  if (!opts.distributed) process.on("SIGINT", onInt);
   const killAfter = process.env.SELFLABEL_TEST_KILL_AFTER_CHECKPOINT; // test hook
   let r;
   try {
@@ -40,9 +45,17 @@ export async function handler(a: Record<string, unknown>): Promise<void> {
       afterCheckpoint: killAfter ? (epoch) => (String(epoch) === killAfter ? process.kill(process.pid, "SIGKILL") : undefined) : undefined,
       onProgress: (p) => display.update(p),
     });
+  } catch (e) {
+    if (opts.distributed) abortDistributed(e, exitCodeOf(e)); // ends every rank (no return) once MPI runs
+    throw e;
   } finally {
     process.off("SIGINT", onInt);
     display.clear();
+  }
+  if (opts.distributed) {
+    const rank = mpiWorld()?.rank ?? 0;
+    finishDistributed();
+    if (rank !== 0) return; // rank 0 reports
   }
   if (r.alreadyFinished) return;
   console.log(`done in ${r.seconds.toFixed(1)} s, ${r.labelPasses} label passes; outputs in ${r.exp}`);

@@ -28,6 +28,7 @@ import {
   augmentInput,
   runAugment,
   sampleBatchParams,
+  BatchParams,
 } from "./augment";
 import { Dataset } from "./dataset";
 
@@ -51,6 +52,19 @@ export interface LoaderOptions {
   threads?: number;
   /** RandomResizedCrop area range (levels 2-3); default the level's. */
   scale?: [number, number];
+  /**
+   * Data-parallel training (lib/distributed): yield only part `index` of `count`
+   * of every batch, the contiguous slice partRange(n, index, count) of the batch
+   * a single process would get. The batch order and every image's augmentation
+   * draws stay those of that batch (the draws of the images before the slice are
+   * made and dropped), so R parts together are the single-process batch.
+   */
+  part?: { index: number; count: number };
+}
+
+/** The slice [begin, end) of an n-image batch that part `index` of `count` takes. */
+export function partRange(n: number, index: number, count: number): [number, number] {
+  return [Math.floor((n * index) / count), Math.floor((n * (index + 1)) / count)];
 }
 
 export interface Batch {
@@ -87,6 +101,7 @@ export class Loader {
   readonly threads: number | undefined;
   readonly config: AugmentConfig;
   readonly batchesPerEpoch: number;
+  readonly part: { index: number; count: number } | null;
   private cachedOrder: { epoch: number; order: Int32Array } | null = null;
 
   constructor(dataset: Dataset, o: LoaderOptions) {
@@ -117,6 +132,9 @@ export class Loader {
       this.config = { ...this.config, scale: [a, b] };
     }
     this.batchesPerEpoch = Math.ceil(dataset.count / this.batchSize);
+    this.part = o.part ?? null;
+    if (this.part && !(Number.isInteger(this.part.count) && this.part.count >= 1 && Number.isInteger(this.part.index) && this.part.index >= 0 && this.part.index < this.part.count))
+      throw new RangeError(`loader: part must be { index in [0, count), count >= 1 }, got ${JSON.stringify(this.part)}`);
   }
 
   /** The order of dataset indices in an epoch. */
@@ -145,10 +163,21 @@ export class Loader {
       throw new RangeError(`loader: batch ${index} out of range [0, ${this.batchesPerEpoch})`);
     }
     const order = this.order(epoch);
-    const indices = order.slice(index * this.batchSize, Math.min(order.length, (index + 1) * this.batchSize));
+    const whole = order.slice(index * this.batchSize, Math.min(order.length, (index + 1) * this.batchSize));
+    let indices = whole;
+    let partParams: BatchParams | null = null;
+    if (this.part) {
+      // the whole batch's draws (sizes from the dataset), this part's images
+      const [a, b] = partRange(whole.length, this.part.index, this.part.count);
+      indices = whole.slice(a, b);
+      const hs = Int32Array.from(whole, (i) => this.dataset.heights[i]);
+      const ws = Int32Array.from(whole, (i) => this.dataset.widths[i]);
+      const all = sampleBatchParams(this.config, hs, ws, Prng.derive(this.seed, 2, epoch, index));
+      partParams = sliceParams(all, a, b);
+    }
     const n = indices.length;
     const src = await this.dataset.read(indices);
-    const params = sampleBatchParams(this.config, src.heights, src.widths, Prng.derive(this.seed, 2, epoch, index));
+    const params = partParams ?? sampleBatchParams(this.config, src.heights, src.widths, Prng.derive(this.seed, 2, epoch, index));
     const input = augmentInput(src, params, {
       channels: this.dataset.channels,
       layout: this.dataset.layout,
@@ -198,4 +227,16 @@ export class Loader {
       yield await current;
     }
   }
+}
+
+/** Images [a, b) of a batch's augmentation parameters. */
+function sliceParams(p: BatchParams, a: number, b: number): BatchParams {
+  return {
+    n: b - a,
+    boxes: p.boxes.slice(4 * a, 4 * b),
+    flip: p.flip.slice(a, b),
+    gray: p.gray.slice(a, b),
+    factors: p.factors.slice(4 * a, 4 * b),
+    order: p.order.slice(4 * a, 4 * b),
+  };
 }

@@ -101,7 +101,7 @@ export function initMpi(): MpiWorld {
   if (world) return world;
   const st = mpiStatus();
   if (!st.available || !st.library) {
-    const e = new Error(`--distributed needs MPI: ${st.reason}`) as Error & { code: string };
+    const e = new Error(`MPI is unavailable: ${st.reason}`) as Error & { code: string };
     e.code = "SLN_NO_MPI";
     throw e;
   }

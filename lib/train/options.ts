@@ -112,6 +112,10 @@ export const FLAGS = {
   /** Evaluate the final network on the test split when the data has one (default true). */
   evalTest: bool({ default: true, describe: "evaluate the final network on the test split" }),
   cpu: bool({ default: false, describe: "run everything on the CPU" }),
+  /** Data-parallel over the ranks of `mpirun -np R` (lib/distributed; docs/distributed.md). */
+  distributed: bool({ default: false, describe: "data-parallel training over MPI ranks: mpirun -np R selflabel-native train --distributed ... (`npm run build:mpi` first)" }),
+  /** With --distributed: batch-norm statistics over the global batch (default: per rank, rank 0's running statistics shared). */
+  syncBn: bool({ default: false, describe: "with --distributed: batch-norm statistics over the global batch instead of per rank" }),
   /** CPU threads (the CLI's global --threads sets them before the command runs). */
   threads: num({ cli: false }),
 } as const;

@@ -18,6 +18,8 @@ import { nmi, ari, clusterAccuracy } from "../metrics";
 import { TrainOptions, ResolvedOptions, resolveOptions } from "./options";
 import { cachedPixelBaseline, KmeansBaseline } from "../eval/baselines";
 import { labelPass as runLabelPass } from "./label_pass";
+import { startDistributed, configureDistributed } from "../distributed/train";
+import { distributedLabelPass, shardLabelLoader } from "../distributed/label_pass";
 import { save as saveSafetensors, writeFileAtomic, encode as encodeSafetensors, WriteError } from "../safetensors";
 import { UsageError, InputError, AbortError } from "../errors";
 import { csvField } from "../csv";
@@ -119,10 +121,14 @@ export { resolveOptions };
 export type { TrainOptions, ResolvedOptions };
 
 export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise<TrainResult> {
-  const log = hooks.log ?? (() => {});
-  const progress = hooks.onProgress ?? (() => {});
   const signal = hooks.signal;
   if (signal?.aborted) throw new AbortError("train() was aborted before it started", null, signal.reason);
+  // --distributed (started by mpirun): MPI first; only rank 0 prints, reports and writes files
+  if (opts.syncBn && !opts.distributed) throw new UsageError("--sync-bn needs --distributed");
+  const dist = opts.distributed ? startDistributed(opts) : null;
+  const quiet = dist !== null && !dist.writer;
+  const log = quiet ? () => {} : (hooks.log ?? (() => {}));
+  const progress = quiet ? () => {} : (hooks.onProgress ?? (() => {}));
   const t0 = Date.now();
   if (opts.threads !== undefined) {
     if (!isInt(opts.threads) || opts.threads < 1) throw new UsageError(`--threads must be a positive integer, got ${opts.threads}`);
@@ -133,7 +139,9 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
   // The device, before the data is opened: --cpu (or --device cpu) never
   // touches CUDA; cuda must work or the run stops (exit 2); auto falls back
   // to the CPU with one notice.
-  const wantDevice = opts.cpu ? "cpu" : (opts.device ?? "auto");
+  if (dist && (opts.device ?? "auto") === "cuda" && !opts.cpu)
+    throw new InputError("--distributed --device cuda: the NCCL path is not wired into training yet; use --device cpu (see docs/distributed.md)");
+  const wantDevice = opts.cpu || dist ? "cpu" : (opts.device ?? "auto");
   let device: "cpu" | "cuda" = "cpu";
   let deviceNote = "";
   let cudaProbe: CudaProbe | undefined;
@@ -182,21 +190,28 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
     const numClasses = o.ncl;
     const inputShape: [number, number, number] = [ds.channels, size, size];
     const flags = { ...o };
+    if (dist) configureDistributed(dist, o.batchSize, N);
 
     // One run per experiment directory (exit 2 naming the holder); then the
     // resume choice, under the lock. --no-resume deletes the old checkpoints
     // only once the new run's inputs (--init included) have been read.
-    const lock = lockExperiment(o.exp, log);
+    // --distributed: rank 0 holds the lock and cleans; every rank reads the same checkpoint
+    const lock = !dist || dist.writer ? lockExperiment(o.exp, log) : null;
     try {
-    cleanOrphanedTemps(o.exp, log);
+    if (lock) cleanOrphanedTemps(o.exp, log);
     const resumeFrom = o.resume
       ? chooseResume(o.exp, { arch: o.arch, numClasses, inputShape, fingerprint: ds.fingerprint, count: N }, (m) => log(`warning: ${m}`))
       : null;
-    const oldCheckpoints = o.resume ? [] : listCheckpointFiles(o.exp);
+    const oldCheckpoints = o.resume || !lock ? [] : listCheckpointFiles(o.exp);
+    // every rank: the same flags, data and checkpoint, or none starts
+    if (dist) {
+      await dist.agree({ ...flags, images: N, fingerprint: ds.fingerprint, inputShape, resumeFrom: resumeFrom ? path.basename(resumeFrom.file) : null });
+      await dist.barrier();
+    }
 
     fs.mkdirSync(checkpointDir(o.exp), { recursive: true });
     const logFile = path.join(o.exp, "log.jsonl");
-    const record = (r: Record<string, unknown>) => appendOrFail(logFile, JSON.stringify({ time: new Date().toISOString(), ...r }) + "\n");
+    const record = (r: Record<string, unknown>) => (dist && !dist.writer) || appendOrFail(logFile, JSON.stringify({ time: new Date().toISOString(), ...r }) + "\n");
 
     const model: Model = await createModel({
       arch: o.arch,
@@ -283,14 +298,17 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         level: o.augs as AugLevel,
         seed: o.seed,
         ...(o.cropScale > 0 ? { scale: [o.cropScale, 1] as [number, number] } : {}),
+        ...(dist ? { part: dist.part } : {}),
       });
-      const labelLoader = new Loader(ds, {
-        batchSize: Math.max(o.batchSize, 512),
-        size,
-        level: o.paugs as AugLevel,
-        seed: o.seed + 1,
-        shuffle: false,
-      });
+      const labelLoader = dist
+        ? shardLabelLoader(ds, o, size)
+        : new Loader(ds, {
+            batchSize: Math.max(o.batchSize, 512),
+            size,
+            level: o.paugs as AugLevel,
+            seed: o.seed + 1,
+            shuffle: false,
+          });
 
       const clock = new RunClock(loader.batchesPerEpoch, o.epochs, startEpoch, startBatch, times.length, N, o.batchSize);
       progress({ type: "start", epochs: o.epochs, startEpoch, startBatch, batchesPerEpoch: loader.batchesPerEpoch, images: N, labelPasses: times.length });
@@ -302,7 +320,10 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
       const passState = { labels, warm };
       const labelPass = async (): Promise<void> => {
         progress({ type: "labelPass", pass: passes + 1, phase: "forward", done: 0, images: N });
-        const r = await runLabelPass(model, reporting, o, passState, passes, ds.labels);
+        if (dist) await dist.syncBuffers(model);
+        const r = dist
+          ? await distributedLabelPass(model, labelLoader, N, o, passState, passes, ds.labels)
+          : await runLabelPass(model, reporting, o, passState, passes, ds.labels);
         labels = passState.labels;
         warm = passState.warm;
         for (const h of r.heads) if (h.warning) log(`warning: head ${h.head}: ${h.warning}`);
@@ -323,6 +344,11 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
       // A checkpoint: after an epoch (batch 0 of the next), or of an aborted
       // epoch after `batch` batches (partial.safetensors, resumed mid-epoch).
       const saveCheckpoint = async (epochsDone: number, batch: number, loss: number, epochLoss: number[], lrDropNext: boolean, file: string) => {
+        if (dist) {
+          await dist.syncBuffers(model);
+          await dist.checkParams(model);
+          if (!dist.writer) return; // rank 0 writes the checkpoint (every rank resumes from it)
+        }
         const meta: CheckpointMeta = {
           format: FORMAT,
           epoch: epochsDone,
@@ -358,8 +384,9 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         const lr = learningRate(o.lr, epoch, o.lrdrop);
         const te = Date.now();
         const first = epoch === startEpoch ? startBatch : 0;
-        let lossSum = first ? resumedLoss[0] : 0,
-          lossCount = first ? resumedLoss[1] : 0,
+        // a resumed partial epoch's loss sum is the whole batch's: rank 0 carries it (summed over ranks below)
+        let lossSum = first && !quiet ? resumedLoss[0] : 0,
+          lossCount = first && !quiet ? resumedLoss[1] : 0,
           imgs = 0;
         // CUDA: the batches stay uint8 sources + parameters; trainStep augments
         // them on the GPU into the model's input buffer. CPU (or
@@ -372,9 +399,15 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
             await labelPass();
           }
           const images = "input" in b ? b.input : b.data;
-          const r = await model.trainStep(images, b.indices, { lr, momentum: 0.9, weightDecay: Math.pow(10, o.wd) });
-          seen += b.size;
-          imgs += b.size;
+          const global = dist ? dist.globalBatch(b.index) : b.size;
+          const r = await model.trainStep(images, b.indices, {
+            lr,
+            momentum: 0.9,
+            weightDecay: Math.pow(10, o.wd),
+            ...(dist ? dist.stepOptions(b.size, global) : {}),
+          });
+          seen += global;
+          imgs += global;
           lossSum += r.loss * b.size;
           lossCount += b.size;
           const now = Date.now();
@@ -405,6 +438,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
             throw new AbortError(`training aborted at epoch ${epoch + 1}, batch ${b.index + 1}; resume from ${file}`, file, signal.reason);
           }
         }
+        if (dist) [lossSum, lossCount] = await dist.sum([lossSum, lossCount]);
         lastEpochLoss = lossSum / lossCount;
         bestLoss = Math.min(bestLoss, lastEpochLoss);
         const secs = (Date.now() - te) / 1000;
@@ -415,8 +449,10 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         // checkpoint
         const file = path.join(checkpointDir(o.exp), checkpointName(epoch + 1));
         await saveCheckpoint(epoch + 1, 0, lastEpochLoss, [], isBeforeLrDrop(epoch, o.lrdrop, o.epochs), file);
-        pruneCheckpoints(o.exp);
-        fs.rmSync(partialCheckpointFile(o.exp), { force: true }); // superseded
+        if (!quiet) {
+          pruneCheckpoints(o.exp);
+          fs.rmSync(partialCheckpointFile(o.exp), { force: true }); // superseded
+        }
         progress({ type: "epoch", epoch: epoch + 1, epochs: o.epochs, loss: lastEpochLoss, seconds: secs, checkpoint: file });
         hooks.afterCheckpoint?.(epoch + 1, file);
       }
@@ -430,7 +466,9 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         await labelPass();
       }
 
-      // Final outputs.
+      // Final outputs (rank 0 of a --distributed run).
+      if (dist) await dist.syncBuffers(model);
+      if (dist && !dist.writer) return { exp: o.exp, epochs: o.epochs, seconds: (Date.now() - t0) / 1000, labelPasses: passes, finalLoss: lastEpochLoss, selfLabels: null, test: null };
       const sd = await model.stateDict();
       const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
       for (const [k, t] of Object.entries(sd)) tensors[k] = t;
@@ -467,7 +505,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
       model.dispose();
     }
     } finally {
-      lock.release();
+      lock?.release();
     }
   } finally {
     await full.close();

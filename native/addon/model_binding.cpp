@@ -6,6 +6,7 @@
 #include "addon/augment_job.h"
 #include "addon/model_wrap.h"
 #include "addon/cuda_loader.h"
+#include "addon/mpi_loader.h"
 #include "core/probe_pool.h"
 #include "sln/model.h"
 
@@ -171,6 +172,16 @@ ModelWrap::StepArgs ModelWrap::step_args(Napi::Env env, const std::shared_ptr<Mo
   a.opt.lr = num("lr", a.opt.lr);
   a.opt.momentum = num("momentum", a.opt.momentum);
   a.opt.weight_decay = num("weightDecay", a.opt.weight_decay);
+  // distributed (lib/distributed/train.ts): { distributed: true, lossScale: n_local / n_global, syncBn }
+  if (o.Get("distributed").ToBoolean().Value()) {
+    a.opt.loss_scale = num("lossScale", 1.f);
+    if (!(a.opt.loss_scale > 0 && a.opt.loss_scale <= 1))
+      throw Napi::RangeError::New(env, "trainStep: lossScale must be in (0, 1]");
+    if (!m->backend().host_memory())
+      SLN_FAIL(Unsupported, "SLN_UNSUPPORTED", "trainStep: --distributed gradients go over MPI from host memory; the "
+                                               "CUDA backend's NCCL path is not wired into training yet (use --device cpu)");
+    a.opt.dist = mpi_dist_hooks(o.Get("syncBn").ToBoolean().Value());
+  }
   return a;
 }
 

@@ -166,6 +166,19 @@ const sinkhorn::Shard* parse_shard(Napi::Env env, const Napi::Value& v, const ch
   return &cache.back();
 }
 
+const DistHooks* mpi_dist_hooks(bool sync_bn) {
+  {
+    std::lock_guard<std::mutex> lk(g_mu);
+    ready_or_throw("distributed trainStep");
+  }
+  static const DistHooks hooks[2] = {
+      {[](float* g, size_t n) { mpi_allreduce(g, static_cast<int64_t>(n), SLN_MPI_F32, SLN_MPI_SUM); }, nullptr},
+      {[](float* g, size_t n) { mpi_allreduce(g, static_cast<int64_t>(n), SLN_MPI_F32, SLN_MPI_SUM); },
+       [](double* v, size_t n) { mpi_allreduce(v, static_cast<int64_t>(n), SLN_MPI_F64, SLN_MPI_SUM); }},
+  };
+  return &hooks[sync_bn ? 1 : 0];
+}
+
 namespace {
 
 Napi::Value MpiLoad(const Napi::CallbackInfo& info) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/sinkhorn.h"
+#include "sln/model.h"
 
 namespace Napi {
 class Env;
@@ -29,5 +30,10 @@ void mpi_allgatherv(const void* send, int64_t send_bytes, void* recv, const std:
 // (lives as long as the process). Throws a JS TypeError/RangeError for a bad value,
 // sln::Error SLN_NO_MPI when MPI is not initialised.
 const sinkhorn::Shard* parse_shard(Napi::Env env, const Napi::Value& v, const char* fn);
+
+// The collectives of a distributed training step over MPI_COMM_WORLD (host
+// memory: the CPU backend); sync_bn sets bn_sum. Live as long as the process.
+// Throws sln::Error SLN_NO_MPI when MPI is not initialised.
+const DistHooks* mpi_dist_hooks(bool sync_bn);
 
 }  // namespace sln::addon

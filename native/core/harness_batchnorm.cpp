@@ -2,7 +2,10 @@
 // inputs x (N,C,H,W), gamma, beta, running_mean, running_var (C), optional dy
 // (N,C,H,W; backward after a training forward).
 // outputs y, running_mean, running_var; with dy: dx, dgamma, dbeta.
+// sync: 1 runs the synchronised batch norm of --sync-bn (core/sync_batchnorm.h)
+// with one rank (the all-reduce is the identity) instead of the backend's op.
 #include "core/harness_util.h"
+#include "core/sync_batchnorm.h"
 #include "ref/ref.h"
 
 namespace sln {
@@ -37,6 +40,23 @@ static Tensors run_batchnorm(Backend* be, const Params& p, const Tensors& in) {
       ref::batchnorm_backward(d, x.data(), gamma.data(), dy->data(), save_mean.data(), save_invstd.data(), dx.data(),
                               dgamma.data(), dbeta.data());
     out["running_mean"] = rm, out["running_var"] = rv;
+  } else if (param(p, "sync", 0) != 0) {
+    SLN_CHECK_ARG(training, "batchnorm2d: sync is a training-mode batch norm");
+    auto f = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+    std::vector<float> xf = f(x), gf = f(gamma), bf = f(beta), rmf = f(rm), rvf = f(rv), yf(n);
+    std::vector<double> save_mean, save_invstd;
+    const SumFn one_rank = [](double*, size_t) {};
+    sync_batchnorm_forward(d, xf.data(), gf.data(), bf.data(), rmf.data(), rvf.data(), yf.data(), save_mean, save_invstd,
+                           one_rank);
+    y.assign(yf.begin(), yf.end());
+    if (bwd) {
+      std::vector<float> dyf = f(*dy), dxf(n), dgf(C), dbf(C);
+      sync_batchnorm_backward(d, xf.data(), gf.data(), dyf.data(), save_mean, save_invstd, dxf.data(), dgf.data(),
+                              dbf.data(), one_rank);
+      dx.assign(dxf.begin(), dxf.end()), dgamma.assign(dgf.begin(), dgf.end()), dbeta.assign(dbf.begin(), dbf.end());
+    }
+    out["running_mean"] = std::vector<double>(rmf.begin(), rmf.end());
+    out["running_var"] = std::vector<double>(rvf.begin(), rvf.end());
   } else {
     Backend& B = *be;
     Buffer xd = upload_f32(B, x), gd = upload_f32(B, gamma), bd = upload_f32(B, beta);   // (N,C,H,W), (C), (C)

@@ -1,5 +1,6 @@
 // Layer implementations (see core/layers.h) and the model's scratch slots.
 #include "core/layers.h"
+#include "core/sync_batchnorm.h"
 
 namespace sln {
 
@@ -88,13 +89,33 @@ BatchNormOp& BatchNormLayer::op(RunCtx& c) {
   });
 }
 
+bool BatchNormLayer::sync(const RunCtx& c) const {
+  if (!c.training || !c.dist || !c.dist->bn_sum) return false;
+  if (!c.backend->host_memory())
+    SLN_FAIL(Unsupported, "SLN_UNSUPPORTED", "--sync-bn: synchronised batch norm runs on the CPU backend only (" << name << ")");
+  return true;
+}
+
 void BatchNormLayer::forward(RunCtx& c, const float* x, float* y) {
   Arena& a = *c.arena;
+  if (sync(c)) {
+    BatchNormDesc d;
+    d.N = c.N; d.C = in.C; d.H = in.H; d.W = in.W;
+    sync_batchnorm_forward(d, x, a.param(g_), a.param(b_), a.buffer(rm_), a.buffer(rv_), y, sync_mean_, sync_invstd_,
+                           c.dist->bn_sum);
+    return;
+  }
   op(c).forward(x, a.param(g_), a.param(b_), a.buffer(rm_), a.buffer(rv_), y, c.training);
 }
 
 void BatchNormLayer::backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) {
   Arena& a = *c.arena;
+  if (sync(c)) {
+    BatchNormDesc d;
+    d.N = c.N; d.C = in.C; d.H = in.H; d.W = in.W;
+    sync_batchnorm_backward(d, x, a.param(g_), dy, sync_mean_, sync_invstd_, dx, a.grad(g_), a.grad(b_), c.dist->bn_sum);
+    return;
+  }
   op(c).backward(x, a.param(g_), dy, dx, a.grad(g_), a.grad(b_));
 }
 

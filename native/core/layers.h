@@ -131,8 +131,10 @@ class BatchNormLayer final : public Layer {
 
  private:
   BatchNormOp& op(RunCtx& c);
+  bool sync(const RunCtx& c) const;   // --sync-bn in a distributed training step
   size_t g_ = 0, b_ = 0, rm_ = 0, rv_ = 0;
   OpCache<BatchNormOp> ops_;
+  std::vector<double> sync_mean_, sync_invstd_;   // saved by a synchronised forward
 };
 
 // ReLU; forward may run in place (x == y), backward reads only y.

@@ -296,10 +296,12 @@ StepResult Model::step_from(Plan& p, const float* x0, const std::vector<const in
   Backend& be = *backend_;
   const int N = p.N;
   RunCtx c = run_ctx(p, true);
+  c.dist = opt.dist;
   run_trunk(p, c, x0);
   const int D = feature_dim_;
   StepResult r;
-  const float scale = 1.0f / static_cast<float>(heads_.size());   // loss = mean over heads
+  // loss = mean over heads (times this rank's share of the global batch when distributed)
+  const float scale = opt.loss_scale / static_cast<float>(heads_.size());
   for (size_t h = 0; h < heads_.size(); h++) {
     Head& hd = *heads_[h];
     LinearOp& lin = hd.op(c, D);
@@ -334,8 +336,10 @@ StepResult Model::step_from(Plan& p, const float* x0, const std::vector<const in
     trunk_[i]->backward(c, x, p.acts[i].f32(), dy, dx);
     dy = dx;
   }
-  // a non-finite gradient (overflow) must not poison the parameters
   const size_t P = arena_.num_params();
+  // distributed: the global batch's gradient (before the check, so every rank sees the same)
+  if (opt.dist && opt.dist->grad_sum) opt.dist->grad_sum(arena_.grads(), P);
+  // a non-finite gradient (overflow) must not poison the parameters
   size_t bad = first_nonfinite_grad();
   if (bad < P) {
     std::string where = "?";

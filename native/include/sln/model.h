@@ -102,6 +102,17 @@ class Scratch {
   Buffer bufs_[kSlots];
 };
 
+// Data-parallel training over several processes (lib/distributed; the collectives
+// come from addon/mpi_loader.cpp). Null in a single-process run.
+struct DistHooks {
+  // In place over the ranks: the sum of the whole gradient arena (n floats, the
+  // backend's memory), once per step between backward and the SGD update.
+  std::function<void(float* grads, size_t n)> grad_sum;
+  // In place over the ranks: the sum of n doubles (host). Set = synchronised
+  // batch norm (--sync-bn: training-mode statistics over the global batch).
+  std::function<void(double* v, size_t n)> bn_sum;
+};
+
 // Per-call context for layers.
 struct RunCtx {
   Backend* backend = nullptr;
@@ -110,6 +121,7 @@ struct RunCtx {
   bool training = false;
   uint64_t seed = 0;   // dropout seed for this step
   Scratch* scratch = nullptr;
+  const DistHooks* dist = nullptr;   // a distributed training step (StepOptions::dist)
 };
 
 class InitRng;   // deterministic initialisation stream (core/layers.h)
@@ -145,6 +157,11 @@ struct ModelSpec {
 
 struct StepOptions {
   float lr = 0.05f, momentum = 0.9f, weight_decay = 1e-5f;
+  // Distributed step: this rank's images are loss_scale = n_local / n_global of the
+  // global batch (the loss gradient is scaled by it, so the gradients summed by
+  // dist->grad_sum are those of the global batch's mean loss).
+  float loss_scale = 1.f;
+  const DistHooks* dist = nullptr;
 };
 
 struct StepResult {
