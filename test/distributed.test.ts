@@ -43,3 +43,25 @@ test("info: a built MPI library is available and names the MPI version", { skip:
   assert.equal(d.mpi.available, true, d.mpi.reason);
   assert.match(d.mpi.reason, /^MPI \d\.\d, /);
 });
+
+test("Loader part: R parts of a batch are the single-process batch (same images, same augmentation draws)", async () => {
+  const { openDataset, Loader } = await import("../lib/data");
+  const ds = await openDataset({ synthetic: { count: 203 } });
+  try {
+    const o = { batchSize: 50, size: 32, level: 3 as const, seed: 5 };
+    const whole = new Loader(ds, o);
+    for (const parts of [2, 3]) {
+      const ls = Array.from({ length: parts }, (_, i) => new Loader(ds, { ...o, part: { index: i, count: parts } }));
+      for (const b of [0, 4]) {  // a full batch and the short last one (3 images)
+        const w = await whole.batch(1, b);
+        const ps = await Promise.all(ls.map((l) => l.batch(1, b)));
+        assert.deepEqual(Array.from(ps.flatMap((p) => Array.from(p.indices))), Array.from(w.indices));
+        const cat = Buffer.concat(ps.map((p) => Buffer.from(p.data.buffer, p.data.byteOffset, p.data.byteLength)));
+        assert.ok(cat.equals(Buffer.from(w.data.buffer, w.data.byteOffset, w.data.byteLength)), `parts=${parts} batch ${b}: pixels differ`);
+      }
+    }
+    assert.throws(() => new Loader(ds, { ...o, part: { index: 2, count: 2 } }), /part must be/);
+  } finally {
+    await ds.close();
+  }
+});
