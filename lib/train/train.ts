@@ -281,7 +281,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
       );
       if (deviceNote) log(deviceNote);
       // the baseline the self-labels have to beat, once per data set and k (cached)
-      const pixelKmeans = ds.labels && !resumeFrom ? await cachedPixelBaseline(ds, numClasses[0]) : null;
+      const pixelKmeans = ds.labels && !resumeFrom && (!dist || dist.writer) ? await cachedPixelBaseline(ds, numClasses[0]) : null;
       if (pixelKmeans) {
         log(`baseline: k-means (k=${pixelKmeans.k}) on the ${pixelKmeans.input}: NMI ${pixelKmeans.nmi.toFixed(3)}, ARI ${pixelKmeans.ari.toFixed(3)}, accuracy ${pixelKmeans.accuracy.toFixed(3)}` + (pixelKmeans.cached ? " (cached)" : ""));
         record({ event: "baseline", kmeansPixels: pixelKmeans });
@@ -468,7 +468,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
 
       // Final outputs (rank 0 of a --distributed run).
       if (dist) await dist.syncBuffers(model);
-      if (dist && !dist.writer) return { exp: o.exp, epochs: o.epochs, seconds: (Date.now() - t0) / 1000, labelPasses: passes, finalLoss: lastEpochLoss, selfLabels: null, test: null };
+      if (dist && !dist.writer) return { exp: o.exp, epochs: o.epochs, seconds: (Date.now() - t0) / 1000, labelPasses: passes, finalLoss: lastEpochLoss, selfLabels: null, test: null, pixelKmeans: null };
       const sd = await model.stateDict();
       const tensors: Record<string, { shape: number[]; data: Float32Array }> = {};
       for (const [k, t] of Object.entries(sd)) tensors[k] = t;
