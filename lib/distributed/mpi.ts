@@ -26,6 +26,8 @@ export interface MpiBinding {
   mpiAbort(code: number): void;
   mpiFinalize(): void;
   sinkhornShardRows(n: number, rank: number, ranks: number): [number, number];
+  /** Seconds, bytes and calls spent in all-reduces and all-gathers since the last call (then reset). */
+  mpiStats(): { seconds: number; bytes: number; calls: number };
 }
 
 export function mpiNative(): NativeBinding & MpiBinding {

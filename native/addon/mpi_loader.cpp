@@ -10,12 +10,14 @@
 //   mpiBarrier()             Promise
 //   mpiAbort(code)           ends every rank (MPI_Abort)
 //   mpiFinalize()
+//   mpiStats()               { seconds, bytes, calls } in all-reduces/all-gathers since the last call
 //   sinkhornShardRows(n, rank, ranks)   [begin, end) of a rank's rows (no MPI needed)
 // Which file to load is decided in lib/distributed/mpi.ts.
 #include "addon/mpi_loader.h"
 
 #include <dlfcn.h>
 
+#include <chrono>
 #include <cmath>
 #include <deque>
 #include <memory>
@@ -44,6 +46,11 @@ struct MpiLib {
 std::mutex g_mu;                 // guards g_lib and serialises every MPI call
 std::unique_ptr<MpiLib> g_lib;   // never unloaded once loaded
 int g_rank = -1, g_size = 0;     // set by mpiInit
+// Time spent inside the collectives (mpiStats; benchmarks report the all-reduce share).
+struct Stats {
+  double seconds = 0, bytes = 0, calls = 0;
+} g_stats;
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 std::unique_ptr<MpiLib> load(const std::string& path) {
   dlerror();
@@ -114,7 +121,11 @@ void mpi_allreduce(void* buf, int64_t count, int dtype, int op) {
   std::lock_guard<std::mutex> lk(g_mu);
   MpiLib& lib = ready_or_throw("mpi_allreduce");
   char err[512] = {0};
+  const double t = now_s();
   if (lib.allreduce(buf, count, dtype, op, err, sizeof err) != 0) fail(err);
+  g_stats.seconds += now_s() - t;
+  g_stats.bytes += static_cast<double>(count) * (dtype == SLN_MPI_F32 || dtype == SLN_MPI_I32 ? 4 : 8);
+  g_stats.calls += 1;
 }
 
 void mpi_allgatherv(const void* send, int64_t send_bytes, void* recv, const std::vector<int64_t>& recv_bytes) {
@@ -123,7 +134,11 @@ void mpi_allgatherv(const void* send, int64_t send_bytes, void* recv, const std:
   if (static_cast<int>(recv_bytes.size()) != g_size)
     SLN_FAIL(Internal, "SLN_MPI", "mpi_allgatherv: " << recv_bytes.size() << " sizes for " << g_size << " ranks");
   char err[512] = {0};
+  const double t = now_s();
   if (lib.allgatherv(send, send_bytes, recv, recv_bytes.data(), err, sizeof err) != 0) fail(err);
+  g_stats.seconds += now_s() - t;
+  for (int64_t b : recv_bytes) g_stats.bytes += static_cast<double>(b);
+  g_stats.calls += 1;
 }
 
 const sinkhorn::Shard* parse_shard(Napi::Env env, const Napi::Value& v, const char* fn) {
@@ -379,7 +394,20 @@ Napi::Value ShardRows(const Napi::CallbackInfo& info) {
   });
 }
 
+// () -> { seconds, bytes, calls } spent in all-reduces and all-gathers since the last call (then reset)
+Napi::Value MpiStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::lock_guard<std::mutex> lk(g_mu);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("seconds", g_stats.seconds);
+  o.Set("bytes", g_stats.bytes);
+  o.Set("calls", g_stats.calls);
+  g_stats = Stats{};
+  return o;
+}
+
 void init_mpi(Napi::Env env, Napi::Object exports) {
+  exports.Set("mpiStats", Napi::Function::New(env, MpiStats, "mpiStats"));
   exports.Set("sinkhornShardRows", Napi::Function::New(env, ShardRows, "sinkhornShardRows"));
   exports.Set("mpiLoad", Napi::Function::New(env, MpiLoad, "mpiLoad"));
   exports.Set("mpiDescribe", Napi::Function::New(env, MpiDescribe, "mpiDescribe"));
