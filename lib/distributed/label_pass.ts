@@ -12,8 +12,13 @@ import { Model } from "../model";
 import { Dataset, Loader, AugLevel } from "../data";
 import { nmi } from "../metrics";
 import type { ResolvedOptions } from "../train/options";
-import { headName, HeadPassSummary, LabelPassResult, LabelPassState } from "../train/label_pass";
+import { HeadPassSummary, LabelPassResult, LabelPassState } from "../train/label_pass";
 import { myRows, shardedSinkhornFromFeatures, gatherLabels } from "./sinkhorn";
+
+/** The PyTorch name of head h's Linear (the reference's top_layer / top_layer<h>). */
+function headName(hc: number, h: number): string {
+  return hc === 1 ? "top_layer" : `top_layer${h}`;
+}
 
 /** Rows [b, e) of ds as a dataset of e - b images. */
 function rowsOf(ds: Dataset, b: number, e: number): Dataset {
