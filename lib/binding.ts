@@ -27,6 +27,8 @@ export interface NativeInfo {
   napiVersion: number;
   cpu: string;
   threads: number;
+  /** The CPU computes bfloat16 natively (AVX512-BF16 or AMX): `--label-precision auto` picks bf16. */
+  bf16: boolean;
 }
 
 /** Descriptor of augmentBatch (see native/include/sln/augment.h). */
@@ -99,10 +101,12 @@ export interface NativeModelSpec {
 export interface NativeModel {
   trainStep(images: Float32Array, labels: Int32Array[] | Int32Array, opts: StepOptions): Promise<StepResult>;
   trainStepAugment(src: Uint8Array, desc: NativeAugmentDesc, labels: Int32Array[] | Int32Array, opts: StepOptions): Promise<StepResult>;
-  forward(images: Float32Array, training: boolean, output: string): Promise<Float32Array | Float32Array[] | Int32Array[] | [Float32Array, ...Int32Array[]]>;
+  forward(images: Float32Array, training: boolean, output: string, precision: "f32" | "bf16"): Promise<Float32Array | Float32Array[] | Int32Array[] | [Float32Array, ...Int32Array[]]>;
   setLabels(labels: Int32Array[]): Promise<void>;
   labels(): Promise<Int32Array[]>;
-  collect(images: Float32Array, indices: Int32Array, training: boolean): Promise<void>;
+  collect(images: Float32Array, indices: Int32Array, training: boolean, precision: "f32" | "bf16"): Promise<void>;
+  /** "" when the trunk has the fused (bfloat16) inference form, else why not. */
+  readonly fusedTrunk: string;
   relabel(options: SinkhornOptions[]): Promise<SinkhornResult[]>;
   exportState(what: "model" | "momentum"): Promise<Record<string, Float32Array>>;
   importState(what: "model" | "momentum", dict: Record<string, Float32Array>): Promise<void>;

@@ -33,6 +33,8 @@ export interface ModelOptions {
 export interface ForwardOptions {
   mode?: "eval" | "train";
   output?: "logits" | "probs" | "features" | "features+logits" | "argmax" | "features+argmax";
+  /** "bf16": the features from the fused bfloat16 trunk (output "features", mode "eval"; see fusedTrunk). */
+  precision?: "f32" | "bf16";
 }
 
 export class DeviceUnavailableError extends Error {
@@ -122,7 +124,7 @@ export class Model {
   async forward(images: Float32Array, opts: ForwardOptions & { output: "features+argmax" }): Promise<[Float32Array, ...Int32Array[]]>;
   async forward(images: Float32Array, opts?: ForwardOptions): Promise<Float32Array[]>;
   async forward(images: Float32Array, opts: ForwardOptions = {}): Promise<Float32Array | Float32Array[] | Int32Array[] | [Float32Array, ...Int32Array[]]> {
-    return this.m.forward(images, trainingMode("forward", opts.mode), opts.output ?? "logits");
+    return this.m.forward(images, trainingMode("forward", opts.mode), opts.output ?? "logits", opts.precision ?? "f32");
   }
 
   /**
@@ -143,9 +145,23 @@ export class Model {
    * through the network and keeps, natively, what relabel() needs: the
    * penultimate features on the CPU, every head's logits in device memory on
    * CUDA. Every image of the label state must be collected before relabel().
+   * precision "bf16" (eval mode, CPU, trunks with fusedTrunk === ""): the fused
+   * trunk in bfloat16 with float32 accumulation (AVX512-BF16/AMX speed), the
+   * features and the solve stay float32/float64.
    */
-  async collect(images: Float32Array, indices: Int32Array, opts: { mode?: "eval" | "train" } = {}): Promise<void> {
-    return this.m.collect(images, indices, trainingMode("collect", opts.mode));
+  async collect(images: Float32Array, indices: Int32Array, opts: { mode?: "eval" | "train"; precision?: "f32" | "bf16" } = {}): Promise<void> {
+    const p = opts.precision ?? "f32";
+    if (p !== "f32" && p !== "bf16") throw new TypeError(`collect: precision must be 'f32' or 'bf16', got '${String(p)}'`);
+    return this.m.collect(images, indices, trainingMode("collect", opts.mode), p);
+  }
+
+  /**
+   * Whether collect({ precision: "bf16" }) can run: "" when the trunk has the
+   * fused inference form (conv + batch norm + ReLU folded into one bfloat16
+   * convolution, pooling; eval mode, CPU), else the reason it has not.
+   */
+  get fusedTrunk(): string {
+    return this.m.fusedTrunk;
   }
 
   /**

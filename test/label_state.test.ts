@@ -151,3 +151,65 @@ test("label state: bad input is refused clearly and changes nothing", async () =
   assert.deepEqual(await m.labels(), good, "labels unchanged");
   m.dispose();
 });
+
+test("bf16 label passes: the fused trunk's features within bfloat16 error of float32; labels agree on >= 99% of a trained model's images", async (t) => {
+  const { native } = await import("../lib/binding");
+  const { openDataset, Loader } = await import("../lib/data");
+  const { spawnSync } = await import("node:child_process");
+  const fs = await import("node:fs");
+  const os = await import("node:os");
+  const path = await import("node:path");
+  const { packageRoot } = await import("../lib/binding");
+  if (!native().info().bf16) {
+    t.skip("this CPU has no AVX512-BF16/AMX (bf16 label passes are off by default here)");
+    return;
+  }
+  // a trained model: the synthetic set, 3 short epochs, float32 label passes
+  const exp = fs.mkdtempSync(path.join(os.tmpdir(), "sln-bf16-"));
+  const cli = path.join(packageRoot(), ".build-ts/lib/cli.js");
+  const flags = ["--synthetic-count", "600", "--batch-size", "100", "--epochs", "3", "--nopts", "4", "--eval-test", "false", "--threads", "2"];
+  const r = spawnSync(process.execPath, [cli, "train", "--exp", exp, ...flags, "--label-precision", "f32"], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /label passes: f32 forward \(--label-precision f32\)/);
+  const ds = await openDataset({ data: null, synthetic: { count: 600 }, split: "train" });
+  try {
+    const m = await createModel({ arch: "smallcnn", numClasses: [10], inputShape: [ds.channels, ds.height, ds.width], device: "cpu" });
+    assert.equal(m.fusedTrunk, "");
+    await m.loadPth(path.join(exp, "model.safetensors"));
+    const loader = new Loader(ds, { batchSize: 256, size: ds.height, level: 0, seed: 1, shuffle: false });
+    // features: relative L2 error of bfloat16 (8-bit mantissa, float32 accumulation)
+    for await (const b of loader.epoch(0)) {
+      const a = await m.forward(b.data, { output: "features" });
+      const h = await m.forward(b.data, { output: "features", precision: "bf16" });
+      let num = 0,
+        den = 0;
+      for (let i = 0; i < a.length; i++) {
+        num += (a[i] - h[i]) ** 2;
+        den += a[i] ** 2;
+      }
+      assert.ok(Math.sqrt(num / den) < 1e-2, `relative L2 error ${Math.sqrt(num / den)}`);
+    }
+    await m.setLabels([Int32Array.from({ length: ds.count }, (_, i) => i % 10)]);
+    const got: Record<string, Int32Array> = {};
+    for (const p of ["f32", "bf16"] as const) {
+      for await (const b of loader.epoch(0)) await m.collect(b.data, b.indices, { precision: p });
+      got[p] = (await m.relabel({ lambda: 25, tol: 0.1, maxIters: 10000 }))[0].labels;
+    }
+    let agree = 0;
+    for (let i = 0; i < ds.count; i++) agree += got.f32[i] === got.bf16[i] ? 1 : 0;
+    t.diagnostic(`bf16 vs f32 labels: ${agree} of ${ds.count} agree`);
+    assert.ok(agree >= 0.99 * ds.count, `only ${agree} of ${ds.count} labels agree`);
+    // bf16 in training mode, or a trunk without the fused form, is refused clearly
+    await assert.rejects(m.collect(new Float32Array(2 * ds.channels * ds.height * ds.width), Int32Array.from([0, 1]), { mode: "train", precision: "bf16" }), /eval mode only/);
+    const res = await createModel({ arch: "resnet18", numClasses: [10], inputShape: [3, 8, 8], device: "cpu" });
+    assert.match(res.fusedTrunk, /residual/);
+    res.dispose();
+    m.dispose();
+  } finally {
+    await ds.close();
+  }
+  // the CLI: explicit bf16 where it cannot run exits 2 naming the flag
+  const bad = spawnSync(process.execPath, [cli, "train", "--exp", path.join(exp, "x"), ...flags, "--label-precision", "bf16", "--label-mode", "train"], { encoding: "utf8" });
+  assert.equal(bad.status, 2, bad.stderr);
+  assert.match(bad.stderr, /--label-precision bf16: not available here: --label-mode train/);
+});

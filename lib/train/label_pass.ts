@@ -10,6 +10,25 @@ import { Loader } from "../data";
 import type { SinkhornOptions } from "../sinkhorn";
 import { nmi } from "../metrics";
 import type { ResolvedOptions } from "./options";
+import { native } from "../binding";
+import { UsageError } from "../errors";
+
+/**
+ * --label-precision resolved for this model: bf16 (explicit, or auto where the
+ * CPU has native bfloat16) needs the fused trunk (CPU, eval-mode label passes,
+ * a conv/batch-norm/ReLU/pool trunk); explicit bf16 without it is a usage error.
+ */
+export function labelPrecision(model: Model, o: ResolvedOptions): { precision: "f32" | "bf16"; why: string } {
+  if (o.labelPrecision === "f32") return { precision: "f32", why: "--label-precision f32" };
+  const blocker =
+    model.device !== "cpu" ? "the CUDA backend runs label passes in float32" : o.labelMode !== "eval" ? "--label-mode train" : model.fusedTrunk;
+  if (o.labelPrecision === "bf16") {
+    if (blocker) throw new UsageError(`--label-precision bf16: not available here: ${blocker}; use --label-precision f32 or auto`);
+    return { precision: "bf16", why: native().info().bf16 ? "--label-precision bf16" : "--label-precision bf16 (emulated: this CPU has no AVX512-BF16/AMX)" };
+  }
+  if (blocker) return { precision: "f32", why: `auto: ${blocker}` };
+  return native().info().bf16 ? { precision: "bf16", why: "auto: the CPU has AVX512-BF16/AMX" } : { precision: "f32", why: "auto: no AVX512-BF16/AMX on this CPU" };
+}
 
 export interface HeadPassSummary {
   head: number;
@@ -46,9 +65,10 @@ export async function labelPass(
   state: LabelPassState,
   pass: number,
   truth: Int32Array | null,
+  precision: "f32" | "bf16" = "f32",
 ): Promise<LabelPassResult> {
   const tp = Date.now();
-  for await (const b of loader.epoch(pass)) await model.collect(b.data, b.indices, { mode: o.labelMode });
+  for await (const b of loader.epoch(pass)) await model.collect(b.data, b.indices, { mode: o.labelMode, precision });
   const featureSeconds = (Date.now() - tp) / 1000;
   const skOpts: SinkhornOptions[] = o.ncl.map((_, h) => ({
     lambda: o.lamb,

@@ -84,6 +84,16 @@ export const FLAGS = {
   seed: num({ default: 0 }),
   resume: bool({ default: true, describe: "continue from the newest checkpoint in --exp (--no-resume starts over)" }),
   labelMode: oneOf(["eval", "train"] as const, { default: "eval", describe: "BN mode of the label pass (train = the reference)" }),
+  /**
+   * Precision of the label pass's forward: bf16 runs the fused trunk (conv +
+   * batch norm + ReLU folded, one layout) in bfloat16 with float32
+   * accumulation; the Sinkhorn stays float64. auto: bf16 where the CPU has
+   * AVX512-BF16 or AMX and the trunk has the fused form (eval mode, CPU), else f32.
+   */
+  labelPrecision: oneOf(["f32", "bf16", "auto"] as const, {
+    default: "auto",
+    describe: "label-pass forward precision: bf16 = fused bfloat16 trunk (float32 accumulation); auto: bf16 where the CPU has AVX512-BF16/AMX",
+  }),
   inputSize: num({ describe: "model input side (default: the data's for small images, else 224)" }),
   skTol: num({ default: 0.1, describe: "Sinkhorn tolerance" }),
   // The reference iterates until convergence; a trained network's peaked
@@ -250,6 +260,7 @@ export function resolveOptions(o: TrainOptions, smallImages: boolean, presetOver
   if (!isInt(res.seed) || res.seed < 0) bad(`--seed must be a non-negative integer, got ${res.seed}`);
   if (!isInt(res.logIter) || res.logIter < 1) bad(`--log-iter must be an integer >= 1, got ${res.logIter}`);
   if (res.labelMode !== "eval" && res.labelMode !== "train") bad(`--label-mode must be eval or train, got ${res.labelMode}`);
+  if (!["f32", "bf16", "auto"].includes(res.labelPrecision)) bad(`--label-precision must be f32, bf16 or auto, got ${res.labelPrecision}`);
   if (!isInt(res.inputSize) || res.inputSize < 0) bad(`--input-size must be a positive integer, got ${res.inputSize}`);
   if (!(res.skTol > 0)) bad(`--sk-tol must be positive, got ${res.skTol}`);
   if (!isInt(res.skMaxIters) || res.skMaxIters < 10) bad(`--sk-max-iters must be an integer >= 10, got ${res.skMaxIters}`);

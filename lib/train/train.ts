@@ -2,9 +2,10 @@
 //   labels start as a shuffled equipartition per head; before every batch the
 //   label-optimisation schedule is checked and, when a time is due, the whole
 //   training set is passed through the network (eval mode by default), the
-//   penultimate features gathered once, and every head's labels re-solved with
-//   the Sinkhorn solver (warm-started from the previous pass); between passes,
-//   SGD on the cross-entropy of the current labels, mean over heads.
+//   penultimate features gathered once (natively, in the model: label_pass.ts),
+//   and every head's labels re-solved with the Sinkhorn solver (cold-started;
+//   --sk-warm starts from the previous pass's scaling); between passes, SGD on
+//   the cross-entropy of the current labels, mean over heads.
 // After every epoch a checkpoint is written atomically; a run resumed from it
 // ends bit for bit where an uninterrupted run would.
 import * as fs from "node:fs";
@@ -17,7 +18,7 @@ import { loadCuda, setCudaTf32, CudaProbe } from "../cuda";
 import { nmi, ari, clusterAccuracy } from "../metrics";
 import { TrainOptions, ResolvedOptions, resolveOptions } from "./options";
 import { cachedPixelBaseline, KmeansBaseline } from "../eval/baselines";
-import { labelPass as runLabelPass } from "./label_pass";
+import { labelPass as runLabelPass, labelPrecision } from "./label_pass";
 import { startDistributed, configureDistributed } from "../distributed/train";
 import { distributedLabelPass, shardLabelLoader } from "../distributed/label_pass";
 import { save as saveSafetensors, writeFileAtomic, encode as encodeSafetensors, WriteError } from "../safetensors";
@@ -317,13 +318,17 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
       );
       // the label state lives in the model: trainStep gathers each batch's labels by index
       await model.setLabels(labels);
+      const lp: { precision: "f32" | "bf16"; why: string } = dist
+        ? { precision: "f32", why: "--distributed: the ranks' label passes gather float32 features" }
+        : labelPrecision(model, o);
+      log(`label passes: ${lp.precision} forward (${lp.why})`);
       const passState = { labels, warm };
       const labelPass = async (): Promise<void> => {
         progress({ type: "labelPass", pass: passes + 1, phase: "forward", done: 0, images: N });
         if (dist) await dist.syncBuffers(model);
         const r = dist
           ? await distributedLabelPass(model, labelLoader, N, o, passState, passes, ds.labels)
-          : await runLabelPass(model, reporting, o, passState, passes, ds.labels);
+          : await runLabelPass(model, reporting, o, passState, passes, ds.labels, lp.precision);
         labels = passState.labels;
         warm = passState.warm;
         for (const h of r.heads) if (h.warning) log(`warning: head ${h.head}: ${h.warning}`);
@@ -336,7 +341,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         );
         // NMI, ARI and cluster accuracy of every head against the true classes, for the report's plots
         const scores = ds.labels ? await Promise.all(labels.map((l) => quality(l, ds.labels!))) : null;
-        record({ event: "labels", pass: passes, seen, seconds: r.seconds, featureSeconds: r.featureSeconds, heads: r.heads, quality: scores });
+        record({ event: "labels", pass: passes, seen, seconds: r.seconds, featureSeconds: r.featureSeconds, precision: lp.precision, heads: r.heads, quality: scores });
         clock.passDone(r.seconds);
         progress({ type: "labelPass", pass: passes, phase: "end", done: N, images: N, seconds: r.seconds, nmi: h0.nmi });
       };

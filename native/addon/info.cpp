@@ -12,6 +12,7 @@ static Napi::Value Info(const Napi::CallbackInfo& info) {
     o.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
     o.Set("cpu", Napi::String::New(env, cpu.describe()));
     o.Set("threads", Napi::Number::New(env, cpu.num_threads()));
+    o.Set("bf16", Napi::Boolean::New(env, cpu.bf16_native()));   // AVX512-BF16 or AMX: label passes in bfloat16
     return o;
   });
 }

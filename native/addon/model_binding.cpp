@@ -33,6 +33,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceAccessor("step", &ModelWrap::GetStep, &ModelWrap::SetStep),
                          InstanceAccessor("smallInput", &ModelWrap::SmallInput, nullptr),
                          InstanceAccessor("device", &ModelWrap::Device, nullptr),
+                         InstanceAccessor("fusedTrunk", &ModelWrap::FusedTrunk, nullptr),
                      });
 }
 
@@ -284,7 +285,7 @@ Napi::Value ModelWrap::TrainStepAugment(const Napi::CallbackInfo& info) {
 }
 
 // forward(images, training: boolean, output: "logits" | "probs" | "features" | "features+logits" | "argmax" |
-//   "features+argmax")
+//   "features+argmax", precision?: "f32" | "bf16" (bf16: features, eval mode))
 Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
@@ -293,6 +294,26 @@ Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
     bool training = info.Length() > 1 && info[1].ToBoolean();
     std::string kind = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "logits";
     const float* images = info[0].As<Napi::Float32Array>().Data();
+    const std::string precision = info.Length() > 3 && info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : "f32";
+    if (precision != "f32" && (precision != "bf16" || kind != "features" || training))
+      throw Napi::TypeError::New(env, "forward: precision 'bf16' is for output 'features' in eval mode only; got precision '" +
+                                          precision + "' with output '" + kind + "'");
+    if (precision == "bf16") {   // the fused bfloat16 trunk's features (as a bf16 label pass collects)
+      auto out = std::make_shared<std::vector<float>>();
+      return PromiseWorker::Start(
+          env, "sln.forward",
+          [m, images, N, out] {
+            std::lock_guard<std::mutex> lk(m->mutex());
+            auto dl = lock_backend(m->backend());
+            m->forward_features_bf16(images, N, *out);
+          },
+          [out](Napi::Env env) -> Napi::Value {
+            Napi::Float32Array a = Napi::Float32Array::New(env, out->size());
+            std::memcpy(a.Data(), out->data(), out->size() * sizeof(float));
+            return a;
+          },
+          {info[0]});
+    }
     if (kind == "argmax" || kind == "features+argmax") {   // [features?, per head an Int32Array (N) of argmaxes]
       auto ids = std::make_shared<std::vector<int32_t>>();
       auto feats = kind == "argmax" ? nullptr : std::make_shared<std::vector<float>>();

@@ -1,7 +1,8 @@
 // NativeModel's label state (sln/model.h, core/label_state.cpp):
 //   setLabels(labels: Int32Array[])            -> Promise<void>   per head, N labels
 //   labels()                                   -> Promise<Int32Array[]> (copies)
-//   collect(images, indices: Int32Array, training: boolean) -> Promise<void>
+//   collect(images, indices: Int32Array, training: boolean, precision: "f32" | "bf16") -> Promise<void>
+//   fusedTrunk                                 "" when the trunk has the fused bf16 form, else why not
 //   relabel(options: SinkhornOptions[])        -> Promise<SinkhornResult[]> one per head
 // On the CUDA backend relabel solves each head's stored device logits with
 // sln_cuda_sinkhorn on the backend's stream.
@@ -80,17 +81,26 @@ Napi::Value ModelWrap::Collect(const Napi::CallbackInfo& info) {
       throw Napi::RangeError::New(env, "collect: indices has " + std::to_string(ix.ElementLength()) +
                                            " entries, expected " + std::to_string(N) + " (one per image)");
     const bool training = info.Length() > 2 && info[2].ToBoolean();
+    std::string precision = info.Length() > 3 && info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : "f32";
+    if (precision != "f32" && precision != "bf16")
+      throw Napi::TypeError::New(env, "collect: precision must be 'f32' or 'bf16', got '" + precision + "'");
+    const bool bf16 = precision == "bf16";
     const float* images = info[0].As<Napi::Float32Array>().Data();
     const int32_t* indices = ix.Data();
     return PromiseWorker::Start(
         env, "sln.collect",
-        [m, images, N, indices, training] {
+        [m, images, N, indices, training, bf16] {
           std::lock_guard<std::mutex> lk(m->mutex());
           auto dl = lock_backend(m->backend());
-          m->collect(images, N, training, indices);
+          m->collect(images, N, training, indices, bf16);
         },
         [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info[0], info[1]});
   });
+}
+
+Napi::Value ModelWrap::FusedTrunk(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value { return Napi::String::New(env, live(env)->fused_trunk()); });
 }
 
 Napi::Value ModelWrap::Relabel(const Napi::CallbackInfo& info) {

@@ -55,6 +55,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Labels(const Napi::CallbackInfo& info);
   Napi::Value Collect(const Napi::CallbackInfo& info);
   Napi::Value Relabel(const Napi::CallbackInfo& info);
+  Napi::Value FusedTrunk(const Napi::CallbackInfo& info);
 
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value Disposed(const Napi::CallbackInfo& info);

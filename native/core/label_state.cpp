@@ -70,7 +70,17 @@ StepResult Model::train_step_fill_indexed(int N, const std::function<void(float*
   return train_step_fill(N, fill, pointers(lab), opt);
 }
 
-void Model::collect(const float* images, int N, bool training, const int32_t* indices) {
+std::string Model::fused_trunk() const {
+  if (!backend_->host_memory()) return std::string("the ") + backend_->name() + " backend has no fused inference trunk";
+  std::vector<InferStep> steps;
+  for (auto& l : trunk_)
+    if (!l->infer_step(const_cast<Arena&>(arena_), steps))
+      return std::string("trunk layer ") + l->name + " (" + l->kind() + ") has no fused form";
+  if (steps.empty() || steps[0].pool) return "the trunk does not start with a convolution";
+  return "";
+}
+
+void Model::collect(const float* images, int N, bool training, const int32_t* indices, bool bf16) {
   SLN_CHECK_ARG(!labels_.empty(), "collect: the model holds no labels (setLabels first)");
   const int64_t n = num_labelled();
   for (int i = 0; i < N; i++)
@@ -90,11 +100,26 @@ void Model::collect(const float* images, int N, bool training, const int32_t* in
       for (auto& h : heads_) store_logits_.emplace_back(be, static_cast<size_t>(n) * h->K * sizeof(float));
     }
   }
-  RunCtx c;
-  Plan& p = forward_plan(images, N, training, "collect", c);
   // a contiguous run of indices (the unshuffled label loader) is one copy
   bool run = true;
   for (int i = 1; i < N && run; i++) run = indices[i] == indices[0] + i;
+  if (bf16) {   // the fused bfloat16 trunk, straight into the store's rows when they are contiguous
+    SLN_CHECK_ARG(!training, "collect: bfloat16 label passes run in eval mode only (use --label-mode eval)");
+    InferOp& op = fused_op(N, "collect");
+    check_images(images, N, spec_.input, "collect", backend_->num_threads());
+    float* out = store_features_.data() + static_cast<size_t>(indices[0]) * D;
+    if (!run) {
+      fused_out_.resize(static_cast<size_t>(N) * D);
+      out = fused_out_.data();
+    }
+    op.forward(images, out);
+    if (!run)
+      for (int i = 0; i < N; i++) std::memcpy(store_features_.data() + indices[i] * D, out + i * D, D * sizeof(float));
+    mark_collected(indices, N);
+    return;
+  }
+  RunCtx c;
+  Plan& p = forward_plan(images, N, training, "collect", c);
   if (host) {
     if (run) {
       std::memcpy(store_features_.data() + indices[0] * D, p.features, N * D * sizeof(float));
@@ -114,6 +139,41 @@ void Model::collect(const float* images, int N, bool training, const int32_t* in
       }
     }
   }
+  mark_collected(indices, N);
+}
+
+InferOp& Model::fused_op(int N, const char* what) {
+  const std::string why = fused_trunk();
+  if (!why.empty()) SLN_FAIL(Unsupported, "SLN_UNSUPPORTED", what << ": no bfloat16 trunk for " << spec_.arch << ": " << why);
+  Fused& f = fused_[N];
+  if (!f.op) {
+    if (fused_.size() > 2) {   // bound memory: a pass's batch size and its last batch
+      fused_.clear();
+      return fused_op(N, what);
+    }
+    InferDesc d;
+    d.N = N;
+    d.bf16 = true;
+    for (auto& l : trunk_) l->infer_step(arena_, d.steps);
+    f.op = backend_->infer(d);
+    SLN_CHECK_ARG(f.op, what << ": the " << backend_->name() << " backend has no fused inference trunk");
+  }
+  if (f.version != arena_.version()) {   // weights folded and converted once per change
+    f.op->refresh();
+    f.version = arena_.version();
+  }
+  return *f.op;
+}
+
+void Model::forward_features_bf16(const float* images, int N, std::vector<float>& out) {
+  SLN_CHECK_ARG(N >= 1, "forward: batch must hold at least one image");
+  InferOp& op = fused_op(N, "forward");
+  check_images(images, N, spec_.input, "forward", backend_->num_threads());
+  out.resize(static_cast<size_t>(N) * feature_dim_);
+  op.forward(images, out.data());
+}
+
+void Model::mark_collected(const int32_t* indices, int N) {
   for (int i = 0; i < N; i++) {
     uint8_t& s = store_seen_[indices[i]];
     store_count_ += s == 0;

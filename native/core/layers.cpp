@@ -369,4 +369,42 @@ void ResidualBlock::backward(RunCtx& c, const float* x, const float* y, const fl
   }
 }
 
+// ---------------------------------------------------------------- fused inference steps
+
+bool ConvLayer::infer_step(Arena& a, std::vector<InferStep>& steps) {
+  InferStep s;
+  s.conv = d_;
+  s.w = a.param(w_);
+  s.b = d_.bias ? a.param(b_) : nullptr;
+  steps.push_back(s);
+  return true;
+}
+
+bool BatchNormLayer::infer_step(Arena& a, std::vector<InferStep>& steps) {
+  if (steps.empty() || steps.back().pool || steps.back().gamma || steps.back().relu) return false;
+  InferStep& s = steps.back();
+  s.gamma = a.param(g_);
+  s.beta = a.param(b_);
+  s.mean = a.buffer(rm_);
+  s.var = a.buffer(rv_);
+  s.eps = BatchNormDesc().eps;   // the eps the layer's op uses
+  return true;
+}
+
+bool ReluLayer::infer_step(Arena&, std::vector<InferStep>& steps) {
+  if (steps.empty() || steps.back().pool || steps.back().relu) return false;
+  steps.back().relu = true;
+  return true;
+}
+
+bool PoolLayer::infer_step(Arena&, std::vector<InferStep>& steps) {
+  if (steps.empty()) return false;
+  InferStep s;
+  s.pool = true;
+  s.pool_max = max_;
+  s.pool_desc = d_;
+  steps.push_back(s);
+  return true;
+}
+
 }  // namespace sln

@@ -105,6 +105,7 @@ class OpCache {
 
 class ConvLayer final : public Layer {
  public:
+  bool infer_step(Arena& a, std::vector<InferStep>& steps) override;
   ConvLayer(Arena& a, const std::string& nm, Shape3 i, int K, int k, int stride, int pad, bool bias);
   const char* kind() const override { return "conv2d"; }
   void init(Arena& a, InitRng& rng) override;
@@ -121,6 +122,7 @@ class ConvLayer final : public Layer {
 
 class BatchNormLayer final : public Layer {
  public:
+  bool infer_step(Arena& a, std::vector<InferStep>& steps) override;
   BatchNormLayer(Arena& a, const std::string& nm, Shape3 i);
   const char* kind() const override { return "batchnorm2d"; }
   void init(Arena& a, InitRng& rng) override;
@@ -140,6 +142,7 @@ class BatchNormLayer final : public Layer {
 // ReLU; forward may run in place (x == y), backward reads only y.
 class ReluLayer final : public Layer {
  public:
+  bool infer_step(Arena& a, std::vector<InferStep>& steps) override;
   ReluLayer(const std::string& nm, Shape3 i);
   const char* kind() const override { return "relu"; }
   void forward(RunCtx& c, const float* x, float* y) override;
@@ -155,6 +158,7 @@ class ReluLayer final : public Layer {
 // stride 1, which is also AdaptiveAvgPool2d((1, 1)) for any input size).
 class PoolLayer final : public Layer {
  public:
+  bool infer_step(Arena& a, std::vector<InferStep>& steps) override;
   PoolLayer(const std::string& nm, Shape3 i, bool max, int kh, int kw, int stride, int pad);
   const char* kind() const override { return max_ ? "maxpool2d" : "avgpool2d"; }
   void forward(RunCtx& c, const float* x, float* y) override;

@@ -52,6 +52,7 @@ float* Arena::host_buffer(size_t off) {
 }
 
 void Arena::upload_init() {
+  version_++;
   if (be_->host_memory()) return;
   be_->upload(params_.data(), init_params_.data(), n_params_ * sizeof(float));
   be_->upload(buffers_.data(), init_buffers_.data(), n_buffers_ * sizeof(float));
@@ -85,6 +86,7 @@ void Arena::read(const TensorEntry& e, float* host, bool momentum_buffer) {
 }
 
 void Arena::write(const TensorEntry& e, const float* host, bool momentum_buffer) {
+  version_++;
   float* dst = momentum_buffer ? momentum() + e.offset : data_of(e);
   be_->upload(dst, host, e.size * sizeof(float));
 }
@@ -208,12 +210,12 @@ Model::Plan& Model::plan_for(int N, bool training) {
   return ref;
 }
 
-// The batch in the backend's memory: in place on the CPU, else one upload.
 // The context of one pass over plan p's batch; the dropout seed follows the step count.
 RunCtx Model::run_ctx(Plan& p, bool training) {
   return RunCtx{backend_, &arena_, p.N, training, spec_.seed * 0x2545F4914F6CDD1DULL + step_, &scratch_};
 }
 
+// The batch in the backend's memory: in place on the CPU, else one upload.
 const float* Model::stage_images(Plan& p, const float* images) {
   if (backend_->host_memory()) return images;
   backend_->upload(p.images.data(), images, static_cast<size_t>(p.N) * spec_.input.size() * sizeof(float));
@@ -352,6 +354,7 @@ StepResult Model::step_from(Plan& p, const float* x0, const std::vector<const in
   be.sgd_step(arena_.params(), arena_.grads(), arena_.momentum(), P, opt.lr, opt.momentum, opt.weight_decay,
               !arena_.has_momentum);
   arena_.has_momentum = true;
+  arena_.touch();
   step_++;
   return r;
 }
@@ -362,6 +365,7 @@ Model::Plan& Model::forward_plan(const float* images, int N, bool training, cons
   check_images(images, N, spec_.input, what, backend_->num_threads());   // host input
   Plan& p = plan_for(N, training);
   const float* x0 = stage_images(p, images);
+  if (training) arena_.touch();   // batch norm updates its running statistics
   c = run_ctx(p, training);
   run_trunk(p, c, x0);
   return p;

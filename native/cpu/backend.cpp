@@ -67,6 +67,8 @@ class CpuBackend final : public Backend {
   std::unique_ptr<Pool2dOp> avgpool2d(const Pool2dDesc& d) override { return make_avgpool2d(d); }
   std::unique_ptr<LinearOp> linear(const LinearDesc& d) override { return make_linear(d); }
   std::unique_ptr<DropoutOp> dropout(const DropoutDesc& d) override { return make_dropout(d); }
+  std::unique_ptr<InferOp> infer(const InferDesc& d) override { return make_infer(d); }
+  bool bf16_native() const override { return cpu::bf16_native(); }
   double cross_entropy(const float* logits, const int32_t* labels, int N, int K, float* dlogits,
                        float scale) override {
     apply_threads();

@@ -37,6 +37,8 @@ std::unique_ptr<Pool2dOp> make_maxpool2d(const Pool2dDesc& d);
 std::unique_ptr<Pool2dOp> make_avgpool2d(const Pool2dDesc& d);
 std::unique_ptr<LinearOp> make_linear(const LinearDesc& d);
 std::unique_ptr<DropoutOp> make_dropout(const DropoutDesc& d);
+std::unique_ptr<InferOp> make_infer(const InferDesc& d);
+bool bf16_native();
 double cross_entropy(const float* logits, const int32_t* labels, int N, int K, float* dlogits, float scale);
 void sgd_step(float* w, const float* g, float* buf, size_t n, float lr, float momentum,
               float weight_decay, bool first);

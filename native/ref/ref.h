@@ -1,6 +1,6 @@
 // Float64 naive reference of every op: small, obvious loops, no library. Used
 // only by tests (through the harness) to check the backends; itself checked by
-// finite differences in test/ops.test.ts. Same descriptors and the same
+// finite differences in test/ops_conv_linear.test.ts and test/ops_misc.test.ts. Same descriptors and the same
 // gradient rule as sln/ops.h (backward overwrites its outputs; null = skip).
 #pragma once
 #include <cstddef>

@@ -32,7 +32,8 @@ struct Result;
 // sinkhorn::Options/Result or AugmentBatchDesc/AugmentImage/AugmentParams. The
 // loader refuses a library built for another version (no silent mismatch).
 //   1: the first.
-//   2: sln_cuda_sinkhorn takes the backend and device-resident logits.
+//   2: sln_cuda_sinkhorn takes the backend and device-resident logits;
+//      Backend::infer / bf16_native (sln/ops.h) added.
 #define SLN_CUDA_ABI_VERSION 2
 
 extern "C" {

@@ -62,6 +62,11 @@ class Arena {
   float* grads();
   float* momentum();
   float* buffers() { return buffers_.f32(); }
+  // Bumped by every change of the parameters or buffers (write, upload_init,
+  // an SGD step, a training-mode forward's running statistics): caches of
+  // derived weights (the fused inference trunk) compare it.
+  uint64_t version() const { return version_; }
+  void touch() { version_++; }
   bool has_momentum = false;   // false until the first SGD step (torch creates buf on first step)
 
   // Host staging for initialisation: the arena itself when the backend's
@@ -82,6 +87,7 @@ class Arena {
   Backend* be_ = nullptr;
   Buffer params_, grads_, momentum_, buffers_;
   bool grads_ready_ = false, momentum_ready_ = false;
+  uint64_t version_ = 0;
   std::vector<float> init_params_, init_buffers_;   // staging (device backends, until upload_init)
 };
 
@@ -143,6 +149,10 @@ class Layer {
   // Throw a clear error when a training forward with batch N cannot run
   // (batch norm with a single value per channel, as PyTorch).
   virtual void check_train_batch(int N) const {}
+  // The fused inference trunk (sln/ops.h InferDesc): append this layer to
+  // `steps` (a conv or pool starts a step; batch norm and ReLU join the conv
+  // before them); false when it cannot join (the trunk then has no fused form).
+  virtual bool infer_step(Arena& a, std::vector<InferStep>& steps) { return false; }
 };
 
 struct ModelSpec {
@@ -220,7 +230,14 @@ class Model {
   void set_labels(std::vector<std::vector<int32_t>> labels);
   const std::vector<std::vector<int32_t>>& labels() const { return labels_; }
   int64_t num_labelled() const { return labels_.empty() ? 0 : static_cast<int64_t>(labels_[0].size()); }
-  void collect(const float* images, int N, bool training, const int32_t* indices);
+  // bf16: the batch runs through the fused inference trunk in bfloat16 (eval
+  // mode, host-memory backends, trunks of conv/bn/relu/pool only: fused_trunk()).
+  void collect(const float* images, int N, bool training, const int32_t* indices, bool bf16 = false);
+  // Whether this model's trunk has the fused inference form (empty string) or
+  // why not (the first layer that cannot join).
+  std::string fused_trunk() const;
+  // The eval-mode features (N, D) from the fused bfloat16 trunk (as collect's).
+  void forward_features_bf16(const float* images, int N, std::vector<float>& out);
   // Solve on a device backend: z (n, k) logits in the backend's memory.
   using DeviceSinkhorn =
       std::function<void(const float* z_device, int64_t n, int64_t k, const sinkhorn::Options& o, sinkhorn::Result& r)>;
@@ -276,6 +293,14 @@ class Model {
   std::vector<float> store_features_;          // host-memory backends: (n, D)
   std::vector<Buffer> store_logits_;           // device backends: per head (n, K_h)
   std::vector<uint8_t> store_seen_;            // (n): row collected in this pass
+  struct Fused {                               // the fused inference trunk of one batch size
+    std::unique_ptr<InferOp> op;
+    uint64_t version = ~uint64_t(0);
+  };
+  std::map<int, Fused> fused_;                 // by batch size (a pass's size and its last batch)
+  void mark_collected(const int32_t* indices, int N);
+  InferOp& fused_op(int N, const char* what);
+  std::vector<float> fused_out_;
   int64_t store_count_ = 0;                    // rows collected in this pass
 };
 

@@ -21,6 +21,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <vector>
 
 namespace sln {
 
@@ -123,6 +124,42 @@ class DropoutOp {
   virtual void backward(const float* dy, float* dx) = 0;
 };
 
+// Eval-mode inference of a trunk that is a chain of conv (+ batch norm, folded
+// into the conv) (+ ReLU) and pooling steps, in the backend's preferred layout
+// from the first step to the last and optionally in bfloat16 (float32
+// accumulation): the label pass's forward (Model::collect). Parameter pointers
+// are in the backend's memory; refresh() re-reads them (after a training step
+// or a state load), so the weights are folded and converted once per pass.
+struct InferStep {
+  bool pool = false;                 // false: a convolution step
+  Conv2dDesc conv;                   // N ignored (InferDesc::N)
+  const float* w = nullptr;          // (K, C, R, S)
+  const float* b = nullptr;          // (K) or null
+  // eval-mode batch norm after the conv (null gamma: none)
+  const float* gamma = nullptr;
+  const float* beta = nullptr;
+  const float* mean = nullptr;
+  const float* var = nullptr;
+  float eps = 1e-5f;
+  bool relu = false;
+  bool pool_max = true;              // pool steps
+  Pool2dDesc pool_desc;              // N ignored
+};
+
+struct InferDesc {
+  int N = 1;
+  bool bf16 = false;                 // bfloat16 activations and weights, float32 accumulation
+  std::vector<InferStep> steps;
+};
+
+class InferOp {
+ public:
+  virtual ~InferOp() = default;
+  virtual void refresh() = 0;
+  // x (N, C, H, W) float32 -> y (N, C*H*W of the last step) float32, plain layout.
+  virtual void forward(const float* x, float* y) = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -153,6 +190,12 @@ class Backend {
 
   // y += x (residual joins, head-gradient sums)
   virtual void add_inplace(float* y, const float* x, size_t n) = 0;
+
+  // The fused inference trunk (InferDesc), or null where this backend has none
+  // (then the model runs its layers one by one). bf16_native(): the hardware
+  // computes bfloat16 natively (AVX512-BF16 or AMX on the CPU).
+  virtual std::unique_ptr<InferOp> infer(const InferDesc& d) { return nullptr; }
+  virtual bool bf16_native() const { return false; }
 
   // ---- Memory ------------------------------------------------------------
   // Every pointer given to this backend's ops lives in its memory space. The
