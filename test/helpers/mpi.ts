@@ -33,7 +33,8 @@ export function skipReason(): string | false {
 }
 
 export function mpiEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { ...process.env, SELFLABEL_MPI_LIB: mpiLibrary() ?? "", ...extra };
+  // CMA (process_vm_readv) single copies are refused in some containers: shared memory copies work everywhere
+  const e: NodeJS.ProcessEnv = { OMPI_MCA_btl_vader_single_copy_mechanism: "none", ...process.env, SELFLABEL_MPI_LIB: mpiLibrary() ?? "", ...extra };
   delete e.NODE_TEST_CONTEXT;
   return e;
 }
