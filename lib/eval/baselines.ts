@@ -142,3 +142,32 @@ export function formatBaselines(b: KmeansBaseline[], split: string): string[] {
       `acc ${(100 * x.accuracy).toFixed(2)}% (${x.seconds.toFixed(1)} s)`,
   );
 }
+
+/**
+ * The kmeans recipe's first labels: k-means (3 restarts, seed 0) of the raw
+ * pixels for every head size; head 0's is also the raw-pixel baseline (scored
+ * and cached when the data has labels).
+ */
+export async function pixelKmeansLabels(ds: Dataset, ks: number[]): Promise<{ labels: Int32Array[]; baseline: KmeansBaseline | null; seconds: number }> {
+  const t = Date.now();
+  const px = await pixelRows(ds);
+  const byK = new Map<number, Int32Array>();
+  let baseline: KmeansBaseline | null = null;
+  for (const k of ks) {
+    if (byK.has(k)) continue;
+    const tk = Date.now();
+    const r = await kmeans(px.rows, ds.count, px.d, k, { restarts: 3, seed: 0 });
+    byK.set(k, r.labels);
+    if (k === ks[0] && ds.labels) {
+      baseline = { k, input: px.input, ...(await scores(r.labels, ds.labels)), seconds: (Date.now() - tk) / 1000 };
+      try {
+        const file = cacheFile(ds, k);
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        writeFileAtomic(file, JSON.stringify({ fingerprint: ds.fingerprint, k, nmi: baseline.nmi, result: baseline }) + "\n");
+      } catch {
+        /* a read-only cache directory: nothing cached */
+      }
+    }
+  }
+  return { labels: ks.map((k) => byK.get(k)!.slice()), baseline, seconds: (Date.now() - t) / 1000 };
+}

@@ -121,6 +121,16 @@ export const FLAGS = {
   }),
   /** Evaluate the final network on the test split when the data has one (default true). */
   evalTest: bool({ default: true, describe: "evaluate the final network on the test split" }),
+  /** Named recipe (lib/train/recipe.ts): kmeans (default for <= 64 px inputs) or reference. */
+  recipe: oneOf(["reference", "kmeans"] as const, {
+    describe: "training recipe: kmeans (default for inputs <= 64 px: first labels from k-means on the pixels, cosine lr, epochs from an image budget) or reference (today's reference-faithful schedule)",
+  }),
+  /** Where the first labels come from: a shuffled equipartition + Sinkhorn on the random network, or k-means on the raw pixels. */
+  initLabels: oneOf(["random", "kmeans"] as const, { describe: "first labels: random (+ a Sinkhorn pass on the untrained network) or kmeans (k-means on the raw pixels); default the recipe's" }),
+  /** Learning-rate schedule: the reference's steps (--lrdrop) or cosine with warm-up. */
+  lrSchedule: oneOf(["step", "cosine"] as const, { describe: "learning-rate schedule: step (x0.1 every --lrdrop epochs) or cosine (with --warmup); default the recipe's" }),
+  /** Warm-up fraction of all steps for the cosine schedule. */
+  warmup: num({ describe: "linear warm-up, as a fraction of all steps, of the cosine schedule (0.05)" }),
   cpu: bool({ default: false, describe: "run everything on the CPU" }),
   /** Data-parallel over the ranks of `mpirun -np R` (lib/distributed; docs/distributed.md). */
   distributed: bool({ default: false, describe: "data-parallel training over MPI ranks: mpirun -np R selflabel-native train --distributed ... (`npm run build:mpi` first)" }),

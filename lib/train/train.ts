@@ -17,7 +17,9 @@ import { Prng } from "../prng";
 import { loadCuda, setCudaTf32, CudaProbe } from "../cuda";
 import { nmi, ari, clusterAccuracy } from "../metrics";
 import { TrainOptions, ResolvedOptions, resolveOptions } from "./options";
-import { cachedPixelBaseline, KmeansBaseline } from "../eval/baselines";
+import { cachedPixelBaseline, pixelKmeansLabels, KmeansBaseline } from "../eval/baselines";
+import { resolveRecipe, stepLearningRate } from "./recipe";
+import { SIZE_PRESETS } from "./options";
 import { labelPass as runLabelPass, labelPrecision } from "./label_pass";
 import { startDistributed, configureDistributed } from "../distributed/train";
 import { distributedLabelPass, shardLabelLoader } from "../distributed/label_pass";
@@ -172,8 +174,10 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
   try {
     const fixed = ds.height > 0 && ds.width > 0 && ds.height === ds.width;
     const smallImages = fixed && ds.height <= 64;
-    const o = resolveOptions(opts, smallImages);
     const N = ds.count;
+    const recipe = resolveRecipe(opts, smallImages, N, smallImages ? SIZE_PRESETS.small : SIZE_PRESETS.reference);
+    const { choices } = recipe;
+    const o = resolveOptions({ ...opts, ...choices }, smallImages, recipe.presetOverride);
     const size = o.inputSize || (smallImages ? ds.height : 224);
     if (o.batchSize > N) throw new InputError(`--batch-size ${o.batchSize} is larger than the dataset (${N} images)`);
     for (const k of o.ncl) if (k > N) throw new InputError(`--ncl ${k} is larger than the dataset (${N} images)`);
@@ -225,6 +229,8 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
     try {
       const D = model.featureDim;
       let labels: Int32Array[];
+      let pixelInit: KmeansBaseline | null = null;
+      let labelsFromInit = false;
       let warm: (Float64Array | undefined)[] = Array.from({ length: o.hc }, () => undefined);
       let times: number[];
       let seen = 0;
@@ -267,10 +273,18 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
           // the reference's checkpoints carry their pseudo-labels: use them when they fit this data
           if (w.labels && w.labels.length === o.hc && w.labels.every((l, h) => l.length === N && l.every((v) => v >= 0 && v < numClasses[h]))) {
             labels = w.labels.map((l) => Int32Array.from(l));
+            labelsFromInit = true;
             log(`initial pseudo-labels from ${o.init}`);
           }
         }
         times = labelTimes(o.epochs, N, o.nopts);
+        if (o.initLabels === "kmeans" && !labelsFromInit) {
+          const km = await pixelKmeansLabels(ds, numClasses);
+          labels = km.labels;
+          pixelInit = km.baseline;
+          log(`first labels: k-means on the raw pixels (${km.seconds.toFixed(1)} s)`);
+          if (times[0] === 0) times.shift(); // no Sinkhorn pass on the untrained network
+        }
         for (const f of oldCheckpoints) fs.rmSync(f);
         if (oldCheckpoints.length) log(`--no-resume: removed the old checkpoints in ${checkpointDir(o.exp)}`);
         record({ event: "start", flags, n: N, inputShape, dataset: ds.name, fingerprint: ds.fingerprint, versions: runVersions(cudaProbe) });
@@ -282,9 +296,9 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
       );
       if (deviceNote) log(deviceNote);
       // the baseline the self-labels have to beat, once per data set and k (cached)
-      const pixelKmeans = ds.labels && !resumeFrom && (!dist || dist.writer) ? await cachedPixelBaseline(ds, numClasses[0]) : null;
+      const pixelKmeans = pixelInit ?? (ds.labels && !resumeFrom && (!dist || dist.writer) ? await cachedPixelBaseline(ds, numClasses[0]) : null);
       if (pixelKmeans) {
-        log(`baseline: k-means (k=${pixelKmeans.k}) on the ${pixelKmeans.input}: NMI ${pixelKmeans.nmi.toFixed(3)}, ARI ${pixelKmeans.ari.toFixed(3)}, accuracy ${pixelKmeans.accuracy.toFixed(3)}` + (pixelKmeans.cached ? " (cached)" : ""));
+        log(`baseline: k-means (k=${pixelKmeans.k}) on the ${pixelKmeans.input}: NMI ${pixelKmeans.nmi.toFixed(3)}, ARI ${pixelKmeans.ari.toFixed(3)}, accuracy ${pixelKmeans.accuracy.toFixed(3)}` + ("cached" in pixelKmeans && pixelKmeans.cached ? " (cached)" : ""));
         record({ event: "baseline", kmeansPixels: pixelKmeans });
       }
       if (o.tf32 && device !== "cuda") log("notice: --tf32 applies to the CUDA backend only; the CPU computes in float32");
@@ -386,7 +400,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
 
       let lastEpochLoss = NaN;
       for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
-        const lr = learningRate(o.lr, epoch, o.lrdrop);
+        let lr = learningRate(o.lr, epoch, o.lrdrop);
         const te = Date.now();
         const first = epoch === startEpoch ? startBatch : 0;
         // a resumed partial epoch's loss sum is the whole batch's: rank 0 carries it (summed over ranks below)
@@ -405,6 +419,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
           }
           const images = "input" in b ? b.input : b.data;
           const global = dist ? dist.globalBatch(b.index) : b.size;
+          if (o.lrSchedule === "cosine") lr = stepLearningRate(o, o.lr, o.lrdrop, epoch, epoch * loader.batchesPerEpoch + b.index, o.epochs * loader.batchesPerEpoch);
           const r = await model.trainStep(images, b.indices, {
             lr,
             momentum: 0.9,

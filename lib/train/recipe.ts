@@ -1,0 +1,116 @@
+// Named training recipes (--recipe). A recipe fills the defaults the caller
+// left unset: the size preset's values (options.ts SIZE_PRESETS, possibly
+// scaled to the data's size) and the choices the reference has no flag for
+// (where the first labels come from, the learning-rate schedule).
+//
+//   reference  today's reference-faithful schedule, exactly: labels start as a
+//              shuffled equipartition, the first Sinkhorn pass runs on the
+//              random network before the first batch, step learning rate
+//              (x0.1 every --lrdrop epochs), the size preset's epochs.
+//   kmeans     (default for inputs of at most 64 px) the first labels are
+//              k-means on the raw pixels (3 k-means++ restarts), so training
+//              starts from the baseline instead of from Sinkhorn on a random
+//              network; the first scheduled pass (at 0 images) is skipped; a
+//              cosine learning rate with linear warm-up over all steps; and a
+//              budget in images rather than epochs, so small sets get many
+//              epochs (epochs = ceil(KMEANS_IMAGE_BUDGET / N), at least the
+//              preset's). Evidence: docs/quality.md.
+import { UsageError } from "../errors";
+import type { SizePreset, TrainOptions } from "./options";
+
+export const RECIPES = ["reference", "kmeans"] as const;
+export type RecipeName = (typeof RECIPES)[number];
+
+/** Images the kmeans recipe trains on at least (the small preset's 8 epochs of a 10000-image set). */
+export const KMEANS_IMAGE_BUDGET = 80000;
+/** Epochs the image budget may ask for at most. */
+export const KMEANS_MAX_EPOCHS = 200;
+
+export interface RecipeChoices {
+  recipe: RecipeName;
+  initLabels: "random" | "kmeans";
+  lrSchedule: "step" | "cosine";
+  /** Warm-up fraction of all steps (cosine schedule). */
+  warmup: number;
+  /** Skip the pass at 0 images (the labels came from elsewhere). */
+  skipFirstPass: boolean;
+}
+
+interface RecipeSpec {
+  initLabels: RecipeChoices["initLabels"];
+  lrSchedule: RecipeChoices["lrSchedule"];
+  warmup: number;
+  preset: (base: SizePreset, n: number) => Partial<SizePreset>;
+}
+
+const SPECS: Record<RecipeName, RecipeSpec> = {
+  reference: { initLabels: "random", lrSchedule: "step", warmup: 0, preset: () => ({}) },
+  kmeans: {
+    initLabels: "kmeans",
+    lrSchedule: "cosine",
+    warmup: 0.05,
+    preset: (base, n) => ({ epochs: Math.min(KMEANS_MAX_EPOCHS, Math.max(base.epochs, Math.ceil(KMEANS_IMAGE_BUDGET / n))) }),
+  },
+};
+
+/** The recipe a run gets when --recipe is not given. */
+export function defaultRecipe(smallImages: boolean): RecipeName {
+  return smallImages ? "kmeans" : "reference";
+}
+
+/**
+ * Resolve --recipe against the explicit flags: the recipe's choices fill what
+ * is unset; a flag that contradicts the recipe named with --recipe is refused
+ * naming both (a recipe picked by default yields to the flag). Returns the
+ * preset override for resolveOptions and the choices for the training loop.
+ */
+export function resolveRecipe(
+  o: TrainOptions,
+  smallImages: boolean,
+  n: number,
+  base: SizePreset,
+): { choices: RecipeChoices; presetOverride: Partial<SizePreset> } {
+  const named = o.recipe;
+  if (named !== undefined && !(RECIPES as readonly string[]).includes(named))
+    throw new UsageError(`--recipe must be one of ${RECIPES.join(", ")}, got ${named}`);
+  const recipe = (named ?? defaultRecipe(smallImages)) as RecipeName;
+  const spec = SPECS[recipe];
+  const conflict = (flag: string, value: unknown, wanted: unknown) => {
+    if (named !== undefined && value !== undefined && value !== wanted)
+      throw new UsageError(`--recipe ${recipe} uses ${flag} ${wanted}; it contradicts ${flag} ${value} (drop one of them)`);
+  };
+  conflict("--init-labels", o.initLabels, spec.initLabels);
+  conflict("--lr-schedule", o.lrSchedule, spec.lrSchedule);
+  if (named !== undefined && spec.lrSchedule === "cosine" && o.lrdrop !== undefined && o.lrSchedule === undefined)
+    throw new UsageError(`--recipe ${recipe} uses --lr-schedule cosine; it contradicts --lrdrop ${o.lrdrop} (a step-schedule flag; drop one of them)`);
+  const initLabels = o.initLabels ?? spec.initLabels;
+  // --lrdrop under the default recipe asks for the step schedule it belongs to
+  const lrSchedule = o.lrSchedule ?? (named === undefined && o.lrdrop !== undefined ? "step" : spec.lrSchedule);
+  const warmup = o.warmup ?? (lrSchedule === "cosine" ? (spec.lrSchedule === "cosine" ? spec.warmup : SPECS.kmeans.warmup) : 0);
+  if (!(warmup >= 0 && warmup < 1)) throw new UsageError(`--warmup must be a fraction in [0, 1), got ${warmup}`);
+  if (lrSchedule === "step" && warmup > 0) throw new UsageError(`--warmup ${warmup} needs --lr-schedule cosine (the step schedule has no warm-up)`);
+  return {
+    choices: { recipe, initLabels, lrSchedule, warmup, skipFirstPass: initLabels === "kmeans" },
+    presetOverride: spec.preset(base, n),
+  };
+}
+
+/**
+ * Learning rate of a step. step: the reference's lr x 0.1^floor(epoch / lrdrop).
+ * cosine: linear warm-up from lr/warmupSteps to lr over the first warmup x
+ * total steps, then lr x (1 + cos(pi t)) / 2 with t from 0 to 1 over the rest.
+ */
+export function stepLearningRate(
+  c: Pick<RecipeChoices, "lrSchedule" | "warmup">,
+  lr: number,
+  lrdrop: number,
+  epoch: number,
+  step: number,
+  totalSteps: number,
+): number {
+  if (c.lrSchedule === "step") return lr * Math.pow(0.1, Math.floor(epoch / lrdrop));
+  const wu = Math.round(c.warmup * totalSteps);
+  if (step < wu) return (lr * (step + 1)) / wu;
+  const t = (step - wu) / Math.max(1, totalSteps - wu);
+  return lr * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, t)));
+}
