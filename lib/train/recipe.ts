@@ -11,7 +11,9 @@
 //              k-means on the raw pixels (3 k-means++ restarts), so training
 //              starts from the baseline instead of from Sinkhorn on a random
 //              network; the first scheduled pass (at 0 images) is skipped; a
-//              cosine learning rate with linear warm-up over all steps; and a
+//              cosine learning rate with linear warm-up over all steps; the
+//              scheduled passes in the first quarter of the run are dropped
+//              (the network learns the k-means labels first); and a
 //              budget in images rather than epochs, so small sets get many
 //              epochs (epochs = ceil(KMEANS_IMAGE_BUDGET / N), at least the
 //              preset's). Evidence: docs/quality.md.
@@ -32,23 +34,25 @@ export interface RecipeChoices {
   lrSchedule: "step" | "cosine";
   /** Warm-up fraction of all steps (cosine schedule). */
   warmup: number;
-  /** Skip the pass at 0 images (the labels came from elsewhere). */
-  skipFirstPass: boolean;
+  /** Scheduled label passes before this fraction of all training images are dropped (the last pass always runs). */
+  firstPass: number;
 }
 
 interface RecipeSpec {
   initLabels: RecipeChoices["initLabels"];
   lrSchedule: RecipeChoices["lrSchedule"];
   warmup: number;
+  firstPass: number;
   preset: (base: SizePreset, n: number) => Partial<SizePreset>;
 }
 
 const SPECS: Record<RecipeName, RecipeSpec> = {
-  reference: { initLabels: "random", lrSchedule: "step", warmup: 0, preset: () => ({}) },
+  reference: { initLabels: "random", lrSchedule: "step", warmup: 0, firstPass: 0, preset: () => ({}) },
   kmeans: {
     initLabels: "kmeans",
     lrSchedule: "cosine",
     warmup: 0.05,
+    firstPass: 0.25,
     preset: (base, n) => ({ epochs: Math.min(KMEANS_MAX_EPOCHS, Math.max(base.epochs, Math.ceil(KMEANS_IMAGE_BUDGET / n))) }),
   },
 };
@@ -88,11 +92,23 @@ export function resolveRecipe(
   const lrSchedule = o.lrSchedule ?? (named === undefined && o.lrdrop !== undefined ? "step" : spec.lrSchedule);
   const warmup = o.warmup ?? (lrSchedule === "cosine" ? (spec.lrSchedule === "cosine" ? spec.warmup : SPECS.kmeans.warmup) : 0);
   if (!(warmup >= 0 && warmup < 1)) throw new UsageError(`--warmup must be a fraction in [0, 1), got ${warmup}`);
+  conflict("--first-pass", o.firstPass, spec.firstPass);
+  // k-means labels are not re-solved on the untrained network; random ones must be
+  const firstPass = o.firstPass ?? (initLabels === spec.initLabels ? spec.firstPass : 0);
+  if (!(firstPass >= 0 && firstPass < 1)) throw new UsageError(`--first-pass must be a fraction in [0, 1), got ${firstPass}`);
+  if (initLabels === "random" && firstPass > 0)
+    throw new UsageError(`--first-pass ${firstPass} needs --init-labels kmeans (random first labels must be re-solved before training)`);
   if (lrSchedule === "step" && warmup > 0) throw new UsageError(`--warmup ${warmup} needs --lr-schedule cosine (the step schedule has no warm-up)`);
   return {
-    choices: { recipe, initLabels, lrSchedule, warmup, skipFirstPass: initLabels === "kmeans" },
+    choices: { recipe, initLabels, lrSchedule, warmup, firstPass },
     presetOverride: spec.preset(base, n),
   };
+}
+
+/** The label-pass times (images seen) left after --first-pass: none before f x total, except the last. */
+export function dropEarlyPasses(times: number[], firstPass: number, total: number, initLabels: RecipeChoices["initLabels"]): number[] {
+  const lim = firstPass * total;
+  return times.filter((t, i) => i === times.length - 1 || (initLabels === "kmeans" ? t > 0 && t >= lim : t >= lim));
 }
 
 /**

@@ -18,7 +18,7 @@ import { loadCuda, setCudaTf32, CudaProbe } from "../cuda";
 import { nmi, ari, clusterAccuracy } from "../metrics";
 import { TrainOptions, ResolvedOptions, resolveOptions } from "./options";
 import { cachedPixelBaseline, pixelKmeansLabels, KmeansBaseline } from "../eval/baselines";
-import { resolveRecipe, stepLearningRate } from "./recipe";
+import { resolveRecipe, stepLearningRate, dropEarlyPasses } from "./recipe";
 import { SIZE_PRESETS } from "./options";
 import { labelPass as runLabelPass, labelPrecision } from "./label_pass";
 import { startDistributed, configureDistributed } from "../distributed/train";
@@ -283,15 +283,16 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
           labels = km.labels;
           pixelInit = km.baseline;
           log(`first labels: k-means on the raw pixels (${km.seconds.toFixed(1)} s)`);
-          if (times[0] === 0) times.shift(); // no Sinkhorn pass on the untrained network
         }
+        // k-means labels get no Sinkhorn pass on the untrained network; --first-pass drops the early ones
+        if (o.initLabels === "kmeans" || o.firstPass > 0) times = dropEarlyPasses(times, o.firstPass, o.epochs * N, labelsFromInit ? "random" : o.initLabels);
         for (const f of oldCheckpoints) fs.rmSync(f);
         if (oldCheckpoints.length) log(`--no-resume: removed the old checkpoints in ${checkpointDir(o.exp)}`);
         record({ event: "start", flags, n: N, inputShape, dataset: ds.name, fingerprint: ds.fingerprint, versions: runVersions(cudaProbe) });
       }
       log(
         `training ${o.arch} (${model.numParameters} parameters, ${o.hc} head${o.hc > 1 ? "s" : ""} of ${[...new Set(numClasses)].length === 1 ? numClasses[0] : numClasses.join("/")}) on ${ds.name}: ` +
-          `${N} images ${inputShape.join("x")}, ${o.epochs} epochs, ${o.nopts} label passes, ` +
+          `${N} images ${inputShape.join("x")}, recipe ${o.recipe}, ${o.epochs} epochs, ${o.nopts} label passes scheduled, ` +
           (device === "cuda" ? "on the GPU" : `${native().info().threads} threads`),
       );
       if (deviceNote) log(deviceNote);

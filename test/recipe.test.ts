@@ -1,0 +1,112 @@
+// --recipe: the reference recipe keeps today's schedule and hyper-parameters;
+// the kmeans recipe starts from k-means labels, drops the early passes, runs a
+// cosine schedule and scales its epochs to the data; contradicting flags and
+// heads larger than the data are refused (exit 2, one line).
+import "./helpers/cpu_only";
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { spawnSync } from "node:child_process";
+import { packageRoot } from "../lib/binding";
+import { labelTimes, learningRate } from "../lib/train/schedule";
+import { resolveOptions, SIZE_PRESETS } from "../lib/train/options";
+import { resolveRecipe, stepLearningRate, dropEarlyPasses, KMEANS_IMAGE_BUDGET } from "../lib/train/recipe";
+
+const cli = path.join(packageRoot(), ".build-ts/lib/cli.js");
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sln-recipe-"));
+const FLAGS = ["--synthetic-count", "600", "--batch-size", "100", "--nopts", "4", "--eval-test", "false", "--threads", "2", "--epochs", "2"];
+
+function run(args: string[]) {
+  return spawnSync(process.execPath, [cli, "train", ...args], { encoding: "utf8", env: { ...process.env, SELFLABEL_CACHE_DIR: path.join(tmp, "cache") } });
+}
+function records(exp: string): Record<string, any>[] {
+  return fs
+    .readFileSync(path.join(exp, "log.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+}
+function oneLine(r: ReturnType<typeof run>, re: RegExp) {
+  assert.equal(r.status, 2, `exit ${r.status}: ${r.stderr}`);
+  const lines = r.stderr.trim().split("\n");
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0], re);
+}
+
+test("recipes resolve: reference = today's small-image preset, step lr, first pass at 0; kmeans scales epochs to the data", () => {
+  const base = SIZE_PRESETS.small;
+  const ref = resolveRecipe({ recipe: "reference" }, true, 60000, base);
+  assert.deepEqual(ref.choices, { recipe: "reference", initLabels: "random", lrSchedule: "step", warmup: 0, firstPass: 0 });
+  assert.deepEqual(ref.presetOverride, {});
+  const o = resolveOptions({ ...ref.choices }, true, ref.presetOverride);
+  for (const k of Object.keys(base) as (keyof typeof base)[]) assert.deepEqual(o[k], k === "ncl" ? [base.ncl] : base[k], k);
+  // default: kmeans for small images, reference for large ones
+  assert.equal(resolveRecipe({}, true, 60000, base).choices.recipe, "kmeans");
+  assert.equal(resolveRecipe({}, false, 60000, SIZE_PRESETS.reference).choices.recipe, "reference");
+  const km = (n: number) => resolveRecipe({}, true, n, base).presetOverride.epochs;
+  assert.equal(km(60000), base.epochs, "large sets keep the preset's epochs");
+  assert.equal(km(2000), Math.ceil(KMEANS_IMAGE_BUDGET / 2000));
+  assert.equal(km(10), 200, "capped");
+  // --lrdrop under the default recipe asks for the step schedule; under a named kmeans recipe it is refused
+  assert.equal(resolveRecipe({ lrdrop: 3 }, true, 600, base).choices.lrSchedule, "step");
+  assert.throws(() => resolveRecipe({ recipe: "kmeans", lrdrop: 3 }, true, 600, base), /--recipe kmeans uses --lr-schedule cosine; it contradicts --lrdrop 3/);
+  assert.throws(() => resolveRecipe({ recipe: "reference", initLabels: "kmeans" }, true, 600, base), /--recipe reference uses --init-labels random; it contradicts --init-labels kmeans/);
+  assert.throws(() => resolveRecipe({ initLabels: "random", firstPass: 0.5 }, true, 600, base), /--first-pass 0.5 needs --init-labels kmeans/);
+});
+
+test("cosine schedule with warm-up; dropEarlyPasses keeps the last pass", () => {
+  const c = { lrSchedule: "cosine" as const, warmup: 0.1 };
+  assert.equal(stepLearningRate(c, 0.05, 6, 0, 0, 100), 0.005);
+  assert.equal(stepLearningRate(c, 0.05, 6, 0, 9, 100), 0.05);
+  assert.ok(Math.abs(stepLearningRate(c, 0.05, 6, 0, 55, 100) - 0.025) < 1e-15);
+  assert.ok(stepLearningRate(c, 0.05, 6, 0, 99, 100) < 0.05 * 1e-3);
+  for (const e of [0, 5, 6, 13]) assert.equal(stepLearningRate({ lrSchedule: "step", warmup: 0 }, 0.05, 6, e, 0, 1), learningRate(0.05, e, 6));
+  const t = labelTimes(8, 1000, 10);
+  assert.deepEqual(dropEarlyPasses(t, 0.25, 8000, "kmeans"), t.filter((x) => x >= 2000));
+  assert.deepEqual(dropEarlyPasses(t, 0, 8000, "kmeans"), t.slice(1));
+  assert.deepEqual(dropEarlyPasses(t, 0, 8000, "random"), t);
+  assert.deepEqual(dropEarlyPasses([0, 10], 0.99, 10, "kmeans"), [10]);
+});
+
+test("--recipe reference: the reference schedule (pass at 0, quadratic times, step lr per epoch, random first labels)", () => {
+  const exp = path.join(tmp, "ref");
+  const r = run(["--exp", exp, ...FLAGS, "--recipe", "reference", "--lrdrop", "1"]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.doesNotMatch(r.stdout, /first labels: k-means/);
+  assert.match(r.stdout, /recipe reference, 2 epochs/);
+  const rec = records(exp);
+  const start = rec.find((x) => x.event === "start")!;
+  assert.deepEqual([start.flags.recipe, start.flags.initLabels, start.flags.lrSchedule, start.flags.firstPass], ["reference", "random", "step", 0]);
+  // a pass runs before the first batch at or past its time (batches of 100)
+  assert.deepEqual(rec.filter((x) => x.event === "labels").map((x) => x.seen), labelTimes(2, 600, 4).map((t) => Math.ceil(t / 100) * 100));
+  assert.deepEqual(rec.filter((x) => x.event === "epoch").map((x) => x.lr), [0.05, learningRate(0.05, 1, 1)]);
+});
+
+test("--recipe kmeans: k-means first labels, no pass on the untrained network, cosine lr, the last pass after the final batch", () => {
+  const exp = path.join(tmp, "km");
+  const r = run(["--exp", exp, ...FLAGS]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /recipe kmeans, 2 epochs/);
+  assert.match(r.stdout, /^first labels: k-means on the raw pixels/m);
+  assert.match(r.stdout, /^baseline: k-means \(k=10\) on the raw pixels \(32x32x3\)/m);
+  const rec = records(exp);
+  const seen = rec.filter((x) => x.event === "labels").map((x) => x.seen);
+  assert.deepEqual(seen, labelTimes(2, 600, 4).filter((t) => t >= 0.25 * 1200).map((t) => Math.ceil(t / 100) * 100));
+  // the epoch record carries the lr of the epoch's last step
+  assert.deepEqual(
+    rec.filter((x) => x.event === "epoch").map((x) => x.lr),
+    [5, 11].map((s) => stepLearningRate({ lrSchedule: "cosine", warmup: 0.05 }, 0.05, 6, 0, s, 12)),
+  );
+});
+
+test("bad input: a recipe with a contradicting flag names both; a head larger than the data; exit 2, nothing written", () => {
+  const exp = path.join(tmp, "bad");
+  oneLine(run(["--exp", exp, ...FLAGS, "--recipe", "reference", "--init-labels", "kmeans"]), /--recipe reference uses --init-labels random; it contradicts --init-labels kmeans/);
+  oneLine(run(["--exp", exp, ...FLAGS, "--recipe", "kmeans", "--lr-schedule", "step"]), /--recipe kmeans uses --lr-schedule cosine; it contradicts --lr-schedule step/);
+  oneLine(run(["--exp", exp, ...FLAGS, "--recipe", "kmeans", "--lrdrop", "2"]), /--recipe kmeans .* --lrdrop 2/);
+  oneLine(run(["--exp", exp, ...FLAGS, "--ncl", "700"]), /--ncl 700 is larger than the dataset \(600 images\)/);
+  oneLine(run(["--exp", exp, ...FLAGS, "--warmup", "1.5"]), /--warmup must be a fraction in \[0, 1\), got 1.5/);
+  assert.equal(fs.existsSync(exp), false);
+});
