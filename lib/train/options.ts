@@ -132,7 +132,7 @@ export const FLAGS = {
   /** Warm-up fraction of all steps for the cosine schedule. */
   warmup: num({ describe: "linear warm-up, as a fraction of all steps, of the cosine schedule (0.05)" }),
   /** Label passes scheduled before this fraction of the run are dropped (the network first learns the initial labels). */
-  firstPass: num({ describe: "fraction of the run before the first label re-optimisation (scheduled passes before it are dropped); default the recipe's (kmeans 0.25, reference 0)" }),
+  firstPass: num({ describe: "fraction of the run before the first label re-optimisation (scheduled passes before it are dropped); default the recipe's (kmeans 0.99: only the final pass, reference 0)" }),
   cpu: bool({ default: false, describe: "run everything on the CPU" }),
   /** Data-parallel over the ranks of `mpirun -np R` (lib/distributed; docs/distributed.md). */
   distributed: bool({ default: false, describe: "data-parallel training over MPI ranks: mpirun -np R selflabel-native train --distributed ... (`npm run build:mpi` first)" }),

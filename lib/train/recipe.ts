@@ -52,7 +52,7 @@ const SPECS: Record<RecipeName, RecipeSpec> = {
     initLabels: "kmeans",
     lrSchedule: "cosine",
     warmup: 0.05,
-    firstPass: 0.25,
+    firstPass: 0.99,
     preset: (base, n) => ({ epochs: Math.min(KMEANS_MAX_EPOCHS, Math.max(base.epochs, Math.ceil(KMEANS_IMAGE_BUDGET / n))) }),
   },
 };
