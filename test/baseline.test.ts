@@ -1,5 +1,6 @@
 // train's raw-pixel k-means baseline: printed once at the start when the
-// classes are known, equal to kmeans() on the pixels, cached per data and k.
+// classes are known, equal to kmeans() on the pixels, cached per data and k
+// (the reference recipe here: the kmeans recipe computes it as its first labels).
 import "./helpers/cpu_only";
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
@@ -17,7 +18,7 @@ const cli = path.join(packageRoot(), ".build-ts/lib/cli.js");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sln-baseline-"));
 
 function train(exp: string, cache: string) {
-  const args = ["train", "--exp", exp, "--synthetic-count", "600", "--batch-size", "100", "--epochs", "1", "--nopts", "2", "--eval-test", "false", "--threads", "2"];
+  const args = ["train", "--exp", exp, "--synthetic-count", "600", "--batch-size", "100", "--epochs", "1", "--nopts", "2", "--eval-test", "false", "--threads", "2", "--recipe", "reference"];
   return spawnSync(process.execPath, [cli, ...args], { encoding: "utf8", env: { ...process.env, SELFLABEL_CACHE_DIR: cache } });
 }
 

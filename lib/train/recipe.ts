@@ -19,6 +19,7 @@
 //              preset's). Evidence: docs/quality.md.
 import { UsageError } from "../errors";
 import type { SizePreset, TrainOptions } from "./options";
+import { labelTimes } from "./schedule";
 
 export const RECIPES = ["reference", "kmeans"] as const;
 export type RecipeName = (typeof RECIPES)[number];
@@ -103,6 +104,19 @@ export function resolveRecipe(
     choices: { recipe, initLabels, lrSchedule, warmup, firstPass },
     presetOverride: spec.preset(base, n),
   };
+}
+
+/**
+ * A run's label-pass times (images seen) from its resolved flags: the
+ * quadratic schedule (schedule.ts labelTimes), without the pass on the
+ * untrained network when the first labels are k-means and without the passes
+ * before --first-pass. train and the resume check both use it.
+ */
+export function labelSchedule(f: { epochs: number; nopts: number; initLabels?: string; firstPass?: number }, n: number): number[] {
+  const all = labelTimes(f.epochs, n, f.nopts);
+  const init = f.initLabels === "kmeans" ? "kmeans" : "random";
+  const first = f.firstPass ?? 0;
+  return init === "kmeans" || first > 0 ? dropEarlyPasses(all, first, f.epochs * n, init) : all;
 }
 
 /** The label-pass times (images seen) left after --first-pass: none before f x total, except the last. */

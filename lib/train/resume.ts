@@ -11,7 +11,7 @@
 import * as fs from "node:fs";
 import { Checkpoint, CheckpointError, CheckpointMeta, listCheckpointFiles, readCheckpoint, readCheckpointMeta, checkpointDir } from "./checkpoint";
 import { SafetensorsError } from "../safetensors";
-import { labelTimes } from "./schedule";
+import { labelSchedule } from "./recipe";
 
 /** What the resuming run expects of a checkpoint. */
 export interface ResumeExpect {
@@ -74,7 +74,7 @@ export function validateCheckpoint(c: Checkpoint, x: ResumeExpect): void {
   // the remaining label times must be the tail of the schedule its flags give,
   // and the passes already made its head, every one of them already due
   const times = m.labelTimes;
-  const all = labelTimes(epochs as number, N, nopts as number);
+  const all = labelSchedule({ epochs: epochs as number, nopts: nopts as number, initLabels: f.initLabels as string | undefined, firstPass: f.firstPass as number | undefined }, N);
   const passes = (ex.passes ?? 0) as number;
   if (!Array.isArray(times) || times.length > all.length || !times.every((t, i) => t === all[all.length - times.length + i]))
     bad(`label schedule [${String(times).slice(0, 60)}] is not the tail of the one for ${epochs} epochs, ${N} images, ${nopts} passes`);

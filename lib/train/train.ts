@@ -18,7 +18,7 @@ import { loadCuda, setCudaTf32, CudaProbe } from "../cuda";
 import { nmi, ari, clusterAccuracy } from "../metrics";
 import { TrainOptions, ResolvedOptions, resolveOptions } from "./options";
 import { cachedPixelBaseline, pixelKmeansLabels, KmeansBaseline } from "../eval/baselines";
-import { resolveRecipe, stepLearningRate, dropEarlyPasses } from "./recipe";
+import { resolveRecipe, stepLearningRate, labelSchedule } from "./recipe";
 import { SIZE_PRESETS } from "./options";
 import { labelPass as runLabelPass, labelPrecision } from "./label_pass";
 import { startDistributed, configureDistributed } from "../distributed/train";
@@ -29,7 +29,7 @@ import { csvField } from "../csv";
 import { subsetOf } from "../data/subset";
 import { RunClock, TrainProgress, reportingLoader } from "./progress";
 import { runVersions, finishedRun, partialCheckpointFile, BATCH_RECORD_SECONDS } from "./run_info";
-import { labelTimes, learningRate, isBeforeLrDrop } from "./schedule";
+import { learningRate, isBeforeLrDrop } from "./schedule";
 import {
   FORMAT,
   CheckpointMeta,
@@ -277,15 +277,13 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
             log(`initial pseudo-labels from ${o.init}`);
           }
         }
-        times = labelTimes(o.epochs, N, o.nopts);
+        times = labelSchedule(o, N); // without the untrained-network pass after k-means labels, and before --first-pass
         if (o.initLabels === "kmeans" && !labelsFromInit) {
           const km = await pixelKmeansLabels(ds, numClasses);
           labels = km.labels;
           pixelInit = km.baseline;
           log(`first labels: k-means on the raw pixels (${km.seconds.toFixed(1)} s)`);
         }
-        // k-means labels get no Sinkhorn pass on the untrained network; --first-pass drops the early ones
-        if (o.initLabels === "kmeans" || o.firstPass > 0) times = dropEarlyPasses(times, o.firstPass, o.epochs * N, labelsFromInit ? "random" : o.initLabels);
         for (const f of oldCheckpoints) fs.rmSync(f);
         if (oldCheckpoints.length) log(`--no-resume: removed the old checkpoints in ${checkpointDir(o.exp)}`);
         record({ event: "start", flags, n: N, inputShape, dataset: ds.name, fingerprint: ds.fingerprint, versions: runVersions(cudaProbe) });
