@@ -121,9 +121,9 @@ export const FLAGS = {
   }),
   /** Evaluate the final network on the test split when the data has one (default true). */
   evalTest: bool({ default: true, describe: "evaluate the final network on the test split" }),
-  /** Named recipe (lib/train/recipe.ts): kmeans (default for <= 64 px inputs) or reference. */
+  /** Named recipe (lib/train/recipe.ts): reference (default) or kmeans. */
   recipe: oneOf(["reference", "kmeans"] as const, {
-    describe: "training recipe: kmeans (default for inputs <= 64 px: first labels from k-means on the pixels, cosine lr, epochs from an image budget) or reference (today's reference-faithful schedule)",
+    describe: "training recipe: reference (default: the reference-faithful schedule) or kmeans (first labels from k-means on the raw pixels, cosine lr, only the final label pass, epochs from an image budget; better on Fashion-MNIST, worse where pixel k-means is at chance, see docs/quality.md)",
   }),
   /** Where the first labels come from: a shuffled equipartition + Sinkhorn on the random network, or k-means on the raw pixels. */
   initLabels: oneOf(["random", "kmeans"] as const, { describe: "first labels: random (+ a Sinkhorn pass on the untrained network) or kmeans (k-means on the raw pixels); default the recipe's" }),
