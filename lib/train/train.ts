@@ -142,6 +142,8 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
   // The device, before the data is opened: --cpu (or --device cpu) never
   // touches CUDA; cuda must work or the run stops (exit 2); auto falls back
   // to the CPU with one notice.
+  if (dist && opts.labelPrecision === "bf16")
+    throw new UsageError("--distributed: the row-sharded label pass computes float32 features; use --label-precision f32 or auto");
   if (dist && (opts.device ?? "auto") === "cuda" && !opts.cpu)
     throw new InputError("--distributed --device cuda: the NCCL path is not wired into training yet; use --device cpu (see docs/distributed.md)");
   const wantDevice = opts.cpu || dist ? "cpu" : (opts.device ?? "auto");
