@@ -8,6 +8,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { alive } from "../lib/train/lock";
 import { spawn, spawnSync } from "node:child_process";
 import { packageRoot } from "../lib/binding";
 import { load } from "../lib/safetensors";
@@ -165,9 +166,20 @@ test("a SIGKILLed rank ends the run within 30 s naming it; the same command resu
   const secs = (Date.now() - tk) / 1000;
   assert.ok(secs < 30, `ended ${secs} s after the kill`);
   assert.ok(!fs.existsSync(path.join(exp, "model.safetensors")), "the run did not finish");
+  // mpirun can return while the surviving rank is still being torn down; that
+  // process still holds the experiment lock (rightly: it is alive), so wait for
+  // every rank to be gone before starting the same command again.
+  for (const pid of ranks.values()) {
+    const tw = Date.now();
+    while (alive(pid)) {
+      if (Date.now() - tw > 30_000) assert.fail(`rank pid ${pid} still alive 30 s after mpirun exited`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
   // the same command again: resumes from the checkpoint and finishes
   const r = spawnSync("mpirun", args, { encoding: "utf8", env: mpiEnv(), timeout: 600_000 });
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /resuming from .*checkpoint/);
   assert.ok(fs.existsSync(path.join(exp, "model.safetensors")));
 });
+

@@ -126,3 +126,30 @@ test("orphaned .tmp- files of dead writers are removed at the next start; live w
   assert.match(r.stdout, /removed 1 temporary file/);
   assert.ok(!fs.existsSync(orphan));
 });
+
+test("a lock whose holder is a zombie (exited, not yet reaped) is taken over; a live holder's is not", async () => {
+  // sh prints the pid of a child that exits at once, then execs sleep, which
+  // never reaps it: the child stays a zombie until sleep ends.
+  const sh = spawn("sh", ["-c", 'sh -c "exit 0" & echo $!; exec sleep 20'], { stdio: ["ignore", "pipe", "ignore"] });
+  try {
+    const zombie = Number(await new Promise<string>((r) => sh.stdout!.once("data", (d) => r(String(d).trim()))));
+    const tw = Date.now();
+    while (!/\) Z /.test(fs.readFileSync(`/proc/${zombie}/stat`, "utf8"))) {
+      assert.ok(Date.now() - tw < 10_000, "the child never became a zombie");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const exp = path.join(tmp, "zombie");
+    fs.mkdirSync(exp, { recursive: true });
+    const write = (pid: number) =>
+      fs.writeFileSync(path.join(exp, LOCK_NAME), JSON.stringify({ pid, host: os.hostname(), started: "2020-01-01T00:00:00Z", command: "train" }));
+    write(sh.pid!); // alive: refused
+    assert.throws(() => lockExperiment(exp), ExperimentLockedError);
+    write(zombie);
+    const notices: string[] = [];
+    const lock = lockExperiment(exp, (l) => notices.push(l));
+    assert.match(notices.join("\n"), new RegExp(`left by pid ${zombie}`));
+    lock.release();
+  } finally {
+    sh.kill("SIGKILL");
+  }
+});

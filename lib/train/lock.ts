@@ -45,12 +45,19 @@ function readLock(file: string): LockInfo | null {
   return { pid: -1, host: "?", started: "?", command: "?" }; // unreadable: treated as held
 }
 
-function alive(pid: number): boolean {
+/** True while `pid` runs. A zombie (exited, not yet reaped: e.g. an MPI rank
+ *  whose mpirun already returned) has let go of everything, so it counts as dead. */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM"; // exists, owned by someone else
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return true; // no /proc (not Linux): kill(0) said it exists
   }
 }
 
