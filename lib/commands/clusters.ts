@@ -1,7 +1,7 @@
 // selflabel-native clusters: PNG grids of each cluster's images and an index.html.
 import type { Argv } from "yargs";
 import * as path from "node:path";
-import { openExperiment, checkHead, openTrainData } from "../eval/experiment";
+import { experimentBuilder, openExperimentData } from "./experiment_args";
 import { writeClusterPages } from "../eval/clusters";
 import { clusteringScores } from "../metrics";
 
@@ -9,20 +9,11 @@ export const command = "clusters";
 export const describe = "Draw each cluster of a head as a PNG grid (frame = true class) and write an index.html";
 
 export function builder(y: Argv): Argv {
-  return y
-    .option("exp", { type: "string", demandOption: true, describe: "experiment directory written by train" })
-    .option("head", { type: "number", default: 0, describe: "which head's clusters" })
-    .option("out", { type: "string", describe: "output directory (default: EXP/clusters-headH)" })
-    .option("data", { type: "string", describe: "the training data (default: the path recorded in the checkpoint)" })
-    .option("data-format", { type: "string", choices: ["auto", "imagefolder", "idx", "cifar"], default: "auto" });
+  return experimentBuilder(y, { head: "which head's clusters", out: "output directory (default: EXP/clusters-headH)" });
 }
 
 export async function handler(a: Record<string, unknown>): Promise<void> {
-  const warn = (m: string) => process.stderr.write(`warning: ${m}\n`);
-  const e = openExperiment(a.exp as string, warn);
-  const head = checkHead(e, a.head);
-  const out = (a.out as string | undefined) ?? path.join(e.exp, `clusters-head${head}`);
-  const ds = await openTrainData(e, { data: (a.data as string | undefined) ?? null, dataFormat: a.dataFormat as string }, warn);
+  const { e, head, out, ds } = await openExperimentData(a, (exp, head) => path.join(exp, `clusters-head${head}`));
   try {
     const labels = e.labels[head];
     let title = `${path.basename(path.resolve(e.exp))}: head ${head}, ${e.meta.numClasses[head]} clusters (epoch ${e.meta.epoch})`;
