@@ -10,9 +10,8 @@
 // for small images, draws nothing).
 import { Model } from "../model";
 import { Dataset, Loader, AugLevel } from "../data";
-import { nmi } from "../metrics";
 import type { ResolvedOptions } from "../train/options";
-import { HeadPassSummary, LabelPassResult, LabelPassState } from "../train/label_pass";
+import { HeadPassSummary, LabelPassResult, LabelPassState, headPassSummary } from "../train/label_pass";
 import { myRows, shardedSinkhornFromFeatures, gatherLabels } from "./sinkhorn";
 
 /** The PyTorch name of head h's Linear (the reference's top_layer / top_layer<h>). */
@@ -74,14 +73,7 @@ export async function distributedLabelPass(
     });
     state.labels[h] = await gatherLabels(res.labels);
     state.warm[h] = res.scaling.logR;
-    let mn = Infinity,
-      mx = 0;
-    for (const c of res.counts) {
-      mn = Math.min(mn, c);
-      mx = Math.max(mx, c);
-    }
-    const q = truth ? await nmi(state.labels[h], truth) : null;
-    heads.push({ head: h, iterations: res.iterations, error: res.error, cost: res.cost, min: mn, max: mx, nmi: q, warning: res.warning });
+    heads.push(await headPassSummary(h, res, state.labels[h], truth));
   }
   await model.setLabels(state.labels); // the model's label state: trainStep takes each batch's labels by index
   return { heads, seconds: (Date.now() - tp) / 1000, featureSeconds };

@@ -30,6 +30,23 @@ export function labelPrecision(model: Model, o: ResolvedOptions): { precision: "
   return native().info().bf16 ? { precision: "bf16", why: "auto: the CPU has AVX512-BF16/AMX" } : { precision: "f32", why: "auto: no AVX512-BF16/AMX on this CPU" };
 }
 
+/** One head's line of a label pass: the solver's figures, the smallest and largest cluster, NMI against `truth` when known. */
+export async function headPassSummary(
+  head: number,
+  res: { iterations: number; error: number; cost: number; counts: ArrayLike<number>; warning?: string },
+  labels: Int32Array,
+  truth: Int32Array | null | undefined,
+): Promise<HeadPassSummary> {
+  let mn = Infinity,
+    mx = 0;
+  for (let i = 0; i < res.counts.length; i++) {
+    mn = Math.min(mn, res.counts[i]);
+    mx = Math.max(mx, res.counts[i]);
+  }
+  const q = truth ? await nmi(labels, truth) : null;
+  return { head, iterations: res.iterations, error: res.error, cost: res.cost, min: mn, max: mx, nmi: q, warning: res.warning };
+}
+
 export interface HeadPassSummary {
   head: number;
   iterations: number;
@@ -83,14 +100,7 @@ export async function labelPass(
     const res = results[h];
     state.labels[h] = res.labels;
     state.warm[h] = res.scaling.logR;
-    let mn = Infinity,
-      mx = 0;
-    for (const c of res.counts) {
-      mn = Math.min(mn, c);
-      mx = Math.max(mx, c);
-    }
-    const q = truth ? await nmi(res.labels, truth) : null;
-    heads.push({ head: h, iterations: res.iterations, error: res.error, cost: res.cost, min: mn, max: mx, nmi: q, warning: res.warning });
+    heads.push(await headPassSummary(h, res, res.labels, truth));
   }
   return { heads, seconds: (Date.now() - tp) / 1000, featureSeconds };
 }
