@@ -16,7 +16,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { execFileSync } from "node:child_process";
 import { packageRoot, native } from "../lib/binding";
-import { sinkhorn, sinkhornTwoPassReference, memoryBandwidth, SinkhornResult } from "../lib/sinkhorn";
+import { sinkhorn, sinkhornTwoPassReference, SinkhornResult } from "../lib/sinkhorn";
+import { memoryBandwidth } from "./probe";
 
 interface Row {
   size: string;
@@ -101,7 +102,7 @@ export async function main(args: string[]): Promise<void> {
   console.log(`cpu: ${native().info().cpu}; load average ${os.loadavg().map((v) => v.toFixed(2)).join(" ")}`);
   // Bandwidth: best of read-only sum, copy and triad over 3 x 512 MB arrays. The solver
   // only reads the matrix; taking the best of the three makes the floor strict.
-  const bw = await memoryBandwidth(quick ? 256 << 20 : 512 << 20, threads, 3);
+  const bw = memoryBandwidth(quick ? 256 << 20 : 512 << 20, threads, 3);
   const bwBest = Math.max(bw.read, bw.copy, bw.triad);
   console.log(`memory bandwidth (GB/s): read ${fmt(bw.read, 1)}, copy ${fmt(bw.copy, 1)}, triad ${fmt(bw.triad, 1)} -> floor uses ${fmt(bwBest, 1)}`);
 

@@ -187,7 +187,6 @@ export interface NativeBinding {
       gamma?: number;
     },
   ): Promise<{ trainPredictions: Int32Array; testPredictions: Int32Array; epochLoss: number[] }>;
-  memoryBandwidth(bytes: number, threads: number, reps: number): Promise<{ read: number; copy: number; triad: number }>;
   // cuda_loader.cpp (wrapped by lib/cuda.ts): the CUDA library, loaded only after a child-process probe
   cudaLoad(path: string): void;
   cudaProbe(device: number): string;

@@ -64,8 +64,3 @@ export async function sinkhornTwoPassReference(
 export function sinkhornPlannedBytes(n: number, k: number, dtype: SinkhornDtype = "f64"): number {
   return native().sinkhornPlannedBytes(n, k, dtype);
 }
-
-/** Memory bandwidth in GB/s (read-only sum, copy, triad loops over `bytes` per array). */
-export async function memoryBandwidth(bytes: number, threads: number, reps = 3): Promise<{ read: number; copy: number; triad: number }> {
-  return native().memoryBandwidth(bytes, threads, reps);
-}

@@ -1,5 +1,5 @@
-// sinkhornLogits / sinkhornFeatures / sinkhornTwoPass / sinkhornPlannedBytes /
-// memoryBandwidth: the label-assignment solver (core/sinkhorn.h) as Promises.
+// sinkhornLogits / sinkhornFeatures / sinkhornTwoPass / sinkhornPlannedBytes:
+// the label-assignment solver (core/sinkhorn.h) as Promises.
 // Inputs are validated here (TypeError for a wrong type, RangeError for a wrong
 // value or size); the typed arrays are kept alive while the solve runs.
 #include <algorithm>
@@ -250,34 +250,12 @@ Napi::Value PlannedBytes(const Napi::CallbackInfo& info) {
   });
 }
 
-// (bytes, threads, reps) -> Promise<{ read, copy, triad }> in GB/s
-Napi::Value MemoryBandwidth(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return guarded(env, [&]() -> Napi::Value {
-    int64_t bytes = int_arg(info, 0, "memoryBandwidth", "bytes", 8192);
-    int64_t threads = int_arg(info, 1, "memoryBandwidth", "threads", 1);
-    int64_t reps = int_arg(info, 2, "memoryBandwidth", "reps", 1);
-    auto bw = std::make_shared<sinkhorn::Bandwidth>();
-    return PromiseWorker::Start(
-        env, "memoryBandwidth",
-        [=] { *bw = sinkhorn::measure_bandwidth(static_cast<uint64_t>(bytes), static_cast<int>(threads), static_cast<int>(reps)); },
-        [bw](Napi::Env e) -> Napi::Value {
-          Napi::Object o = Napi::Object::New(e);
-          o.Set("read", Napi::Number::New(e, bw->read_gbs));
-          o.Set("copy", Napi::Number::New(e, bw->copy_gbs));
-          o.Set("triad", Napi::Number::New(e, bw->triad_gbs));
-          return o;
-        });
-  });
-}
-
 void init_sinkhorn(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaSinkhorn", Napi::Function::New(env, CudaSinkhorn, "cudaSinkhorn"));
   exports.Set("sinkhornLogits", Napi::Function::New(env, SinkhornLogits, "sinkhornLogits"));
   exports.Set("sinkhornFeatures", Napi::Function::New(env, SinkhornFeatures, "sinkhornFeatures"));
   exports.Set("sinkhornTwoPass", Napi::Function::New(env, SinkhornTwoPass, "sinkhornTwoPass"));
   exports.Set("sinkhornPlannedBytes", Napi::Function::New(env, PlannedBytes, "sinkhornPlannedBytes"));
-  exports.Set("memoryBandwidth", Napi::Function::New(env, MemoryBandwidth, "memoryBandwidth"));
 }
 
 }  // namespace

@@ -1,9 +1,11 @@
-// The fused float64 Sinkhorn-Knopp solver: see sinkhorn.h for the algorithm, the
-// underflow handling and the determinism rule. Nothing here throws inside an
-// OpenMP region (an exception leaving a region would terminate the process):
-// workers record what went wrong and the driver throws after the region.
+// The fused float64 Sinkhorn-Knopp solver's driver: see sinkhorn.h for the
+// algorithm, the underflow handling and the determinism rule; the kernels it calls
+// are in sinkhorn_kernels.cpp. Nothing here throws inside an OpenMP region (an
+// exception leaving a region would terminate the process): workers record what
+// went wrong and the driver throws after the region.
 #include "core/sinkhorn.h"
 #include "core/sinkhorn_checks.h"
+#include "core/sinkhorn_kernels.h"
 
 // FP operations here never trap (no FP exceptions are enabled): letting GCC assume it
 // allows if-conversion, so the exp and flush selects vectorize. Results are unchanged.
@@ -12,9 +14,6 @@
 #include <omp.h>
 #include <sys/mman.h>
 #include <unistd.h>
-#if defined(__SSE2__)
-#include <immintrin.h>
-#endif
 
 #include <algorithm>
 #include <chrono>
@@ -26,46 +25,13 @@
 #include <limits>
 #include <memory>
 #include <string>
-#include <type_traits>
 
 #include "sln/errors.h"
 
 namespace sln::sinkhorn {
 
 namespace {
-
-// Rows are split into at most this many blocks, whatever the thread count: each
-// block owns a partial column-sum vector (kMaxBlocks x K doubles, 6 MB at K=3000,
-// read once per iteration next to the 2.4-4.8 GB matrix).
-constexpr int64_t kMaxBlocks = 256;
-// Zeroed bytes after the matrix: the fused pass reads a row as K rounded up to 8 entries.
-constexpr size_t kSlack = 64;
-// The fused pass's padded row length (see sinkhorn_pass.inc).
-constexpr int64_t padded_k(int64_t k) { return (k + 7) / 8 * 8; }
-
-// The fixed block partition of n rows. A sharded solve (Options::shard) holds the
-// global blocks [first, first + nb) of Blocks(n_total): begin/end are then rows of
-// this call's arrays (row0 = the global row of local row 0).
-struct Blocks {
-  int64_t n = 0, nb = 0, rows = 0, first = 0, row0 = 0, nb_total = 0;
-  explicit Blocks(int64_t n_) : n(n_) {
-    int64_t want = std::min<int64_t>(n, kMaxBlocks);
-    rows = want > 0 ? (n + want - 1) / want : 1;
-    nb = (n + rows - 1) / rows;
-    nb_total = nb;
-  }
-  Blocks(int64_t n_total, int rank, int ranks) : Blocks(n_total) {
-    first = nb_total * rank / ranks;
-    const int64_t last = nb_total * (rank + 1) / ranks;
-    nb = last - first;
-    row0 = std::min(n, first * rows);
-  }
-  int64_t begin(int64_t b) const { return std::min(n, (first + b) * rows) - row0; }
-  int64_t end(int64_t b) const { return std::min(n, (first + b + 1) * rows) - row0; }
-};
-// Per-block partials are rows of K rounded up to 8 plus 8 slots: [Kp] err, [Kp+1] a
-// bad-row flag (exchanged with the column sums in one collective when sharded).
-constexpr int64_t part_stride(int64_t k) { return padded_k(k) + 8; }
+using namespace kernels;
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -110,284 +76,6 @@ void check_memory(int64_t n, int64_t k, Storage s, uint64_t budget, uint64_t nee
     os << "--dtype f32 is already the smallest storage: use fewer images or free memory";
   throw Error(ErrorKind::OutOfMemory, "SLN_OUT_OF_MEMORY", os.str());
 }
-
-#define SLN_ALWAYS_INLINE __attribute__((always_inline)) inline
-
-// Unaligned load/store of a GCC vector type (also used by sinkhorn_pass.inc).
-template <class V>
-SLN_ALWAYS_INLINE V loadu(const void* p) {
-  V v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-template <class V>
-SLN_ALWAYS_INLINE void storeu(void* p, V v) {
-  std::memcpy(p, &v, sizeof v);
-}
-
-// dot(a, r) with 8 independent float64 accumulators (vectorizes without reassociation).
-template <class T>
-SLN_ALWAYS_INLINE double dot_row(const T* a, const double* r, int64_t K) {
-  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t k = 0;
-  for (; k + 8 <= K; k += 8)
-    for (int i = 0; i < 8; ++i) s[i] += static_cast<double>(a[k + i]) * r[k + i];
-  for (int i = 0; k < K; ++k, ++i) s[i] += static_cast<double>(a[k]) * r[k];
-  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-}
-
-template <class T>
-SLN_ALWAYS_INLINE void axpy_row(double* y, const T* a, double x, int64_t K) {
-  for (int64_t k = 0; k < K; ++k) y[k] += static_cast<double>(a[k]) * x;
-}
-
-// First maximum of a[k]*r[k] (np.nanargmax keeps the first of equal maxima).
-template <class T>
-SLN_ALWAYS_INLINE int32_t argmax_row(const T* a, const double* r, int64_t K) {
-  double best = static_cast<double>(a[0]) * r[0];
-  int32_t bi = 0;
-  for (int64_t k = 1; k < K; ++k) {
-    double v = static_cast<double>(a[k]) * r[k];
-    if (v > best) {
-      best = v;
-      bi = static_cast<int32_t>(k);
-    }
-  }
-  return bi;
-}
-
-// Denormal results (a tiny A[j,k] times a tiny c_j in the column sums, say) cost a
-// microcode assist each: with them the fused pass ran at half its speed. Inside the
-// solver's parallel regions every thread flushes denormal results and operands to
-// zero (they are < 2^-1022 against sums of normal numbers), and restores its mode after.
-class FlushDenormals {
- public:
-#if defined(__SSE2__)
-  FlushDenormals() : saved_(_mm_getcsr()) { _mm_setcsr(saved_ | 0x8040); }  // FTZ | DAZ
-  ~FlushDenormals() { _mm_setcsr(saved_); }
-
- private:
-  unsigned saved_;
-#endif
-};
-
-// exp(x) for x <= 0, vectorizable (the build computes ~2 exps per matrix entry;
-// glibc's scalar exp made the build cost as much as ~40 iterations). Cody-Waite
-// reduction x = n ln2 + t, |t| <= ln2/2, degree-12 Taylor polynomial (truncation
-// < 2e-16 relative), times 2^n built from its bits. x < -708 gives 0 (that is below
-// the smallest normal double). No FMA is used, so every clone rounds alike.
-SLN_ALWAYS_INLINE double exp_nonpos(double x) {
-  const double log2e = 1.4426950408889634, ln2hi = 6.93147180369123816490e-01, ln2lo = 1.90821492927058770002e-10;
-  const double shifter = 6755399441055744.0;  // 1.5 * 2^52: x*log2e + shifter holds round(x*log2e) in its low bits
-  const bool tiny = !(x >= -708.0);
-  const double xc = tiny ? -708.0 : x;
-  double kd = xc * log2e + shifter;
-  uint64_t kb, sb;
-  std::memcpy(&kb, &kd, 8);
-  std::memcpy(&sb, &shifter, 8);
-  kd -= shifter;
-  const double t = (xc - kd * ln2hi) - kd * ln2lo;
-  double p = 1.0 / 479001600.0;  // 1/12!
-  p = p * t + 1.0 / 39916800.0;
-  p = p * t + 1.0 / 3628800.0;
-  p = p * t + 1.0 / 362880.0;
-  p = p * t + 1.0 / 40320.0;
-  p = p * t + 1.0 / 5040.0;
-  p = p * t + 1.0 / 720.0;
-  p = p * t + 1.0 / 120.0;
-  p = p * t + 1.0 / 24.0;
-  p = p * t + 1.0 / 6.0;
-  p = p * t + 0.5;
-  p = p * t + 1.0;
-  p = p * t + 1.0;
-  const int64_t n = static_cast<int64_t>(kb - sb);  // in [-1022, 0]
-  const uint64_t eb = static_cast<uint64_t>(n + 1023) << 52;
-  double two_n;
-  std::memcpy(&two_n, &eb, 8);
-  return tiny ? 0.0 : p * two_n;
-}
-
-// exp(x) <= 1 as stored in T, with results below T's smallest normal number stored as
-// 0: they are < 2^-126 (f32) or 2^-1022 (f64) of the row's own 1, and denormal
-// operands cost a microcode assist per use (measured: f32 storage with denormals ran
-// slower per iteration than f64).
-template <class T>
-SLN_ALWAYS_INLINE T stored_exp(double x) {
-  const T v = static_cast<T>(exp_nonpos(x));
-  return v < std::numeric_limits<T>::min() ? T(0) : v;
-}
-
-struct BadValue {
-  int64_t row = -1, col = -1;
-  double value = 0;
-};
-
-// Row max and whether every entry is finite, in the storage type (max is exact in
-// any type), 8 lanes at a time: the scalar loop (a compare-and-select chain) cost as
-// much as the two exps per entry of the build.
-template <class ZT>
-SLN_ALWAYS_INLINE bool row_max_finite(const ZT* zr, int64_t K, double* max_out) {
-  typedef ZT vz __attribute__((vector_size(8 * sizeof(ZT))));
-  typedef typename std::conditional<sizeof(ZT) == 4, int32_t, int64_t>::type IZ;
-  typedef IZ vi __attribute__((vector_size(8 * sizeof(ZT))));
-  const ZT ninf = -std::numeric_limits<ZT>::infinity();
-  vz mx = {ninf, ninf, ninf, ninf, ninf, ninf, ninf, ninf};
-  vi ok = ~vi{};
-  int64_t k = 0;
-  for (; k + 8 <= K; k += 8) {
-    const vz x = loadu<vz>(zr + k);
-    ok &= (x - x == 0);  // false for NaN and +-Inf
-    mx = x > mx ? x : mx;
-  }
-  ZT m = ninf;
-  bool finite = true;
-  for (int i = 0; i < 8; ++i) {
-    finite &= ok[i] != 0;
-    m = mx[i] > m ? mx[i] : m;
-  }
-  for (; k < K; ++k) {
-    const ZT v = zr[k];
-    finite &= (v - v == 0);
-    m = v > m ? v : m;
-  }
-  *max_out = static_cast<double>(m);
-  return finite;
-}
-
-// Build pass 1 over rows [j0, j1) of z (row stride K): rowmax, lse = log sum exp(z),
-// cm[k] = max(cm[k], lambda*(z - rowmax)); stops at the first non-finite value.
-template <class ZT>
-SLN_ALWAYS_INLINE void build_pass1_impl(const ZT* z, int64_t j0, int64_t j1, int64_t K, double lambda, double* rowmax,
-                                        double* lse, double* cm, BadValue* bad) {
-  for (int64_t j = j0; j < j1; ++j) {
-    const ZT* zr = z + j * K;
-    double m;
-    const bool finite = row_max_finite(zr, K, &m);
-    if (!finite) {
-      for (int64_t k = 0; k < K; ++k)
-        if (!std::isfinite(static_cast<double>(zr[k]))) {
-          *bad = {j, k, static_cast<double>(zr[k])};
-          return;
-        }
-    }
-    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t k = 0;
-    for (; k + 8 <= K; k += 8)
-      for (int i = 0; i < 8; ++i) s[i] += exp_nonpos(static_cast<double>(zr[k + i]) - m);
-    for (int i = 0; k < K; ++k, ++i) s[i] += exp_nonpos(static_cast<double>(zr[k]) - m);
-    for (k = 0; k < K; ++k) {
-      const double v = lambda * (static_cast<double>(zr[k]) - m);
-      cm[k] = v > cm[k] ? v : cm[k];
-    }
-    rowmax[j] = m;
-    lse[j] = m + std::log(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));
-  }
-}
-
-__attribute__((target_clones("avx512f", "avx2", "default"))) void build_pass1(const float* z, int64_t j0, int64_t j1, int64_t K,
-                                                                   double lambda, double* rowmax, double* lse,
-                                                                   double* cm, BadValue* bad) {
-  build_pass1_impl(z, j0, j1, K, lambda, rowmax, lse, cm, bad);
-}
-__attribute__((target_clones("avx512f", "avx2", "default"))) void build_pass1(const double* z, int64_t j0, int64_t j1, int64_t K,
-                                                                   double lambda, double* rowmax, double* lse,
-                                                                   double* cm, BadValue* bad) {
-  build_pass1_impl(z, j0, j1, K, lambda, rowmax, lse, cm, bad);
-}
-
-// Build pass 2 over rows [j0, j1): A = exp(lambda*(z - rowmax) - M) (z may be A itself,
-// read before written), c = the start value (cold) or (1/N)/(A r) (warm), colsum += A c.
-template <class T, class ZT>
-SLN_ALWAYS_INLINE void build_pass2_impl(const ZT* z, T* A, int64_t j0, int64_t j1, int64_t K, double lambda,
-                                        const double* rowmax, const double* lse, double min_ls, const double* M,
-                                        const double* warm_r, double* c, double* colsum, double inv_n) {
-  for (int64_t j = j0; j < j1; ++j) {
-    const ZT* zr = z + j * K;
-    T* a = A + j * K;
-    const double m = rowmax[j];
-    for (int64_t k = 0; k < K; ++k) a[k] = stored_exp<T>(lambda * (static_cast<double>(zr[k]) - m) - M[k]);
-    double cj = inv_n * exp_nonpos(std::max(-lambda * (lse[j] - m - min_ls), -600.0));
-    if (warm_r) cj = inv_n / dot_row(a, warm_r, K);  // > 0: the row's argmax column has A = 1 and r >= e^-600
-    c[j] = cj;
-    axpy_row(colsum, a, cj, K);
-  }
-}
-
-#define SLN_PASS2(T, ZT)                                                                                           \
-  __attribute__((target_clones("avx512f", "avx2", "default"))) void build_pass2(                                            \
-      const ZT* z, T* A, int64_t j0, int64_t j1, int64_t K, double lambda, const double* rowmax, const double* lse, \
-      double min_ls, const double* M, const double* warm_r, double* c, double* colsum, double inv_n) {             \
-    build_pass2_impl(z, A, j0, j1, K, lambda, rowmax, lse, min_ls, M, warm_r, c, colsum, inv_n);                 \
-  }
-SLN_PASS2(double, float)
-SLN_PASS2(double, double)
-SLN_PASS2(float, float)
-#undef SLN_PASS2
-
-struct BlockOut {
-  double err = 0;
-  int64_t bad_row = -1;  // first row whose c_new = (1/N)/(B r) was not a positive finite number
-};
-
-// The hot loop. The kernels are compiled twice: in namespace avx512 for AVX-512
-// (a pragma target region) and in namespace portable as target_clones for AVX2 and
-// the baseline ISA; fused_block picks one at run time. Both are compiled from the same
-// source with fp-contract off: every variant rounds alike.
-namespace portable {
-#define SLN_SK_AVX512 0
-#include "core/sinkhorn_pass.inc"
-#undef SLN_SK_AVX512
-__attribute__((target_clones("avx2", "default"))) void fused_block_f64(
-    const double* A, int64_t j0, int64_t j1, int64_t K, int64_t Kp, const double* r, double* c, double* colsum,
-    bool check, double inv_n, BlockOut* out) {
-  fused_block_impl(A, j0, j1, K, Kp, r, c, colsum, check, inv_n, out);
-}
-__attribute__((target_clones("avx2", "default"))) void fused_block_f32(
-    const float* A, int64_t j0, int64_t j1, int64_t K, int64_t Kp, const double* r, double* c, double* colsum,
-    bool check, double inv_n, BlockOut* out) {
-  fused_block_impl(A, j0, j1, K, Kp, r, c, colsum, check, inv_n, out);
-}
-}  // namespace portable
-
-#if defined(__x86_64__)
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl")
-namespace avx512 {
-#define SLN_SK_AVX512 1
-#include "core/sinkhorn_pass.inc"
-#undef SLN_SK_AVX512
-void fused_block_f64(const double* A, int64_t j0, int64_t j1, int64_t K, int64_t Kp, const double* r, double* c,
-                     double* colsum, bool check, double inv_n, BlockOut* out) {
-  fused_block_impl(A, j0, j1, K, Kp, r, c, colsum, check, inv_n, out);
-}
-void fused_block_f32(const float* A, int64_t j0, int64_t j1, int64_t K, int64_t Kp, const double* r, double* c,
-                     double* colsum, bool check, double inv_n, BlockOut* out) {
-  fused_block_impl(A, j0, j1, K, Kp, r, c, colsum, check, inv_n, out);
-}
-}  // namespace avx512
-#pragma GCC pop_options
-// SELFLABEL_SINKHORN_ISA=portable skips the AVX-512 kernels (for the test that checks
-// they round exactly as the portable ones, and for timing one against the other).
-bool use_avx512() {
-  __builtin_cpu_init();
-  const char* isa = std::getenv("SELFLABEL_SINKHORN_ISA");
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && !(isa && std::strcmp(isa, "portable") == 0);
-}
-const bool kAvx512 = use_avx512();
-#define SLN_SK_PICK(fn) (kAvx512 ? avx512::fn : portable::fn)
-#else
-#define SLN_SK_PICK(fn) portable::fn
-#endif
-
-void fused_block(const double* A, int64_t j0, int64_t j1, int64_t K, int64_t Kp, const double* r, double* c,
-                 double* colsum, bool check, double inv_n, BlockOut* out) {
-  SLN_SK_PICK(fused_block_f64)(A, j0, j1, K, Kp, r, c, colsum, check, inv_n, out);
-}
-void fused_block(const float* A, int64_t j0, int64_t j1, int64_t K, int64_t Kp, const double* r, double* c,
-                 double* colsum, bool check, double inv_n, BlockOut* out) {
-  SLN_SK_PICK(fused_block_f32)(A, j0, j1, K, Kp, r, c, colsum, check, inv_n, out);
-}
-#undef SLN_SK_PICK
 
 // One logit of the features variant, in the order sinkhorn.h documents.
 inline float feature_logit(const float* f, const float* w, int64_t D, const float* bias, int64_t k) {
@@ -770,45 +458,6 @@ Result solve_features(const float* features, int64_t n, int64_t d, const float* 
   src.bias = bias;
   src.d = d;
   return opt.storage == Storage::F64 ? solve_impl<double>(src, n, k, opt) : solve_impl<float>(src, n, k, opt);
-}
-
-Bandwidth measure_bandwidth(uint64_t bytes, int threads, int reps) {
-  const int64_t n = static_cast<int64_t>(std::max<uint64_t>(bytes / 8, 1024));
-  std::unique_ptr<double[]> a(new double[n]), b(new double[n]), c(new double[n]);
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    a[i] = 1.0;
-    b[i] = 2.0;
-    c[i] = 0.5;
-  }
-  Bandwidth bw;
-  volatile double sink = 0;
-  for (int rep = 0; rep < reps; ++rep) {
-    double t0 = now_s(), total = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : total)
-    {
-      double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-#pragma omp for schedule(static)
-      for (int64_t i = 0; i < n / 8 * 8; i += 8)
-        for (int q = 0; q < 8; ++q) s[q] += b[i + q];
-      total += ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-    }
-    double t1 = now_s();
-    sink = sink + total;
-    bw.read_gbs = std::max(bw.read_gbs, 8.0 * n / (t1 - t0) / 1e9);
-    t0 = now_s();
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < n; ++i) a[i] = b[i];
-    t1 = now_s();
-    bw.copy_gbs = std::max(bw.copy_gbs, 16.0 * n / (t1 - t0) / 1e9);
-    t0 = now_s();
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < n; ++i) a[i] = b[i] + 0.5 * c[i];
-    t1 = now_s();
-    bw.triad_gbs = std::max(bw.triad_gbs, 24.0 * n / (t1 - t0) / 1e9);
-  }
-  (void)sink;
-  return bw;
 }
 
 }  // namespace sln::sinkhorn

@@ -19,7 +19,7 @@
 // after the pass r_next = (1/K)/colsum. The reference does two matrix-vector
 // products (two passes over the matrix) per iteration.
 //
-// The pass's kernel (sinkhorn.cpp, fused_block_*) takes rows four at a time: one sweep
+// The pass's kernel (sinkhorn_kernels.cpp, fused_block_*) takes rows four at a time: one sweep
 // for the four dots, one vector division for the four c_new, then a second sweep
 // adding colsum += (a0 c0 + a1 c1) + (a2 c2 + a3 c3) from L1/L2, so the colsum vector
 // is read and written once per four rows; K <= 16 keeps r and colsum in registers.
@@ -168,12 +168,5 @@ class MatrixMemory {
 
 // Median of per-iteration times (benchmark aid).
 double median(std::vector<double> v);
-
-// Memory bandwidth probe over `bytes` bytes per array: GB/s of a read-only sum,
-// a copy (a[i] = b[i], 2 x 8 bytes per element) and a triad (a = b + s*c, 3 x 8).
-struct Bandwidth {
-  double read_gbs = 0, copy_gbs = 0, triad_gbs = 0;
-};
-Bandwidth measure_bandwidth(uint64_t bytes, int threads, int reps);
 
 }  // namespace sln::sinkhorn
