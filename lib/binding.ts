@@ -159,6 +159,13 @@ export interface NativeBinding {
     k: number,
     opts: { restarts?: number; maxIter?: number; tol?: number; seed?: number },
   ): Promise<{ labels: Int32Array; centroids: Float32Array; inertia: number; iterations: number; restart: number; inertias: number[] }>;
+  spectral(
+    data: Float32Array,
+    n: number,
+    d: number,
+    k: number,
+    opts: { neighbors?: number; dims?: number; restarts?: number; seed?: number },
+  ): Promise<{ labels: Int32Array; eigenvalues: number[]; within: number; edges: number; residual: number; products: number; dims: number }>;
   // knn_binding.cpp (wrapped by lib/eval/knn.ts)
   knnClassify(
     bank: Float32Array,

@@ -23,8 +23,8 @@ export { sinkhorn, sinkhornFromFeatures } from "./sinkhorn";
 export type { SinkhornOptions, SinkhornResult, SinkhornScaling, SinkhornDtype } from "./sinkhorn";
 export { nmi, ami, ari, clusteringScores, clusterAccuracy } from "./metrics";
 export type { Labels, ClusteringScores, ClusterAccuracy } from "./metrics";
-export { kmeans } from "./kmeans";
-export type { KmeansOptions, KmeansResult } from "./kmeans";
+export { kmeans, spectral } from "./kmeans";
+export type { KmeansOptions, KmeansResult, SpectralOptions, SpectralResult } from "./kmeans";
 
 // data
 export { openDataset, loadIdx, loadCifar, loadSynthetic, loadImageFolder, Loader, FASHION_MNIST_CLASSES, CIFAR10_CLASSES } from "./data";

@@ -1,0 +1,287 @@
+// Symmetric eigenproblems for spectral clustering (see eigen.h).
+#include "core/eigen.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "sln/errors.h"
+
+namespace sln::eigen {
+
+namespace {
+
+constexpr int64_t kChunk = 1024;  // rows per partial sum (fixed: results do not depend on threads)
+
+struct Rng {  // splitmix64 + Box-Muller
+  uint64_t s;
+  uint64_t next() {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return (static_cast<double>(next() >> 11) + 0.5) * (1.0 / 9007199254740992.0); }  // (0, 1)
+  double normal() { return std::sqrt(-2.0 * std::log(uniform())) * std::cos(6.283185307179586 * uniform()); }
+};
+
+// out (p, q) = sum over rows i of a_i^T b_i, a (n, p), b (n, q) row-major; chunked, combined in order.
+void cross(const double* a, int64_t p, const double* b, int64_t q, int64_t n, double* out, int threads) {
+  const int64_t nc = (n + kChunk - 1) / kChunk;
+  std::vector<double> part(static_cast<size_t>(nc * p * q), 0.0);
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t c = 0; c < nc; ++c) {
+    double* s = part.data() + c * p * q;
+    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
+      for (int64_t u = 0; u < p; ++u) {
+        const double au = a[i * p + u];
+        for (int64_t v = 0; v < q; ++v) s[u * q + v] += au * b[i * q + v];
+      }
+  }
+  std::fill(out, out + p * q, 0.0);
+  for (int64_t c = 0; c < nc; ++c)
+    for (int64_t j = 0; j < p * q; ++j) out[j] += part[c * p * q + j];
+}
+
+// y (n, q) = x (n, p) r (p, q), row-parallel.
+void right_multiply(const double* x, int64_t n, int64_t p, const double* r, int64_t q, double* y, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    double* yi = y + i * q;
+    std::fill(yi, yi + q, 0.0);
+    for (int64_t u = 0; u < p; ++u) {
+      const double xu = x[i * p + u];
+      for (int64_t v = 0; v < q; ++v) yi[v] += xu * r[u * q + v];
+    }
+  }
+}
+
+// Orthonormalise the p columns of y (n, p) in place (SVQB: y <- y Q L^-1/2 from
+// the Gram matrix's eigenpairs, twice). A column that is (numerically) a
+// combination of the others is replaced by a random one and the pass repeated.
+void orthonormalise(std::vector<double>& y, int64_t n, int64_t p, Rng& rng, int threads) {
+  std::vector<double> g(static_cast<size_t>(p * p)), w, q, r(static_cast<size_t>(p * p)), tmp(y.size());
+  for (int pass = 0, clean = 0; clean < 2; ++pass) {
+    SLN_CHECK_ARG(pass < 20, "eigen: could not orthonormalise a block of " << p << " vectors of length " << n);
+    cross(y.data(), p, y.data(), p, n, g.data(), threads);
+    sym_eigen(g, p, w, q);
+    const double top = std::max(w[0], 1e-300);
+    bool redo = false;
+    for (int64_t j = 0; j < p; ++j)
+      if (!(w[j] > top * 1e-24)) {  // rank deficient: a fresh random direction
+        redo = true;
+        for (int64_t i = 0; i < n; ++i) y[i * p + j] += rng.normal() * 1e-3 * std::sqrt(top / n);
+      }
+    if (redo) {
+      clean = 0;
+      continue;
+    }
+    for (int64_t u = 0; u < p; ++u)
+      for (int64_t v = 0; v < p; ++v) r[u * p + v] = q[u * p + v] / std::sqrt(w[v]);
+    right_multiply(y.data(), n, p, r.data(), p, tmp.data(), threads);
+    y.swap(tmp);
+    ++clean;
+  }
+}
+
+}  // namespace
+
+void sym_eigen(const std::vector<double>& a_in, int64_t p, std::vector<double>& values, std::vector<double>& vectors) {
+  std::vector<double> a(a_in.begin(), a_in.begin() + p * p), v(static_cast<size_t>(p * p), 0.0);
+  for (int64_t i = 0; i < p; ++i) v[i * p + i] = 1;
+  double total = 0;
+  for (double x : a) total += x * x;
+  for (int sweep = 0; sweep < 100; ++sweep) {
+    double off = 0;
+    for (int64_t i = 0; i < p; ++i)
+      for (int64_t j = i + 1; j < p; ++j) off += a[i * p + j] * a[i * p + j];
+    if (off <= total * 1e-30 || off == 0) break;
+    for (int64_t i = 0; i < p; ++i)
+      for (int64_t j = i + 1; j < p; ++j) {
+        const double aij = a[i * p + j];
+        if (aij == 0) continue;
+        const double theta = (a[j * p + j] - a[i * p + i]) / (2 * aij);
+        const double t = (theta >= 0 ? 1.0 : -1.0) / (std::fabs(theta) + std::sqrt(theta * theta + 1));
+        const double c = 1 / std::sqrt(t * t + 1), s = t * c;
+        for (int64_t k = 0; k < p; ++k) {  // columns i, j
+          const double aki = a[k * p + i], akj = a[k * p + j];
+          a[k * p + i] = c * aki - s * akj;
+          a[k * p + j] = s * aki + c * akj;
+        }
+        for (int64_t k = 0; k < p; ++k) {  // rows i, j
+          const double aik = a[i * p + k], ajk = a[j * p + k];
+          a[i * p + k] = c * aik - s * ajk;
+          a[j * p + k] = s * aik + c * ajk;
+        }
+        for (int64_t k = 0; k < p; ++k) {
+          const double vki = v[k * p + i], vkj = v[k * p + j];
+          v[k * p + i] = c * vki - s * vkj;
+          v[k * p + j] = s * vki + c * vkj;
+        }
+      }
+  }
+  std::vector<int64_t> order(static_cast<size_t>(p));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return a[x * p + x] > a[y * p + y]; });
+  values.assign(static_cast<size_t>(p), 0);
+  vectors.assign(static_cast<size_t>(p * p), 0);
+  for (int64_t j = 0; j < p; ++j) {
+    values[j] = a[order[j] * p + order[j]];
+    for (int64_t k = 0; k < p; ++k) vectors[k * p + j] = v[k * p + order[j]];
+  }
+}
+
+std::vector<float> principal_directions(const float* x, int64_t n, int64_t d, int64_t dims, int64_t power, uint64_t seed,
+                                        int threads) {
+  SLN_CHECK_ARG(n >= 1 && d >= 1 && dims >= 1 && dims <= d, "eigen: principal_directions needs 1 <= dims <= d, got dims "
+                                                                << dims << ", d " << d);
+  const int64_t l = std::min(d, dims + 10);
+  // column means (chunked, in order)
+  std::vector<double> mu(static_cast<size_t>(d), 0.0);
+  {
+    const int64_t nc = (n + kChunk - 1) / kChunk;
+    std::vector<double> part(static_cast<size_t>(nc * d), 0.0);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t c = 0; c < nc; ++c)
+      for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
+        for (int64_t j = 0; j < d; ++j) part[c * d + j] += x[i * d + j];
+    for (int64_t c = 0; c < nc; ++c)
+      for (int64_t j = 0; j < d; ++j) mu[j] += part[c * d + j];
+    for (double& m : mu) m /= static_cast<double>(n);
+  }
+  Rng rng{seed ^ 0x9ca5a1d3e7b20f11ull};
+  std::vector<double> om(static_cast<size_t>(d * l));
+  for (double& v : om) v = rng.normal();
+  std::vector<double> y(static_cast<size_t>(n * l)), z(static_cast<size_t>(d * l));
+  // y = (x - mu) om
+  auto times_om = [&](const std::vector<double>& m) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      double* yi = y.data() + i * l;
+      std::fill(yi, yi + l, 0.0);
+      for (int64_t j = 0; j < d; ++j) {
+        const double xj = static_cast<double>(x[i * d + j]) - mu[j];
+        for (int64_t v = 0; v < l; ++v) yi[v] += xj * m[j * l + v];
+      }
+    }
+  };
+  // z (d, l) = (x - mu)^T y, chunked
+  auto transpose_times_y = [&]() {
+    const int64_t nc = (n + kChunk - 1) / kChunk;
+    std::vector<double> part(static_cast<size_t>(nc * d * l), 0.0);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t c = 0; c < nc; ++c) {
+      double* s = part.data() + c * d * l;
+      for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
+        for (int64_t j = 0; j < d; ++j) {
+          const double xj = static_cast<double>(x[i * d + j]) - mu[j];
+          for (int64_t v = 0; v < l; ++v) s[j * l + v] += xj * y[i * l + v];
+        }
+    }
+    std::fill(z.begin(), z.end(), 0.0);
+    for (int64_t c = 0; c < nc; ++c)
+      for (int64_t j = 0; j < d * l; ++j) z[j] += part[c * d * l + j];
+  };
+  times_om(om);
+  for (int64_t it = 0; it < power; ++it) {
+    orthonormalise(y, n, l, rng, threads);
+    transpose_times_y();
+    orthonormalise(z, d, l, rng, threads);
+    times_om(z);
+  }
+  orthonormalise(y, n, l, rng, threads);
+  transpose_times_y();  // z = (x - mu)^T q: its columns span the top directions
+  std::vector<double> g(static_cast<size_t>(l * l)), w, q;
+  cross(z.data(), l, z.data(), l, d, g.data(), threads);  // z^T z = B B^T
+  sym_eigen(g, l, w, q);
+  std::vector<float> out(static_cast<size_t>(d * dims), 0.0f);
+  for (int64_t c = 0; c < dims; ++c) {
+    if (!(w[c] > w[0] * 1e-20) || w[0] <= 0) continue;  // no variance left in this direction
+    const double inv = 1 / std::sqrt(w[c]);
+    for (int64_t j = 0; j < d; ++j) {
+      double s = 0;
+      for (int64_t v = 0; v < l; ++v) s += z[j * l + v] * q[v * l + c];
+      out[j * dims + c] = static_cast<float>(s * inv);
+    }
+  }
+  return out;
+}
+
+void csr_multiply(const Csr& a, const double* x, int64_t p, double* y, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < a.n; ++i) {
+    double* yi = y + i * p;
+    std::fill(yi, yi + p, 0.0);
+    for (int64_t e = a.ptr[i]; e < a.ptr[i + 1]; ++e) {
+      const double w = a.val[e];
+      const double* xj = x + static_cast<int64_t>(a.col[e]) * p;
+      for (int64_t v = 0; v < p; ++v) yi[v] += w * xj[v];
+    }
+  }
+}
+
+EigResult top_eigen(const Csr& a, int64_t nev, const EigOptions& o) {
+  const int64_t n = a.n;
+  SLN_CHECK_ARG(nev >= 1 && nev <= n, "eigen: top_eigen needs 1 <= nev <= n, got nev " << nev << ", n " << n);
+  SLN_CHECK_ARG(o.degree >= 1 && o.max_outer >= 1 && o.tol > 0, "eigen: bad options");
+  const int64_t p = std::min(n, nev + std::max<int64_t>(nev, 10));
+  Rng rng{o.seed ^ 0x51ec7a1e5eedull};
+  std::vector<double> v(static_cast<size_t>(n * p)), w(v.size()), y0(v.size()), y1(v.size()), y2(v.size());
+  for (double& x : v) x = rng.normal();
+  EigResult r;
+  std::vector<double> h(static_cast<size_t>(p * p)), theta, q, tmp(v.size());
+  // Rayleigh-Ritz on the orthonormal block v: theta, v <- v q, w <- a v; residuals of the wanted pairs
+  auto rayleigh_ritz = [&]() {
+    csr_multiply(a, v.data(), p, w.data(), o.threads);
+    ++r.products;
+    cross(v.data(), p, w.data(), p, n, h.data(), o.threads);
+    for (int64_t u = 0; u < p; ++u)  // symmetrise the rounding
+      for (int64_t t = u + 1; t < p; ++t) h[u * p + t] = h[t * p + u] = 0.5 * (h[u * p + t] + h[t * p + u]);
+    sym_eigen(h, p, theta, q);
+    right_multiply(v.data(), n, p, q.data(), p, tmp.data(), o.threads);
+    v.swap(tmp);
+    right_multiply(w.data(), n, p, q.data(), p, tmp.data(), o.threads);
+    w.swap(tmp);
+    double worst = 0;
+    for (int64_t j = 0; j < nev; ++j) {
+      double s = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const double e = w[i * p + j] - theta[j] * v[i * p + j];
+        s += e * e;
+      }
+      worst = std::max(worst, std::sqrt(s));
+    }
+    return worst;
+  };
+  orthonormalise(v, n, p, rng, o.threads);
+  r.residual = rayleigh_ritz();
+  while (r.residual > o.tol && r.outer < o.max_outer && p < n) {
+    // Chebyshev filter of degree m damping [-1, b]: b = the smallest Ritz value
+    const double lo = -1.0, b = std::max(theta[p - 1], lo + 1e-3);
+    const double e = (b - lo) / 2, c = (b + lo) / 2;
+    y0 = v;
+    csr_multiply(a, y0.data(), p, y1.data(), o.threads);
+    ++r.products;
+    for (size_t i = 0; i < y1.size(); ++i) y1[i] = (y1[i] - c * y0[i]) / e;
+    for (int64_t m = 2; m <= o.degree; ++m) {
+      csr_multiply(a, y1.data(), p, y2.data(), o.threads);
+      ++r.products;
+      for (size_t i = 0; i < y2.size(); ++i) y2[i] = 2 * (y2[i] - c * y1[i]) / e - y0[i];
+      y0.swap(y1);
+      y1.swap(y2);
+    }
+    v.swap(y1);
+    orthonormalise(v, n, p, rng, o.threads);
+    r.residual = rayleigh_ritz();
+    ++r.outer;
+  }
+  r.values.assign(theta.begin(), theta.begin() + nev);
+  r.vectors.assign(static_cast<size_t>(n * nev), 0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < nev; ++j) r.vectors[i * nev + j] = v[i * p + j];
+  return r;
+}
+
+}  // namespace sln::eigen
