@@ -6,6 +6,7 @@
 // see lib/pth.ts). Small-input variant (32 px images): conv1 is 3x3 stride 1
 // pad 1 and there is no max pool; the names stay the same.
 #include "core/layers.h"
+#include "core/residual_block.h"
 
 namespace sln {
 

@@ -38,12 +38,10 @@ void ConvLayer::init(Arena& a, InitRng& rng) {
   if (d_.bias) std::fill_n(a.host_param(b_), d_.K, 0.f);
 }
 
-Conv2dOp& ConvLayer::op(RunCtx& c) {
-  return ops_.get(c.N, [&] {
-    Conv2dDesc d = d_;
-    d.N = c.N;
-    return c.backend->conv2d(d);
-  });
+std::unique_ptr<Conv2dOp> ConvLayer::make_op(const RunCtx& c) {
+  Conv2dDesc d = d_;
+  d.N = c.N;
+  return c.backend->conv2d(d);
 }
 
 void ConvLayer::forward(RunCtx& c, const float* x, float* y) {
@@ -81,12 +79,10 @@ void BatchNormLayer::check_train_batch(int N) const {
                     << N << ", " << name << " sees " << in.H << "x" << in.W << " per image)");
 }
 
-BatchNormOp& BatchNormLayer::op(RunCtx& c) {
-  return ops_.get(c.N, [&] {
-    BatchNormDesc d;
-    d.N = c.N; d.C = in.C; d.H = in.H; d.W = in.W;
-    return c.backend->batchnorm(d);
-  });
+std::unique_ptr<BatchNormOp> BatchNormLayer::make_op(const RunCtx& c) {
+  BatchNormDesc d;
+  d.N = c.N; d.C = in.C; d.H = in.H; d.W = in.W;
+  return c.backend->batchnorm(d);
 }
 
 bool BatchNormLayer::sync(const RunCtx& c) const {
@@ -126,12 +122,10 @@ ReluLayer::ReluLayer(const std::string& nm, Shape3 i) {
   in = out = i;
 }
 
-ReluOp& ReluLayer::op(RunCtx& c) {
-  return ops_.get(c.N, [&] {
-    EltwiseDesc d;
-    d.n = static_cast<size_t>(c.N) * in.size();
-    return c.backend->relu(d);
-  });
+std::unique_ptr<ReluOp> ReluLayer::make_op(const RunCtx& c) {
+  EltwiseDesc d;
+  d.n = static_cast<size_t>(c.N) * in.size();
+  return c.backend->relu(d);
 }
 
 void ReluLayer::forward(RunCtx& c, const float* x, float* y) { op(c).forward(x, y); }
@@ -153,12 +147,10 @@ PoolLayer::PoolLayer(const std::string& nm, Shape3 i, bool max, int kh, int kw, 
   out = {i.C, d_.OH(), d_.OW()};
 }
 
-Pool2dOp& PoolLayer::op(RunCtx& c) {
-  return ops_.get(c.N, [&] {
-    Pool2dDesc d = d_;
-    d.N = c.N;
-    return max_ ? c.backend->maxpool2d(d) : c.backend->avgpool2d(d);
-  });
+std::unique_ptr<Pool2dOp> PoolLayer::make_op(const RunCtx& c) {
+  Pool2dDesc d = d_;
+  d.N = c.N;
+  return max_ ? c.backend->maxpool2d(d) : c.backend->avgpool2d(d);
 }
 
 void PoolLayer::forward(RunCtx& c, const float* x, float* y) { op(c).forward(x, y, c.training); }
@@ -185,12 +177,10 @@ void LinearLayer::init(Arena& a, InitRng& rng) {
   if (d_.bias) std::fill_n(a.host_param(b_), d_.out, 0.f);
 }
 
-LinearOp& LinearLayer::op(RunCtx& c) {
-  return ops_.get(c.N, [&] {
-    LinearDesc d = d_;
-    d.N = c.N;
-    return c.backend->linear(d);
-  });
+std::unique_ptr<LinearOp> LinearLayer::make_op(const RunCtx& c) {
+  LinearDesc d = d_;
+  d.N = c.N;
+  return c.backend->linear(d);
 }
 
 void LinearLayer::forward(RunCtx& c, const float* x, float* y) {
@@ -210,13 +200,11 @@ DropoutLayer::DropoutLayer(const std::string& nm, Shape3 i, float p, uint64_t sa
   in = out = i;
 }
 
-DropoutOp& DropoutLayer::op(RunCtx& c) {
-  return ops_.get(c.N, [&] {
-    DropoutDesc d;
-    d.n = static_cast<size_t>(c.N) * in.size();
-    d.p = p_;
-    return c.backend->dropout(d);
-  });
+std::unique_ptr<DropoutOp> DropoutLayer::make_op(const RunCtx& c) {
+  DropoutDesc d;
+  d.n = static_cast<size_t>(c.N) * in.size();
+  d.p = p_;
+  return c.backend->dropout(d);
 }
 
 void DropoutLayer::forward(RunCtx& c, const float* x, float* y) {
@@ -229,144 +217,6 @@ void DropoutLayer::forward(RunCtx& c, const float* x, float* y) {
 
 void DropoutLayer::backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) {
   if (dx) op(c).backward(dy, dx);
-}
-
-// ---------------------------------------------------------------- residual block
-
-void ResidualBlock::add_main(std::unique_ptr<Layer> l) {
-  SLN_CHECK_ARG(main_.empty() || main_.back()->out.size() == l->in.size(), name << ": main chain shapes do not chain");
-  const bool alias = !main_.empty() && std::string(l->kind()) == "relu" &&
-                     std::string(main_.back()->kind()) != "relu";
-  main_alias_.push_back(alias ? main_alias_.back() : static_cast<int>(main_.size()));
-  main_.push_back(std::move(l));
-}
-
-void ResidualBlock::add_shortcut(std::unique_ptr<Layer> l) { shortcut_.push_back(std::move(l)); }
-
-void ResidualBlock::finish() {
-  SLN_CHECK_ARG(!main_.empty() && std::string(main_.back()->kind()) != "relu",
-                name << ": the main branch must end in a layer that does not read its output in backward");
-  Shape3 m = main_out(), s = shortcut_out();
-  SLN_CHECK_ARG(m.C == s.C && m.H == s.H && m.W == s.W,
-                name << ": branches disagree: main " << m.C << "x" << m.H << "x" << m.W << ", shortcut " << s.C << "x"
-                     << s.H << "x" << s.W);
-  out = m;
-}
-
-void ResidualBlock::init(Arena& a, InitRng& rng) {
-  for (auto& l : main_) l->init(a, rng);
-  for (auto& l : shortcut_) l->init(a, rng);
-}
-
-void ResidualBlock::check_train_batch(int N) const {
-  for (auto& l : main_) l->check_train_batch(N);
-  for (auto& l : shortcut_) l->check_train_batch(N);
-}
-
-void ResidualBlock::trim(int keep) {
-  for (auto& l : main_) l->trim(keep);
-  for (auto& l : shortcut_) l->trim(keep);
-  relu_.trim(keep);
-  for (auto it = acts_.begin(); it != acts_.end();) it = (it->first == keep) ? std::next(it) : acts_.erase(it);
-}
-
-ResidualBlock::Acts& ResidualBlock::acts_for(Backend& be, int N) {
-  auto it = acts_.find(N);
-  if (it != acts_.end()) return it->second;
-  Acts a;
-  a.main.resize(main_.size());
-  for (size_t i = 0; i + 1 < main_.size(); i++)
-    if (main_alias_[i] == static_cast<int>(i))
-      a.main[i] = Buffer(be, static_cast<size_t>(N) * main_[i]->out.size() * sizeof(float));
-  a.shortcut.resize(shortcut_.size());
-  for (size_t i = 0; i < shortcut_.size(); i++)
-    a.shortcut[i] = Buffer(be, static_cast<size_t>(N) * shortcut_[i]->out.size() * sizeof(float));
-  return acts_[N] = std::move(a);
-}
-
-// Eval: ping-pong between scratch slots 0/1 (main) and 2/3 (shortcut), by
-// the parity of the buffer's owner (aliased ReLUs share their owner's slot).
-float* ResidualBlock::main_buf(RunCtx& c, Acts* a, size_t i) {
-  const int owner = main_alias_[i];
-  if (a) return a->main[owner].f32();
-  int rank = 0;   // number of distinct buffers before owner
-  for (int j = 0; j < owner; j++) rank += main_alias_[j] == j;
-  return c.scratch->get(rank % 2, static_cast<size_t>(c.N) * main_[owner]->out.size());
-}
-
-float* ResidualBlock::short_buf(RunCtx& c, Acts* a, size_t i) {
-  if (a) return a->shortcut[i].f32();
-  return c.scratch->get(2 + static_cast<int>(i % 2), static_cast<size_t>(c.N) * shortcut_[i]->out.size());
-}
-
-void ResidualBlock::forward(RunCtx& c, const float* x, float* y) {
-  Acts* a = c.training ? &acts_for(*c.backend, c.N) : nullptr;
-  const size_t L = main_.size();
-  const float* cur = x;
-  for (size_t i = 0; i < L; i++) {
-    float* o = (i + 1 == L) ? y : main_buf(c, a, i);   // (N, main_[i]->out)
-    main_[i]->forward(c, cur, o);
-    cur = o;
-  }
-  const float* s = x;   // identity shortcut
-  for (size_t i = 0; i < shortcut_.size(); i++) {
-    float* o = short_buf(c, a, i);   // (N, shortcut_[i]->out)
-    shortcut_[i]->forward(c, s, o);
-    s = o;
-  }
-  const size_t n = static_cast<size_t>(c.N) * out.size();
-  c.backend->add_inplace(y, s, n);
-  ReluOp& r = relu_.get(c.N, [&] {
-    EltwiseDesc d;
-    d.n = n;
-    return c.backend->relu(d);
-  });
-  r.forward(y, y);
-}
-
-void ResidualBlock::backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) {
-  auto it = acts_.find(c.N);
-  SLN_CHECK_ARG(c.training && it != acts_.end(), name << ": backward without a training forward of batch " << c.N);
-  Acts* a = &it->second;
-  const size_t n = static_cast<size_t>(c.N) * out.size();
-  size_t most = std::max(in.size(), out.size());
-  for (auto& l : main_) most = std::max(most, l->out.size());
-  for (auto& l : shortcut_) most = std::max(most, l->out.size());
-  most *= static_cast<size_t>(c.N);
-  // slots 4: g = relu'(y) dy; 5/6: ping-pong inside a branch; 7: shortcut's dx
-  float* g = c.scratch->get(4, n);   // (N, out)
-  float* t0 = c.scratch->get(5, most);
-  float* t1 = c.scratch->get(6, most);
-  relu_.get(c.N, [&] {
-    EltwiseDesc d;
-    d.n = n;
-    return c.backend->relu(d);
-  }).backward(y, dy, g);
-  auto chain_backward = [&](std::vector<std::unique_ptr<Layer>>& ls, auto out_of, float* dx_out) {
-    const float* d = g;
-    for (size_t i = ls.size(); i-- > 0;) {
-      const float* xi = i == 0 ? x : out_of(i - 1);
-      float* dxi = i == 0 ? dx_out : (d == t0 ? t1 : t0);
-      ls[i]->backward(c, xi, out_of(i), d, dxi);
-      d = dxi;
-    }
-  };
-  const size_t L = main_.size();
-  chain_backward(main_, [&](size_t i) -> const float* { return i + 1 == L ? y : main_buf(c, a, i); }, dx);
-  if (!dx) {
-    // first layer of the trunk: only the parameter gradients matter
-    if (!shortcut_.empty())
-      chain_backward(shortcut_, [&](size_t i) -> const float* { return short_buf(c, a, i); }, nullptr);
-    return;
-  }
-  const size_t nx = static_cast<size_t>(c.N) * in.size();
-  if (shortcut_.empty()) {
-    c.backend->add_inplace(dx, g, nx);
-  } else {
-    float* ds = c.scratch->get(7, nx);   // (N, in)
-    chain_backward(shortcut_, [&](size_t i) -> const float* { return short_buf(c, a, i); }, ds);
-    c.backend->add_inplace(dx, ds, nx);
-  }
 }
 
 // ---------------------------------------------------------------- fused inference steps

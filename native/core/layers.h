@@ -1,7 +1,7 @@
-// Layer classes of the trunk (conv, batch norm, ReLU, pooling, linear,
-// dropout, residual block) and the deterministic init stream. Each layer owns
-// the ops it needs, created per batch size and cached (OpCache); arch_*.cpp
-// builders assemble them into a trunk with PyTorch names.
+// Layer classes of the trunk (conv, batch norm, ReLU, pooling, linear, dropout;
+// the residual block is in residual_block.h) and the deterministic init stream.
+// Each layer owns the op it needs, created per batch size and cached (OpLayer);
+// arch_*.cpp builders assemble them into a trunk with PyTorch names.
 //
 // Gradient rule (sln/ops.h): backward overwrites dx and the parameter
 // gradients. The only joins are the heads (summed by Model) and the residual
@@ -103,7 +103,24 @@ class OpCache {
   std::map<int, std::unique_ptr<Op>> ops_;
 };
 
-class ConvLayer final : public Layer {
+// A layer that runs one backend op: op(c) creates it for c's batch size on first
+// use (make_op) and caches it; trim() drops the other batch sizes' ops.
+template <typename Op>
+class OpLayer : public Layer {
+ public:
+  void trim(int keep) override { ops_.trim(keep); }
+
+ protected:
+  Op& op(RunCtx& c) {
+    return ops_.get(c.N, [&] { return make_op(c); });
+  }
+  virtual std::unique_ptr<Op> make_op(const RunCtx& c) = 0;
+
+ private:
+  OpCache<Op> ops_;
+};
+
+class ConvLayer final : public OpLayer<Conv2dOp> {
  public:
   bool infer_step(Arena& a, std::vector<InferStep>& steps) override;
   ConvLayer(Arena& a, const std::string& nm, Shape3 i, int K, int k, int stride, int pad, bool bias);
@@ -111,16 +128,14 @@ class ConvLayer final : public Layer {
   void init(Arena& a, InitRng& rng) override;
   void forward(RunCtx& c, const float* x, float* y) override;
   void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) override;
-  void trim(int keep) override { ops_.trim(keep); }
 
  private:
-  Conv2dOp& op(RunCtx& c);
+  std::unique_ptr<Conv2dOp> make_op(const RunCtx& c) override;
   Conv2dDesc d_;
   size_t w_ = 0, b_ = 0;
-  OpCache<Conv2dOp> ops_;
 };
 
-class BatchNormLayer final : public Layer {
+class BatchNormLayer final : public OpLayer<BatchNormOp> {
  public:
   bool infer_step(Arena& a, std::vector<InferStep>& steps) override;
   BatchNormLayer(Arena& a, const std::string& nm, Shape3 i);
@@ -129,127 +144,73 @@ class BatchNormLayer final : public Layer {
   void check_train_batch(int N) const override;
   void forward(RunCtx& c, const float* x, float* y) override;
   void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) override;
-  void trim(int keep) override { ops_.trim(keep); }
 
  private:
-  BatchNormOp& op(RunCtx& c);
+  std::unique_ptr<BatchNormOp> make_op(const RunCtx& c) override;
   bool sync(const RunCtx& c) const;   // --sync-bn in a distributed training step
   size_t g_ = 0, b_ = 0, rm_ = 0, rv_ = 0;
-  OpCache<BatchNormOp> ops_;
   std::vector<double> sync_mean_, sync_invstd_;   // saved by a synchronised forward
 };
 
 // ReLU; forward may run in place (x == y), backward reads only y.
-class ReluLayer final : public Layer {
+class ReluLayer final : public OpLayer<ReluOp> {
  public:
   bool infer_step(Arena& a, std::vector<InferStep>& steps) override;
   ReluLayer(const std::string& nm, Shape3 i);
   const char* kind() const override { return "relu"; }
   void forward(RunCtx& c, const float* x, float* y) override;
   void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) override;
-  void trim(int keep) override { ops_.trim(keep); }
 
  private:
-  ReluOp& op(RunCtx& c);
-  OpCache<ReluOp> ops_;
+  std::unique_ptr<ReluOp> make_op(const RunCtx& c) override;
 };
 
 // Max or average pooling, kernel kh x kw (global average: kh = H, kw = W,
 // stride 1, which is also AdaptiveAvgPool2d((1, 1)) for any input size).
-class PoolLayer final : public Layer {
+class PoolLayer final : public OpLayer<Pool2dOp> {
  public:
   bool infer_step(Arena& a, std::vector<InferStep>& steps) override;
   PoolLayer(const std::string& nm, Shape3 i, bool max, int kh, int kw, int stride, int pad);
   const char* kind() const override { return max_ ? "maxpool2d" : "avgpool2d"; }
   void forward(RunCtx& c, const float* x, float* y) override;
   void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) override;
-  void trim(int keep) override { ops_.trim(keep); }
 
  private:
-  Pool2dOp& op(RunCtx& c);
+  std::unique_ptr<Pool2dOp> make_op(const RunCtx& c) override;
   bool max_;
   Pool2dDesc d_;
-  OpCache<Pool2dOp> ops_;
 };
 
 // nn.Linear on the flattened input (C*H*W, torch's x.view(N, -1) of NCHW).
 // Init as the reference: weight normal(0, 0.01), bias 0.
-class LinearLayer final : public Layer {
+class LinearLayer final : public OpLayer<LinearOp> {
  public:
   LinearLayer(Arena& a, const std::string& nm, Shape3 i, int out, bool bias = true);
   const char* kind() const override { return "linear"; }
   void init(Arena& a, InitRng& rng) override;
   void forward(RunCtx& c, const float* x, float* y) override;
   void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) override;
-  void trim(int keep) override { ops_.trim(keep); }
 
  private:
-  LinearOp& op(RunCtx& c);
+  std::unique_ptr<LinearOp> make_op(const RunCtx& c) override;
   LinearDesc d_;
   size_t w_ = 0, b_ = 0;
-  OpCache<LinearOp> ops_;
 };
 
 // nn.Dropout(p): active only in training mode. The mask seed is the step seed
 // mixed with `salt` (the layer's position), so two dropout layers of one step
 // draw different masks and a step is reproducible from the model seed.
-class DropoutLayer final : public Layer {
+class DropoutLayer final : public OpLayer<DropoutOp> {
  public:
   DropoutLayer(const std::string& nm, Shape3 i, float p, uint64_t salt);
   const char* kind() const override { return "dropout"; }
   void forward(RunCtx& c, const float* x, float* y) override;
   void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) override;
-  void trim(int keep) override { ops_.trim(keep); }
 
  private:
-  DropoutOp& op(RunCtx& c);
+  std::unique_ptr<DropoutOp> make_op(const RunCtx& c) override;
   float p_;
   uint64_t salt_;
-  OpCache<DropoutOp> ops_;
-};
-
-// A residual block as torchvision's BasicBlock / Bottleneck:
-//   y = relu(main(x) + shortcut(x)),  shortcut = identity when empty.
-// main is a chain (conv, bn, relu, ..., conv, bn); its last layer writes
-// straight into y, the add and the final ReLU run in place on y. A ReLU inside
-// the chain runs in place on the preceding layer's output (the batch norm
-// before it does not read its own output in backward). Training keeps the
-// chain's activations per batch size; eval uses the model's scratch slots.
-// Backward: g = relu'(y) * dy, then dx = main^T g + shortcut^T g (or + g).
-class ResidualBlock final : public Layer {
- public:
-  ResidualBlock(const std::string& nm, Shape3 i) {
-    name = nm;
-    in = out = i;
-  }
-  // Sublayers are added in the reference's registration order (conv1, bn1,
-  // ..., downsample.0, downsample.1) so the arena order equals state_dict's.
-  void add_main(std::unique_ptr<Layer> l);
-  void add_shortcut(std::unique_ptr<Layer> l);
-  Shape3 main_out() const { return main_.empty() ? in : main_.back()->out; }
-  Shape3 shortcut_out() const { return shortcut_.empty() ? in : shortcut_.back()->out; }
-  void finish();   // checks the two branches agree; sets out
-
-  const char* kind() const override { return "residual"; }
-  void init(Arena& a, InitRng& rng) override;
-  void check_train_batch(int N) const override;
-  void forward(RunCtx& c, const float* x, float* y) override;
-  void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) override;
-  void trim(int keep) override;
-
- private:
-  struct Acts {
-    std::vector<Buffer> main, shortcut;   // per sublayer output, backend memory (relus alias)
-  };
-  Acts& acts_for(Backend& be, int N);
-  // output buffer of main_[i] / shortcut_[i] in this call
-  float* main_buf(RunCtx& c, Acts* a, size_t i);
-  float* short_buf(RunCtx& c, Acts* a, size_t i);
-
-  std::vector<std::unique_ptr<Layer>> main_, shortcut_;
-  std::vector<int> main_alias_;   // main_alias_[i] = index whose buffer main_[i] writes (in-place ReLU)
-  OpCache<ReluOp> relu_;
-  std::map<int, Acts> acts_;
 };
 
 // Builders: append the trunk of one architecture (PyTorch names) and return
