@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "addon/augment_job.h"
+#include "addon/args.h"
 #include "addon/common.h"
 #include "addon/cuda_loader.h"
 #include "sln/augment.h"
@@ -27,15 +28,6 @@ T typed(Napi::Env env, Napi::Object o, const char* key, napi_typedarray_type typ
                                          std::to_string(a.ElementLength()) + " elements, expected " +
                                          std::to_string(expect));
   return a;
-}
-
-int int_field(Napi::Env env, Napi::Object o, const char* key, const char* fn) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string(fn) + ": desc." + key + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 2147483647.0)
-    throw Napi::RangeError::New(env, std::string(fn) + ": desc." + key + " must be an integer");
-  return static_cast<int>(d);
 }
 
 void float_list(Napi::Env env, Napi::Object o, const char* key, int n, float* dst, const char* fn) {
@@ -75,17 +67,18 @@ std::shared_ptr<AugmentJob> parse_augment_job(Napi::Env env, Napi::Value srcv, N
   if (!dv.IsObject()) throw Napi::TypeError::New(env, f + ": desc must be an object (see NativeAugmentDesc)");
   Napi::Uint8Array src = srcv.As<Napi::Uint8Array>();
   Napi::Object d = dv.As<Napi::Object>();
+  const std::string where = f + ": desc";
   auto job = std::make_shared<AugmentJob>();
   AugmentBatchDesc& desc = job->desc;
-  desc.n = int_field(env, d, "n", fn);
-  desc.in_channels = int_field(env, d, "channels", fn);
+  desc.n = int_field(d, "n", where);
+  desc.in_channels = int_field(d, "channels", where);
   std::string layout = d.Get("layout").IsString() ? d.Get("layout").As<Napi::String>().Utf8Value() : "";
   if (layout != "HWC" && layout != "CHW") throw Napi::TypeError::New(env, f + ": desc.layout must be 'HWC' or 'CHW'");
   desc.layout = layout == "HWC" ? PixelLayout::HWC : PixelLayout::CHW;
-  desc.out_h = int_field(env, d, "outHeight", fn);
-  desc.out_w = int_field(env, d, "outWidth", fn);
-  desc.out_channels = int_field(env, d, "outChannels", fn);
-  desc.threads = d.Has("threads") && !d.Get("threads").IsUndefined() ? int_field(env, d, "threads", fn) : 0;
+  desc.out_h = int_field(d, "outHeight", where);
+  desc.out_w = int_field(d, "outWidth", where);
+  desc.out_channels = int_field(d, "outChannels", where);
+  desc.threads = int_field_or(d, "threads", where, 0);
   if (desc.n < 0) throw Napi::RangeError::New(env, f + ": desc.n must be >= 0");
   if (desc.out_channels != 1 && desc.out_channels != 3)
     throw Napi::RangeError::New(env, f + ": desc.outChannels must be 1 or 3");

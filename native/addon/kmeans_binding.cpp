@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "addon/args.h"
 #include "addon/common.h"
 #include "core/kmeans.h"
 #include "core/spectral.h"
@@ -17,17 +18,6 @@
 namespace sln::addon {
 
 namespace {
-
-int64_t count_arg(const Napi::CallbackInfo& info, const char* fn, size_t i, const char* name, int64_t lo) {
-  Napi::Env env = info.Env();
-  if (info.Length() <= i || !info[i].IsNumber())
-    throw Napi::TypeError::New(env, std::string(fn) + ": " + name + " must be an integer >= " + std::to_string(lo));
-  const double v = info[i].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(v) || std::floor(v) != v || v < static_cast<double>(lo) || v > 2147483647.0)
-    throw Napi::RangeError::New(env, std::string(fn) + ": " + name + " must be an integer >= " + std::to_string(lo) + ", got " +
-                                         info[i].ToString().Utf8Value());
-  return static_cast<int64_t>(v);
-}
 
 double opt_number(Napi::Object o, const char* fn, const char* key, double dflt) {
   Napi::Value v = o.Get(key);
@@ -56,9 +46,9 @@ Rows rows_args(const Napi::CallbackInfo& info, const char* fn) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
     throw Napi::TypeError::New(env, std::string(fn) + ": data must be a Float32Array");
-  const int64_t n = count_arg(info, fn, 1, "n", 1);
-  const int64_t d = count_arg(info, fn, 2, "d", 1);
-  const int64_t k = count_arg(info, fn, 3, "k", 1);
+  const int64_t n = int_arg(info, 1, fn, "n", 1);
+  const int64_t d = int_arg(info, 2, fn, "d", 1);
+  const int64_t k = int_arg(info, 3, fn, "k", 1);
   auto data = info[0].As<Napi::Float32Array>();
   if (static_cast<int64_t>(data.ElementLength()) != n * d)
     throw Napi::RangeError::New(env, std::string(fn) + ": data has " + std::to_string(data.ElementLength()) +

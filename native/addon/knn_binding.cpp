@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "addon/args.h"
 #include "addon/common.h"
 #include "core/knn.h"
 #include "sln/ops.h"
@@ -19,17 +20,6 @@
 namespace sln::addon {
 
 namespace {
-
-int64_t int_at(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name, int64_t lo) {
-  Napi::Env env = info.Env();
-  if (info.Length() <= i || !info[i].IsNumber())
-    throw Napi::TypeError::New(env, std::string(fn) + ": " + name + " must be an integer >= " + std::to_string(lo));
-  const double v = info[i].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(v) || std::floor(v) != v || v < static_cast<double>(lo) || v > 2147483647.0)
-    throw Napi::RangeError::New(env, std::string(fn) + ": " + name + " must be an integer >= " + std::to_string(lo) +
-                                         ", got " + info[i].ToString().Utf8Value());
-  return static_cast<int64_t>(v);
-}
 
 template <typename T, napi_typedarray_type TYPE>
 std::shared_ptr<std::vector<T>> array_at(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name,
@@ -65,8 +55,8 @@ static Napi::Value KnnClassify(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
     const char* fn = "knnClassify";
-    const int64_t d = int_at(info, 3, fn, "d", 1);
-    const int64_t C = int_at(info, 4, fn, "numClasses", 1);
+    const int64_t d = int_arg(info, 3, fn, "d", 1);
+    const int64_t C = int_arg(info, 4, fn, "numClasses", 1);
     if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "knnClassify: bank must be a Float32Array");
     const int64_t blen = info[0].As<Napi::TypedArray>().ElementLength();
     if (blen % d != 0 || blen == 0)
@@ -132,8 +122,8 @@ static Napi::Value LinearProbe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
     const char* fn = "linearProbe";
-    const int64_t d = int_at(info, 3, fn, "d", 1);
-    const int64_t C = int_at(info, 4, fn, "numClasses", 2);
+    const int64_t d = int_arg(info, 3, fn, "d", 1);
+    const int64_t C = int_arg(info, 4, fn, "numClasses", 2);
     if (!info[0].IsTypedArray() || !info[2].IsTypedArray())
       throw Napi::TypeError::New(env, "linearProbe: x and xTest must be Float32Arrays");
     const int64_t xlen = info[0].As<Napi::TypedArray>().ElementLength(), tlen = info[2].As<Napi::TypedArray>().ElementLength();

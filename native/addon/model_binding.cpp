@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "addon/args.h"
 #include "addon/augment_job.h"
 #include "addon/model_wrap.h"
 #include "addon/cuda_loader.h"
@@ -413,18 +414,11 @@ Napi::Value ModelWrap::ForwardTaps(const Napi::CallbackInfo& info) {
     std::vector<int> taps;
     std::vector<probe::PoolSpec> specs;
     std::vector<Shape3> shapes;
-    auto int_of = [&](Napi::Object o, const char* key, uint32_t t, int dflt) {
-      Napi::Value v = o.Get(key);
-      if (v.IsUndefined()) return dflt;
-      double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1e300;
-      if (d != static_cast<int>(d))
-        throw Napi::TypeError::New(env, "forwardTaps: taps[" + std::to_string(t) + "]." + key + " must be an integer");
-      return static_cast<int>(d);
-    };
     for (uint32_t t = 0; t < ta.Length(); t++) {
       if (!ta.Get(t).IsObject()) throw Napi::TypeError::New(env, "forwardTaps: taps[" + std::to_string(t) + "] must be an object");
       Napi::Object o = ta.Get(t).As<Napi::Object>();
-      int layer = int_of(o, "layer", t, -1);
+      const std::string where = "forwardTaps: taps[" + std::to_string(t) + "]";
+      const int layer = static_cast<int>(int_field_or(o, "layer", where, -1));
       if (layer < 0 || layer >= static_cast<int>(layers.size()))
         throw Napi::RangeError::New(env, "forwardTaps: taps[" + std::to_string(t) + "].layer must index the trunk's " +
                                              std::to_string(layers.size()) + " layers, got " + std::to_string(layer));
@@ -434,11 +428,11 @@ Napi::Value ModelWrap::ForwardTaps(const Napi::CallbackInfo& info) {
         if (!k.IsString()) throw Napi::TypeError::New(env, "forwardTaps: taps[" + std::to_string(t) + "].pool must be a string");
         s.kind = k.As<Napi::String>().Utf8Value();
       }
-      s.kernel = int_of(o, "kernel", t, 1);
-      s.stride = int_of(o, "stride", t, s.kernel);
-      s.pad = int_of(o, "pad", t, 0);
-      s.out_h = int_of(o, "outHeight", t, 1);
-      s.out_w = int_of(o, "outWidth", t, s.out_h);
+      s.kernel = static_cast<int>(int_field_or(o, "kernel", where, 1));
+      s.stride = static_cast<int>(int_field_or(o, "stride", where, s.kernel));
+      s.pad = static_cast<int>(int_field_or(o, "pad", where, 0));
+      s.out_h = static_cast<int>(int_field_or(o, "outHeight", where, 1));
+      s.out_w = static_cast<int>(int_field_or(o, "outWidth", where, s.out_h));
       shapes.push_back(probe::pooled_shape(layers[layer].out, s));   // validates
       taps.push_back(layer);
       specs.push_back(s);

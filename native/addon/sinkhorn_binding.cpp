@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "addon/args.h"
 #include "addon/common.h"
 #include "addon/cuda_loader.h"
 #include "addon/mpi_loader.h"
@@ -23,19 +24,6 @@ namespace {
 using sinkhorn::Options;
 using sinkhorn::Result;
 using sinkhorn::Storage;
-
-// Integers up to 2^31 - 1 (N, K and D are int32 in the results; products stay far from overflow).
-int64_t int_arg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name, int64_t lo) {
-  Napi::Env env = info.Env();
-  if (info.Length() <= i || !info[i].IsNumber())
-    throw Napi::TypeError::New(env, std::string(fn) + ": " + name + " must be a number (an integer >= " +
-                                        std::to_string(lo) + ")");
-  double v = info[i].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(v) || std::floor(v) != v || v < static_cast<double>(lo) || v > 2147483647.0)
-    throw Napi::RangeError::New(env, std::string(fn) + ": " + name + " must be an integer in [" + std::to_string(lo) +
-                                         ", 2^31-1], got " + info[i].ToString().Utf8Value());
-  return static_cast<int64_t>(v);
-}
 
 Napi::Float32Array f32_arg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name,
                            uint64_t expect_len, const std::string& shape) {
