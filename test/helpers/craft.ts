@@ -4,6 +4,7 @@
 // `malicious()` (test/harden_parsers.test.ts and the fuzz driver use them;
 // `node .build-ts/bench/fuzz/fixtures.js DIR` writes them to DIR).
 import * as zlib from "node:zlib";
+import { Prng } from "../../lib/prng";
 
 export interface ZipItem {
   name: string;
@@ -233,4 +234,11 @@ export function malicious(): Record<string, Buffer> {
   out["png-bomb.png"] = pngHeader(20000, 20000);
   out["idx-1x3-images-ubyte"] = idx([4, 1, 3], new Uint8Array(12));
   return out;
+}
+
+/** n bytes from a seeded stream (fixture pixels). */
+export function randomBytes(n: number, rng: Prng): Uint8Array {
+  const a = new Uint8Array(n);
+  for (let i = 0; i < n; i++) a[i] = rng.nextU32() & 255;
+  return a;
 }
