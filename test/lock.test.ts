@@ -1,7 +1,9 @@
 // The experiment lock: two real train processes on one --exp (the second
 // exits 2 naming the holder), a stale lock of a dead process taken over with a
 // notice, another host's lock never taken over, racing processes of which
-// exactly one wins, and orphaned temporary files removed at the next start.
+// exactly one wins, orphaned temporary files removed at the next start, and
+// clusters/report/labels --out refused while another process holds the lock
+// of the experiment they would write into.
 import "./helpers/cpu_only";
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
@@ -152,4 +154,47 @@ test("a lock whose holder is a zombie (exited, not yet reaped) is taken over; a 
   } finally {
     sh.kill("SIGKILL");
   }
+});
+
+test("clusters, report and labels --out inside an experiment take its lock: held by another process, exit 2 naming the directory and the holder, nothing written", async () => {
+  const exp = path.join(tmp, "writers");
+  const r = run(["--exp", exp, "--epochs", "1", ...SMALL]);
+  assert.equal(r.status, 0, r.stderr);
+  const cmd = (args: string[]) => spawnSync(process.execPath, [cli, ...args, "--threads", "1"], { encoding: "utf8" });
+  const lockJs = path.join(root, ".build-ts/lib/train/lock.js");
+  const holder = spawn(process.execPath, ["-e", `require(${JSON.stringify(lockJs)}).lockExperiment(${JSON.stringify(exp)});process.stdout.write("held");setInterval(()=>{},1000)`], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  try {
+    await new Promise<void>((resolve) => holder.stdout!.once("data", () => resolve()));
+    const before = fs.readdirSync(exp).sort();
+    const outside = path.join(tmp, "writers-outside");
+    for (const args of [
+      ["clusters", "--exp", exp],
+      ["report", "--exp", exp],
+      ["labels", "--exp", exp, "--out", path.join(exp, "labels-copy.csv")],
+      ["report", "--exp", exp, "--out", path.join(exp, "sub", "..", "r2")],
+    ]) {
+      const x = cmd(args);
+      assert.equal(x.status, 2, `${args.join(" ")}: ${x.stderr}`);
+      assert.match(x.stderr, new RegExp(`^selflabel-native: --exp ${exp.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} is in use by pid ${holder.pid} on ${os.hostname()}, .*give --out outside it\n$`));
+      assert.deepEqual(fs.readdirSync(exp).sort(), before, `${args[0]} wrote nothing into the experiment`);
+    }
+    // --out elsewhere does not write into the experiment: no lock needed
+    const o = cmd(["report", "--exp", exp, "--out", outside]);
+    assert.equal(o.status, 0, o.stderr);
+    assert.ok(fs.existsSync(path.join(outside, "report.html")));
+  } finally {
+    holder.kill("SIGKILL");
+    await new Promise((r) => holder.once("exit", r));
+  }
+  // the holder is gone: its lock is taken over with a notice, and released at the end
+  const c = cmd(["clusters", "--exp", exp]);
+  assert.equal(c.status, 0, c.stderr);
+  assert.match(c.stderr, /notice: took over the lock of .* left by pid \d+/);
+  assert.ok(fs.existsSync(path.join(exp, "clusters-head0", "index.html")));
+  assert.ok(!fs.existsSync(path.join(exp, LOCK_NAME)), "the lock is released when the command ends");
+  const l = cmd(["labels", "--exp", exp, "--out", path.join(exp, "labels-copy.csv")]);
+  assert.equal(l.status, 0, l.stderr);
+  assert.ok(!fs.existsSync(path.join(exp, LOCK_NAME)));
 });

@@ -13,7 +13,7 @@ export function builder(y: Argv): Argv {
 }
 
 export async function handler(a: Record<string, unknown>): Promise<void> {
-  const { e, head, out, ds } = await openExperimentData(a, (exp, head) => path.join(exp, `clusters-head${head}`));
+  const { e, head, out, ds, lock } = await openExperimentData(a, "clusters", (exp, head) => path.join(exp, `clusters-head${head}`));
   try {
     const labels = e.labels[head];
     let title = `${path.basename(path.resolve(e.exp))}: head ${head}, ${e.meta.numClasses[head]} clusters (epoch ${e.meta.epoch})`;
@@ -26,5 +26,6 @@ export async function handler(a: Record<string, unknown>): Promise<void> {
     console.log(`wrote ${infos.filter((c) => c.file).length} cluster grids and ${path.join(out, "index.html")}`);
   } finally {
     await ds.close();
+    lock?.release();
   }
 }

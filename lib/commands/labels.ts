@@ -2,6 +2,7 @@
 import type { Argv } from "yargs";
 import * as path from "node:path";
 import * as fs from "node:fs";
+import { lockForOutput } from "../train/lock";
 import { openExperiment, checkHead, openTrainData, Experiment } from "../eval/experiment";
 import { detectFormat } from "../data";
 import { writeFileAtomic } from "../safetensors";
@@ -65,10 +66,13 @@ export async function handler(a: Record<string, unknown>): Promise<void> {
     process.stdout.write(text);
     return;
   }
+  const lock = lockForOutput(e.exp, out, "labels", (l) => process.stderr.write(l + "\n"));
   try {
     writeFileAtomic(out, text);
   } catch (err) {
     throw new InputError(`--out ${out}: cannot write (${(err as Error).message.split("\n")[0]})`);
+  } finally {
+    lock?.release();
   }
   process.stderr.write(`wrote ${n} labels of head${heads.length > 1 ? "s" : ""} ${heads.join(", ")} to ${out}\n`);
 }

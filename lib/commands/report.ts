@@ -14,12 +14,13 @@ export function builder(y: Argv): Argv {
 }
 
 export async function handler(a: Record<string, unknown>): Promise<void> {
-  const { e, head, out, ds } = await openExperimentData(a, (exp) => path.join(exp, "report"));
+  const { e, head, out, ds, lock } = await openExperimentData(a, "report", (exp) => path.join(exp, "report"));
   try {
     const file = await writeReport(e, ds, out, { head });
     for (const note of e.notes) process.stderr.write(`note: ${note}\n`);
     console.log(`wrote ${file}`);
   } finally {
     await ds.close();
+    lock?.release();
   }
 }

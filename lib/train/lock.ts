@@ -75,7 +75,7 @@ function describe(h: LockInfo): string {
  * one line when a stale lock is taken over. The lock is also removed when
  * this process exits normally (process.exit included).
  */
-export function lockExperiment(dir: string, notice: (line: string) => void = () => {}, command = "train"): ExperimentLock {
+export function lockExperiment(dir: string, notice: (line: string) => void = () => {}, command = "train", otherwise = "choose another --exp"): ExperimentLock {
   const created = !fs.existsSync(dir);
   fs.mkdirSync(dir, { recursive: true });
   const file = path.join(dir, LOCK_NAME);
@@ -108,7 +108,7 @@ export function lockExperiment(dir: string, notice: (line: string) => void = () 
       const stale = holder.host === info.host && holder.pid > 0 && holder.pid !== process.pid && !alive(holder.pid);
       if (!stale || attempt > 1000) {
         const how = holder.host === info.host ? "wait for it to finish or stop it" : `if that run is gone, remove ${file}`;
-        throw new ExperimentLockedError(`--exp ${dir} is in use by ${describe(holder)} (lock ${file}); ${how}, or choose another --exp`);
+        throw new ExperimentLockedError(`--exp ${dir} is in use by ${describe(holder)} (lock ${file}); ${how}, or ${otherwise}`);
       }
       // Take the stale lock over under a takeover mutex (created with O_EXCL):
       // only its holder may remove a lock file, and only after re-reading it
@@ -164,6 +164,40 @@ export function lockExperiment(dir: string, notice: (line: string) => void = () 
   };
   process.on("exit", release);
   return { file, info, release };
+}
+
+/** `p` with symbolic links resolved as far as it exists (the rest appended as given). */
+function realish(p: string): string {
+  let head = path.resolve(p);
+  const rest: string[] = [];
+  for (;;) {
+    try {
+      return path.join(fs.realpathSync(head), ...rest);
+    } catch {
+      const up = path.dirname(head);
+      if (up === head) return path.resolve(p);
+      rest.unshift(path.basename(head));
+      head = up;
+    }
+  }
+}
+
+/** True when path `p` is the directory `dir` or lies inside it (symbolic links resolved). */
+export function isInside(dir: string, p: string): boolean {
+  const rel = path.relative(realish(dir), realish(p));
+  return rel === "" || (rel !== ".." && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
+}
+
+/**
+ * The lock for a command that writes `out` after reading experiment `dir`
+ * (clusters, report, labels --out): taken when `out` lies inside the
+ * experiment, so nothing is written there while train (or another such
+ * command) runs on it; null when `out` is elsewhere (reading a live
+ * experiment is safe: train replaces its files atomically).
+ */
+export function lockForOutput(dir: string, out: string, command: string, notice: (line: string) => void = () => {}): ExperimentLock | null {
+  if (!isInside(dir, out)) return null;
+  return lockExperiment(dir, notice, command, "give --out outside it");
 }
 
 /**
