@@ -1,7 +1,8 @@
 // The crafted malicious files of issue 19 (test/helpers/craft.ts): every
 // one refused with an error that names the file, quickly and within a memory
 // bound; the bounded .pth reader still reads good files; safetensors offsets,
-// shapes and metadata checked; write failures name the file and the bytes.
+// shapes and metadata checked; write failures name the file and the bytes;
+// convert reads through the worker and refuses each crafted file in one line.
 import { test, mock } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -102,6 +103,36 @@ test("good files still load: strided copies, views, float64, deflate within the 
   );
   assert.deepEqual(loadPth(d).stateDict.w.data, vals);
   assert.ok(readPth(d) !== null);
+});
+
+test("convert reads the .pth in a worker thread; every crafted .pth: exit 2, one line naming the file, no output", async () => {
+  const good = write("convert-good.pth", pth([{ key: "a", storage: "0", numel: 6, size: [3, 2], stride: [1, 3] }]));
+  const { handler } = await import("../lib/commands/convert");
+  const workers: unknown[] = [];
+  const onWorker = (w: unknown) => workers.push(w);
+  process.on("worker", onWorker);
+  const log = mock.method(console, "log", () => {});
+  try {
+    const out = path.join(tmp, "convert-good.safetensors");
+    await handler({ input: good, output: out, force: false, _: [], $0: "" });
+    assert.equal(workers.length, 1, "the .pth was read in a worker thread");
+    assert.deepEqual([...load(out).tensors.a.data], [0, 3, 1, 4, 2, 5]);
+    assert.match(String(log.mock.calls[0].arguments[0]), /convert-good\.safetensors: 1 tensors, 6 values/);
+  } finally {
+    process.removeListener("worker", onWorker);
+    log.mock.restore();
+  }
+  const cli = path.join(packageRoot(), ".build-ts/lib/cli.js");
+  for (const [name, re] of Object.entries(PTH_EXPECT)) {
+    const f = write(name, files[name]);
+    const out = path.join(tmp, `${name}.safetensors`);
+    const r = spawnSync(process.execPath, [cli, "convert", f, out], { encoding: "utf8", timeout: 60000 });
+    assert.equal(r.status, 2, `${name}: ${r.stderr}`);
+    assert.ok(r.stderr.startsWith(`selflabel-native: ${f}: `), `${name}: ${r.stderr}`);
+    assert.match(r.stderr, re, name);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.ok(!fs.existsSync(out), `${name}: nothing written`);
+  }
 });
 
 test("a pickle that nests lists a million deep or repeats a 200 KB LONG is refused fast, without recursion", () => {

@@ -2,11 +2,12 @@
 // (torch.save zip; plain state_dict, the reference's {state_dict, L}, or
 // DataParallel `module.` names) without executing anything, and write its
 // weights under their PyTorch names (plus the pseudo-labels as labels.<h>,
-// int32) as safetensors, which Model.loadPth/loadWeights accept.
+// int32) as safetensors, which Model.loadPth/loadWeights accept. The .pth is
+// read in a worker thread (the bounded reader of lib/pth), as Model.loadPth does.
 import type { ArgumentsCamelCase, Argv } from "yargs";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { loadPth, saveWeights } from "../pth";
+import { loadPthAsync, saveWeights } from "../pth";
 import { UsageError } from "../errors";
 
 export const command = "convert <input> <output>";
@@ -30,7 +31,7 @@ export async function handler(argv: ArgumentsCamelCase<ConvertArgs>): Promise<vo
   if (!out.endsWith(".safetensors")) throw new UsageError(`convert: OUTPUT must end in .safetensors, got ${out}`);
   if (fs.existsSync(out) && !argv.force) throw new UsageError(`convert: ${out} exists (use --force to overwrite)`);
   if (path.resolve(out) === path.resolve(argv.input)) throw new UsageError("convert: INPUT and OUTPUT are the same file");
-  const w = loadPth(argv.input);
+  const w = await loadPthAsync(argv.input); // in a worker thread, as Model.loadPth
   saveWeights(out, w, argv.input);
   const n = Object.keys(w.stateDict).length;
   const params = Object.values(w.stateDict).reduce((s, t) => s + t.data.length, 0);

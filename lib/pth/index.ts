@@ -13,10 +13,10 @@
 //   zip.ts      the zip container          pickle.ts  the pickle machine
 //   torch.ts    torch.save's globals, storages and tensors
 //   weights.ts  state_dicts, labels, safetensors weights, name fixes
-//   worker.ts   loadWeights off the main thread (load_worker.ts)
+//   worker.ts   loadWeights / loadPth off the main thread (load_worker.ts)
 export { PthError } from "./error";
 export { ZipEntry, zipEntries, zipRead } from "./zip";
 export { PyDict, unpickle } from "./pickle";
 export { TorchDType, PthTensor, ALLOWED_GLOBALS, readPth, decodePth } from "./torch";
 export { PthWeights, loadPth, weightsFrom, WEIGHTS_FORMAT, loadWeights, saveWeights, renameReferenceResnet, checkAgainst } from "./weights";
-export { loadWeightsAsync } from "./worker";
+export { loadWeightsAsync, loadPthAsync } from "./worker";

@@ -1,14 +1,24 @@
-// loadWeights in a worker thread: parsing a large .pth (zip CRCs, inflation,
-// the pickle, strided copies) never blocks the event loop. The tensors come
-// back by transfer; errors keep their message, code and exit code.
+// loadWeights / loadPth in a worker thread: parsing a large .pth (zip CRCs,
+// inflation, the pickle, strided copies) never blocks the event loop. The
+// tensors come back by transfer; errors keep their message, code and exit code.
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
 import { PthError } from "./error";
 import type { PthWeights } from "./weights";
 
+/** loadWeights (a .pth or safetensors weights file) in a worker thread. */
 export function loadWeightsAsync(file: string): Promise<PthWeights> {
+  return readInWorker(file, false);
+}
+
+/** loadPth (a .pth only, as `convert` reads) in a worker thread. */
+export function loadPthAsync(file: string): Promise<PthWeights> {
+  return readInWorker(file, true);
+}
+
+function readInWorker(file: string, pthOnly: boolean): Promise<PthWeights> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(path.join(__dirname, "load_worker.js"), { workerData: { file } });
+    const w = new Worker(path.join(__dirname, "load_worker.js"), { workerData: { file, pthOnly } });
     let settled = false;
     w.once("message", (m: { ok: true; weights: PthWeights } | { ok: false; error: { name: string; message: string; code?: string; exitCode?: number } }) => {
       settled = true;
