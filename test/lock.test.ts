@@ -79,19 +79,27 @@ test("eight processes racing for one lock: exactly one wins", async () => {
   // every racer also finds a stale lock to take over, the harder case
   fs.writeFileSync(path.join(exp, LOCK_NAME), JSON.stringify({ pid: deadPid(), host: os.hostname(), started: "old", command: "train" }));
   const lockJs = path.join(root, ".build-ts/lib/train/lock.js");
+  // the winner holds the lock until every racer has tried (its stdin closes),
+  // however slowly the racers start on a loaded machine
   const script =
     `const {lockExperiment}=require(${JSON.stringify(lockJs)});` +
-    `try{const l=lockExperiment(${JSON.stringify(exp)});process.stdout.write("won");setTimeout(()=>l.release(),1500)}` +
+    `try{const l=lockExperiment(${JSON.stringify(exp)});process.stdout.write("won");process.stdin.on("end",()=>l.release()).resume()}` +
     `catch(e){process.stdout.write(e.name)}`;
-  const procs = Array.from({ length: 8 }, () => {
-    const p = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
-    let s = "";
-    p.stdout.on("data", (d) => (s += d));
-    return new Promise<string>((resolve) => p.on("exit", () => resolve(s)));
-  });
-  const res = await Promise.all(procs);
+  const procs = Array.from({ length: 8 }, () => spawn(process.execPath, ["-e", script], { stdio: ["pipe", "pipe", "inherit"] }));
+  const res = await Promise.all(
+    procs.map((p) => {
+      let s = "";
+      return new Promise<string>((resolve) => {
+        p.stdout!.on("data", (d) => ((s += d), resolve(s)));
+        p.on("exit", () => resolve(s));
+      });
+    }),
+  );
+  for (const p of procs) p.stdin!.end();
+  await Promise.all(procs.map((p) => (p.exitCode !== null ? null : new Promise((r) => p.once("exit", r)))));
   assert.equal(res.filter((s) => s === "won").length, 1, res.join(" "));
   assert.equal(res.filter((s) => s === "ExperimentLockedError").length, 7, res.join(" "));
+  assert.ok(!fs.existsSync(path.join(exp, LOCK_NAME)), "the winner released the lock");
 });
 
 test("in-process: a held lock refuses a second taker, release is idempotent, a created empty directory is removed", () => {
