@@ -1,5 +1,6 @@
 # PyTorch baseline for bench/trainstep.ts: the same smallcnn, same batch sizes,
-# same thread count, timed the same way. Prints one JSON line per case.
+# same thread count, timed the same way (median of `steps` steps after `warmup`
+# untimed ones). Prints one JSON line per case.
 import json, sys, time
 import torch
 import torch.nn as nn
@@ -8,17 +9,20 @@ from torch_models import smallcnn  # bench/ is on sys.path (the script's folder)
 
 threads = int(sys.argv[1])
 steps = int(sys.argv[2])
+warmup = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
 
 def timeit(fn, steps):
-    for _ in range(3):
+    for _ in range(warmup):
         fn()
-    t0 = time.perf_counter()
+    t = []
     for _ in range(steps):
+        t0 = time.perf_counter()
         fn()
-    return (time.perf_counter() - t0) / steps
+        t.append(time.perf_counter() - t0)
+    return sorted(t)[len(t) // 2]
 
 
 for (c, h, w) in [(1, 28, 28), (3, 32, 32)]:

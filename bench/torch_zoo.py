@@ -1,6 +1,7 @@
 # PyTorch baseline for bench/zoo.ts: the same architectures (built by
 # scripts/make-zoo-fixtures.py), same batch sizes, same thread count, timed
-# the same way (SGD momentum 0.9, wd 1e-5, mean cross-entropy over heads).
+# the same way (SGD momentum 0.9, wd 1e-5, mean cross-entropy over heads;
+# the median of `steps` single-step timings after `warmup` untimed steps).
 # Prints one JSON line per case.
 import importlib.util
 import json
@@ -38,8 +39,10 @@ for c in cases:
 
     for _ in range(warmup):
         step()
-    t0 = time.perf_counter()
+    times = []
     for _ in range(steps):
+        t0 = time.perf_counter()
         step()
-    t = (time.perf_counter() - t0) / steps
+        times.append(time.perf_counter() - t0)
+    t = sorted(times)[len(times) // 2]
     print(json.dumps({"case": c["name"], "images_per_s": n / t}), flush=True)

@@ -1,24 +1,41 @@
-// npm run bench -- trainstep [--steps N] [--threads T] [--no-torch]
+// npm run bench -- trainstep [--steps N] [--warmup W] [--threads T] [--gemm N] [--no-torch]
 // images/s of the smallcnn training step (batch 256) and forward (batch 512) on
-// 1x28x28 and 3x32x32, next to PyTorch (same model, same threads) timed in the
-// same run when a python3 with torch is found. Not a test: prints ratios.
+// 1x28x28 and 3x32x32, next to PyTorch (same model, same threads, same timing:
+// median of N steps after W warm-up steps) timed in the same run when a python3
+// with torch is found. Each case also prints its achieved GFLOP/s (conv and
+// linear multiply-adds, bench/_flops.ts) beside oneDNN's float32 GEMM of two
+// --gemm x --gemm matrices on the same threads (bench/probe.ts), measured before
+// and after the cases: the arithmetic ceiling of this machine. Not a test: prints ratios.
 import { findTorchPython, arg, runTorchBaseline, printRatios } from "./_torch";
 import { createModel } from "../lib/model";
 import { native } from "../lib/binding";
+import { trainStepFlops, forwardFlops } from "./_flops";
+import { sgemmGflops } from "./probe";
 
-async function timeit(fn: () => Promise<unknown>, steps: number): Promise<number> {
-  for (let i = 0; i < 3; i++) await fn();
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < steps; i++) await fn();
-  return Number(process.hrtime.bigint() - t0) / 1e9 / steps;
+/** Median seconds of one call over `steps` calls after `warmup` untimed ones. */
+export async function medianSeconds(fn: () => Promise<unknown>, steps: number, warmup: number): Promise<number> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const t: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const t0 = process.hrtime.bigint();
+    await fn();
+    t.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  t.sort((a, b) => a - b);
+  return t[Math.floor(t.length / 2)];
 }
 
 export async function main(args: string[]): Promise<void> {
   const steps = arg(args, "--steps", 10);
+  const warmup = arg(args, "--warmup", 3);
   const threads = arg(args, "--threads", native().info().threads);
+  const gemmN = arg(args, "--gemm", 4096);
   native().setThreads(threads);
-  console.log(`# trainstep: ${native().info().cpu}; ${steps} timed steps after 3 warm-up`);
+  console.log(`# trainstep: ${native().info().cpu}; median of ${steps} steps after ${warmup} warm-up (ours and PyTorch alike)`);
+  const gemmBefore = sgemmGflops(gemmN, threads, 5).gflops;
+  console.log(`# float32 GEMM ${gemmN}^2 (oneDNN sgemm, ${threads} threads, median of 5): ${gemmBefore.toFixed(1)} GFLOP/s (before the cases)`);
   const ours: Record<string, number> = {};
+  const flops: Record<string, number> = {};
   for (const [c, h, w] of [
     [1, 28, 28],
     [3, 32, 32],
@@ -26,16 +43,34 @@ export async function main(args: string[]): Promise<void> {
     const model = await createModel({ arch: "smallcnn", numClasses: [10], inputShape: [c, h, w], seed: 1 });
     const x = new Float32Array(256 * c * h * w).map(() => Math.random() * 2 - 1);
     const y = new Int32Array(256).map(() => Math.floor(Math.random() * 10));
-    let t = await timeit(() => model.trainStep(x, [y], { lr: 0.05, momentum: 0.9, weightDecay: 1e-5 }), steps);
-    ours[`train ${c}x${h}x${w} b256`] = 256 / t;
+    let t = await medianSeconds(() => model.trainStep(x, [y], { lr: 0.05, momentum: 0.9, weightDecay: 1e-5 }), steps, warmup);
+    const tk = `train ${c}x${h}x${w} b256`;
+    ours[tk] = 256 / t;
+    flops[tk] = trainStepFlops(model);
     const xf = new Float32Array(512 * c * h * w).map(() => Math.random() * 2 - 1);
-    t = await timeit(() => model.forward(xf, { mode: "eval", output: "logits" }), steps);
-    ours[`forward ${c}x${h}x${w} b512`] = 512 / t;
+    t = await medianSeconds(() => model.forward(xf, { mode: "eval", output: "logits" }), steps, warmup);
+    const fk = `forward ${c}x${h}x${w} b512`;
+    ours[fk] = 512 / t;
+    flops[fk] = forwardFlops(model).total;
     model.dispose();
   }
   const py = args.includes("--no-torch") ? null : findTorchPython();
   let theirs: Record<string, number> = {};
-  if (py) theirs = runTorchBaseline(py, __dirname + "/../../bench/torch_trainstep.py", [String(threads), String(steps)], threads);
+  if (py)
+    theirs = runTorchBaseline(py, __dirname + "/../../bench/torch_trainstep.py", [String(threads), String(steps), String(warmup)], threads);
   else console.log("# baseline: no python3 with torch found (install python3-torch); ours only");
+  const gemmAfter = sgemmGflops(gemmN, threads, 5).gflops;
+  console.log(`# float32 GEMM ${gemmN}^2: ${gemmAfter.toFixed(1)} GFLOP/s (after the cases); the table divides by the larger of the two`);
   printRatios(ours, theirs, 24, 0);
+  const gemm = Math.max(gemmBefore, gemmAfter);
+  console.log(`${"case".padEnd(24)} ${"MFLOP/img".padStart(10)} ${"ours GFLOP/s".padStart(13)} ${"of GEMM".padStart(8)} ${"torch GFLOP/s".padStart(14)} ${"of GEMM".padStart(8)}`);
+  for (const k of Object.keys(ours)) {
+    const g = (ours[k] * flops[k]) / 1e9;
+    const tg = theirs[k] ? (theirs[k] * flops[k]) / 1e9 : NaN;
+    console.log(
+      `${k.padEnd(24)} ${(flops[k] / 1e6).toFixed(1).padStart(10)} ${g.toFixed(1).padStart(13)} ${((100 * g) / gemm).toFixed(0).padStart(7)}% ${
+        Number.isNaN(tg) ? "-".padStart(14) : tg.toFixed(1).padStart(14)
+      } ${Number.isNaN(tg) ? "-".padStart(8) : (((100 * tg) / gemm).toFixed(0) + "%").padStart(8)}`,
+    );
+  }
 }

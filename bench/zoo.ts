@@ -3,10 +3,14 @@
 // AlexNet small and big (224 px, batch 32) and ResNet-18/50 (224 px, batch
 // 16), each with one 1000-way head, next to PyTorch (same architectures from
 // scripts/make-zoo-fixtures.py, same threads, same optimizer) timed in the
-// same run when a python3 with torch and torchvision is found. Not a test.
+// same run when a python3 with torch and torchvision is found. Both sides are
+// timed alike: W untimed warm-up steps (oneDNN and PyTorch create their
+// primitives on the first steps), then the median of N single-step timings;
+// the setup is printed. Not a test.
 import { findTorchPython, arg, runTorchBaseline, printRatios } from "./_torch";
 import * as path from "node:path";
 import { createModel, ModelOptions } from "../lib/model";
+import { medianSeconds } from "./trainstep";
 import { native } from "../lib/binding";
 
 interface Case {
@@ -27,13 +31,14 @@ const CASES: Case[] = [
 
 
 export async function main(args: string[]): Promise<void> {
-  const steps = arg(args, "--steps", 3);
-  const warmup = arg(args, "--warmup", 1);
+  const steps = arg(args, "--steps", 5);
+  const warmup = arg(args, "--warmup", 3);
   const threads = arg(args, "--threads", native().info().threads);
   const only = args.includes("--only") ? args[args.indexOf("--only") + 1].split(",") : null;
   const cases = CASES.filter((c) => !only || only.some((o) => c.name.startsWith(o)));
   native().setThreads(threads);
-  console.log(`# zoo: training step, ${native().info().cpu}; ${steps} timed steps after ${warmup} warm-up`);
+  console.log(`# zoo: training step, ${native().info().cpu}; median of ${steps} steps after ${warmup} warm-up (ours and PyTorch alike)`);
+  console.log(`# cases: ${cases.map((c) => `${c.name} (${c.inputShape.join("x")}, ${c.numClasses.join("+")}-way head, SGD momentum 0.9, wd 1e-5)`).join("; ")}`);
   const ours: Record<string, number> = {};
   for (const c of cases) {
     const opts: ModelOptions = { arch: c.arch, numClasses: c.numClasses, inputShape: c.inputShape, seed: 1 };
@@ -43,11 +48,7 @@ export async function main(args: string[]): Promise<void> {
     const x = new Float32Array(n * c.inputShape[0] * c.inputShape[1] * c.inputShape[2]).map(() => Math.random() * 2 - 1);
     const y = new Int32Array(n).map(() => Math.floor(Math.random() * c.numClasses[0]));
     const step = () => m.trainStep(x, [y], { lr: 0.01, momentum: 0.9, weightDecay: 1e-5 });
-    for (let i = 0; i < warmup; i++) await step();
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < steps; i++) await step();
-    const t = Number(process.hrtime.bigint() - t0) / 1e9 / steps;
-    ours[c.name] = n / t;
+    ours[c.name] = n / (await medianSeconds(step, steps, warmup));
     m.dispose();
   }
   const py = args.includes("--no-torch") ? null : findTorchPython("torch, torchvision");
