@@ -1,6 +1,8 @@
-// --recipe: the reference recipe (the default) keeps today's schedule and hyper-parameters;
+// --recipe: the reference recipe keeps today's schedule and hyper-parameters;
 // the kmeans recipe starts from k-means labels, drops the early passes, runs a
-// cosine schedule and scales its epochs to the data; contradicting flags and
+// cosine schedule and scales its epochs to the data; the spectral recipe (the
+// default for small images) starts from spectral clustering of the pixels and
+// re-labels by spectral clustering of the features; contradicting flags and
 // heads larger than the data are refused (exit 2, one line).
 import "./helpers/cpu_only";
 import { test } from "node:test";
@@ -12,7 +14,9 @@ import { spawnSync } from "node:child_process";
 import { packageRoot } from "../lib/binding";
 import { labelTimes, learningRate } from "../lib/train/schedule";
 import { resolveOptions, SIZE_PRESETS } from "../lib/train/options";
-import { resolveRecipe, stepLearningRate, dropEarlyPasses, KMEANS_IMAGE_BUDGET } from "../lib/train/recipe";
+import { resolveRecipe, stepLearningRate, dropEarlyPasses, spreadTimes, labelSchedule, KMEANS_IMAGE_BUDGET } from "../lib/train/recipe";
+import { matchLabels, assignMax } from "../lib/train/match";
+import { Prng } from "../lib/prng";
 
 const cli = path.join(packageRoot(), ".build-ts/lib/cli.js");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sln-recipe-"));
@@ -38,23 +42,38 @@ function oneLine(r: ReturnType<typeof run>, re: RegExp) {
 test("recipes resolve: reference = today's small-image preset, step lr, first pass at 0; kmeans scales epochs to the data", () => {
   const base = SIZE_PRESETS.small;
   const ref = resolveRecipe({ recipe: "reference" }, true, 60000, base);
-  assert.deepEqual(ref.choices, { recipe: "reference", initLabels: "random", lrSchedule: "step", warmup: 0, firstPass: 0 });
+  assert.deepEqual(ref.choices, { recipe: "reference", initLabels: "random", relabel: "sinkhorn", lrSchedule: "step", warmup: 0, firstPass: 0 });
   assert.deepEqual(ref.presetOverride, {});
   const o = resolveOptions({ ...ref.choices }, true, ref.presetOverride);
   for (const k of Object.keys(base) as (keyof typeof base)[]) assert.deepEqual(o[k], k === "ncl" ? [base.ncl] : base[k], k);
-  // default: reference for every size (kmeans lost on the built-in set, docs/quality.md)
-  assert.equal(resolveRecipe({}, true, 60000, base).choices.recipe, "reference");
+  // default: spectral for small images, reference for large ones and for --distributed (docs/quality.md)
+  assert.equal(resolveRecipe({}, true, 60000, base).choices.recipe, "spectral");
+  assert.equal(resolveRecipe({ distributed: true }, true, 60000, base).choices.recipe, "reference");
   assert.equal(resolveRecipe({}, false, 60000, SIZE_PRESETS.reference).choices.recipe, "reference");
+  const sp = resolveRecipe({ recipe: "spectral" }, true, 60000, base);
+  assert.deepEqual(sp.choices, { recipe: "spectral", initLabels: "spectral", relabel: "spectral", lrSchedule: "cosine", warmup: 0.05, firstPass: 0.5 });
+  assert.deepEqual(sp.presetOverride, { epochs: base.epochs, nopts: 2 });
   const km = (n: number) => resolveRecipe({ recipe: "kmeans" }, true, n, base).presetOverride.epochs;
   assert.equal(km(60000), base.epochs, "large sets keep the preset's epochs");
   assert.equal(km(2000), Math.ceil(KMEANS_IMAGE_BUDGET / 2000));
   assert.equal(km(10), 200, "capped");
   // --init-labels kmeans alone (the default recipe) takes the flag; --lrdrop under it keeps the step schedule
-  assert.deepEqual(resolveRecipe({ initLabels: "kmeans", lrdrop: 3 }, true, 600, base).choices, { recipe: "reference", initLabels: "kmeans", lrSchedule: "step", warmup: 0, firstPass: 0 });
+  assert.deepEqual(resolveRecipe({ recipe: "reference", initLabels: undefined, lrdrop: 3 }, true, 600, base).choices.lrSchedule, "step");
+  assert.deepEqual(resolveRecipe({ initLabels: "kmeans", lrdrop: 3 }, false, 600, base).choices, {
+    recipe: "reference",
+    initLabels: "kmeans",
+    relabel: "sinkhorn",
+    lrSchedule: "step",
+    warmup: 0,
+    firstPass: 0,
+  });
   // under a named kmeans recipe --lrdrop is refused
   assert.throws(() => resolveRecipe({ recipe: "kmeans", lrdrop: 3 }, true, 600, base), /--recipe kmeans uses --lr-schedule cosine; it contradicts --lrdrop 3/);
   assert.throws(() => resolveRecipe({ recipe: "reference", initLabels: "kmeans" }, true, 600, base), /--recipe reference uses --init-labels random; it contradicts --init-labels kmeans/);
-  assert.throws(() => resolveRecipe({ initLabels: "random", firstPass: 0.5 }, true, 600, base), /--first-pass 0.5 needs --init-labels kmeans/);
+  assert.throws(() => resolveRecipe({ initLabels: "random", firstPass: 0.5 }, false, 600, base), /--first-pass 0.5 needs --init-labels kmeans/);
+  assert.throws(() => resolveRecipe({ recipe: "spectral", relabel: "sinkhorn" }, true, 600, base), /--recipe spectral uses --relabel spectral; it contradicts --relabel sinkhorn/);
+  assert.throws(() => resolveRecipe({ recipe: "reference", relabel: "spectral" }, true, 600, base), /--recipe reference uses --relabel sinkhorn; it contradicts --relabel spectral/);
+  assert.throws(() => resolveRecipe({ initLabels: "random", relabel: "spectral" }, false, 600, base), /--relabel spectral needs --init-labels kmeans or spectral/);
 });
 
 test("cosine schedule with warm-up; dropEarlyPasses keeps the last pass", () => {
@@ -73,7 +92,7 @@ test("cosine schedule with warm-up; dropEarlyPasses keeps the last pass", () => 
 
 test("--recipe reference: the reference schedule (pass at 0, quadratic times, step lr per epoch, random first labels)", () => {
   const exp = path.join(tmp, "ref");
-  const r = run(["--exp", exp, ...FLAGS, "--lrdrop", "1"]); // the default recipe
+  const r = run(["--exp", exp, ...FLAGS, "--lrdrop", "1", "--recipe", "reference"]);
   assert.equal(r.status, 0, r.stderr);
   assert.doesNotMatch(r.stdout, /first labels: k-means/);
   assert.match(r.stdout, /recipe reference, 2 epochs/);
@@ -110,4 +129,46 @@ test("bad input: a recipe with a contradicting flag names both; a head larger th
   oneLine(run(["--exp", exp, ...FLAGS, "--ncl", "700"]), /--ncl 700 is larger than the dataset \(600 images\)/);
   oneLine(run(["--exp", exp, ...FLAGS, "--warmup", "1.5"]), /--warmup must be a fraction in \[0, 1\), got 1.5/);
   assert.equal(fs.existsSync(exp), false);
+});
+
+test("spectral schedule and id matching: passes evenly spaced from --first-pass to the end; the Hungarian matching is the best permutation", () => {
+  assert.deepEqual(spreadTimes(8000, 2, 0.5), [4000, 8000]);
+  assert.deepEqual(spreadTimes(8000, 3, 0.5), [4000, 6000, 8000]);
+  assert.deepEqual(spreadTimes(8000, 1, 0.5), [8000]);
+  assert.deepEqual(labelSchedule({ epochs: 8, nopts: 2, initLabels: "spectral", firstPass: 0.5, relabel: "spectral" }, 1000), [4000, 8000]);
+  // brute force over all permutations of k = 5 on random overlaps
+  const rng = new Prng(3);
+  const perms = (a: number[]): number[][] => (a.length <= 1 ? [a] : a.flatMap((x, i) => perms([...a.slice(0, i), ...a.slice(i + 1)]).map((p) => [x, ...p])));
+  for (let t = 0; t < 20; t++) {
+    const k = 5;
+    const w = Float64Array.from({ length: k * k }, () => rng.int(0, 50));
+    const p = assignMax(w, k);
+    const score = (q: ArrayLike<number>) => Array.from({ length: k }, (_, r) => w[r * k + q[r]]).reduce((a, b) => a + b, 0);
+    assert.equal(new Set(p).size, k);
+    assert.equal(score(p), Math.max(...perms([0, 1, 2, 3, 4]).map(score)));
+  }
+  // a relabelled copy is mapped back exactly
+  const prev = Int32Array.from({ length: 200 }, () => rng.int(0, 7));
+  const shuffled = Int32Array.from(prev, (l) => (l * 3 + 2) % 7);
+  assert.deepEqual(matchLabels(prev, shuffled, 7), prev);
+});
+
+test("--recipe spectral (the small-image default): spectral first labels, spectral label passes half way and at the end, cosine lr; bad flags", () => {
+  const exp = path.join(tmp, "sp");
+  const r = run(["--exp", exp, ...FLAGS.filter((f, i, a) => f !== "--nopts" && a[i - 1] !== "--nopts")]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /recipe spectral, 2 epochs, 2 label passes/);
+  assert.match(r.stdout, /^first labels: spectral clustering of the raw pixels \(.*NMI [0-9.]+/m);
+  assert.match(r.stdout, /^label pass 2 \(after 1200 images\): spectral clustering of the features, [0-9.]+% of the graph's edges inside clusters/m);
+  const rec = records(exp);
+  assert.deepEqual(rec.filter((x) => x.event === "labels").map((x) => x.seen), [600, 1200]);
+  const start = rec.find((x) => x.event === "start")!;
+  assert.deepEqual([start.flags.recipe, start.flags.initLabels, start.flags.relabel], ["spectral", "spectral", "spectral"]);
+  const csv = fs.readFileSync(path.join(exp, "labels.csv"), "utf8").trim().split("\n");
+  assert.equal(csv.length, 601);
+  assert.ok(new Set(csv.slice(1).map((l) => l.split(",")[2])).size > 1);
+  const bad = path.join(tmp, "sp-bad");
+  oneLine(run(["--exp", bad, ...FLAGS, "--recipe", "spectral", "--relabel", "sinkhorn"]), /--recipe spectral uses --relabel spectral; it contradicts --relabel sinkhorn/);
+  oneLine(run(["--exp", bad, ...FLAGS, "--relabel", "spectral", "--ncl", "300"]), /--relabel spectral clusters into at most 256 groups per head; --ncl 300 needs --recipe reference/);
+  assert.equal(fs.existsSync(bad), false);
 });

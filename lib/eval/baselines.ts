@@ -8,7 +8,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Dataset, Loader, defaultCacheDir } from "../data";
-import { kmeans, KmeansOptions } from "../kmeans";
+import { kmeans, KmeansOptions, spectral } from "../kmeans";
 import { clusteringScores, clusterAccuracy } from "../metrics";
 import { writeFileAtomic } from "../safetensors";
 
@@ -170,4 +170,35 @@ export async function pixelKmeansLabels(ds: Dataset, ks: number[]): Promise<{ la
     }
   }
   return { labels: ks.map((k) => byK.get(k)!.slice()), baseline, seconds: (Date.now() - t) / 1000 };
+}
+
+/** The spectral recipe's first-label settings (core/spectral.h): 10 neighbours, the mean + 64 principal directions. */
+export const PIXEL_SPECTRAL = { neighbors: 10, dims: 64, restarts: 10 };
+
+/**
+ * The spectral recipe's first labels: spectral clustering of the raw pixels
+ * (PIXEL_SPECTRAL, seed 0) for every head size; head 0's scored against the
+ * classes when the data has labels. `within` is the share of the pixel graph's
+ * edges inside a cluster (label-free).
+ */
+export async function pixelSpectralLabels(
+  ds: Dataset,
+  ks: number[],
+): Promise<{ labels: Int32Array[]; baseline: (BaselineQuality & { k: number; input: string; seconds: number }) | null; within: number; seconds: number }> {
+  const t = Date.now();
+  const px = await pixelRows(ds);
+  const byK = new Map<number, Int32Array>();
+  let baseline = null;
+  let within = NaN;
+  for (const k of ks) {
+    if (byK.has(k)) continue;
+    const tk = Date.now();
+    const r = await spectral(px.rows, ds.count, px.d, k, { ...PIXEL_SPECTRAL, seed: 0 });
+    byK.set(k, r.labels);
+    if (k === ks[0]) {
+      within = r.within;
+      if (ds.labels) baseline = { k, input: px.input, ...(await scores(r.labels, ds.labels)), seconds: (Date.now() - tk) / 1000 };
+    }
+  }
+  return { labels: ks.map((k) => byK.get(k)!.slice()), baseline, within, seconds: (Date.now() - t) / 1000 };
 }

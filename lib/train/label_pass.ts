@@ -12,6 +12,8 @@ import { nmi } from "../metrics";
 import type { ResolvedOptions } from "./options";
 import { native } from "../binding";
 import { UsageError } from "../errors";
+import { spectral } from "../kmeans";
+import { matchLabels } from "./match";
 
 /**
  * --label-precision resolved for this model: bf16 (explicit, or auto where the
@@ -102,5 +104,52 @@ export async function labelPass(
     state.warm[h] = res.scaling.logR;
     heads.push(await headPassSummary(h, res, res.labels, truth));
   }
+  return { heads, seconds: (Date.now() - tp) / 1000, featureSeconds };
+}
+
+/** The spectral label pass's graph settings (core/spectral.h) on the penultimate features: 10 neighbours, no projection. */
+export const FEATURE_SPECTRAL = { neighbors: 10, dims: 0, restarts: 10 };
+
+/**
+ * A spectral label pass (--relabel spectral): the penultimate features of the
+ * whole training set (unaugmented loader, eval-mode BN), spectral clustering
+ * of them into each head's K clusters, the new ids matched to the head's
+ * previous labels (lib/train/match.ts) so the head keeps its meaning; the
+ * labels go into the model for trainStep. The summary reuses the Sinkhorn
+ * fields: iterations = the eigensolver's sparse products, error = its
+ * residual, cost = the share of graph edges inside a cluster.
+ */
+export async function spectralLabelPass(
+  model: Model,
+  loader: Loader,
+  o: ResolvedOptions,
+  state: LabelPassState,
+  pass: number,
+  truth: Int32Array | null,
+  precision: "f32" | "bf16" = "f32",
+): Promise<LabelPassResult> {
+  const tp = Date.now();
+  const n = state.labels[0].length,
+    dim = model.featureDim;
+  const feats = new Float32Array(n * dim);
+  for await (const b of loader.epoch(pass)) {
+    const f = await model.forward(b.data, { output: "features", mode: "eval", precision });
+    for (let i = 0; i < b.size; i++) feats.set(f.subarray(i * dim, (i + 1) * dim), b.indices[i] * dim);
+  }
+  const featureSeconds = (Date.now() - tp) / 1000;
+  const heads: HeadPassSummary[] = [];
+  const byK = new Map<number, Awaited<ReturnType<typeof spectral>>>();
+  for (let h = 0; h < o.hc; h++) {
+    const k = o.ncl[h];
+    if (!byK.has(k)) byK.set(k, await spectral(feats, n, dim, k, { ...FEATURE_SPECTRAL, seed: o.seed + pass }));
+    const r = byK.get(k)!;
+    const labels = matchLabels(state.labels[h], r.labels, k);
+    const counts = new Array<number>(k).fill(0);
+    for (let i = 0; i < n; i++) counts[labels[i]]++;
+    state.labels[h] = labels;
+    state.warm[h] = undefined;
+    heads.push(await headPassSummary(h, { iterations: r.products, error: r.residual, cost: r.within, counts }, labels, truth));
+  }
+  await model.setLabels(state.labels);
   return { heads, seconds: (Date.now() - tp) / 1000, featureSeconds };
 }

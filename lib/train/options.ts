@@ -121,12 +121,14 @@ export const FLAGS = {
   }),
   /** Evaluate the final network on the test split when the data has one (default true). */
   evalTest: bool({ default: true, describe: "evaluate the final network on the test split" }),
-  /** Named recipe (lib/train/recipe.ts): reference (default) or kmeans. */
-  recipe: oneOf(["reference", "kmeans"] as const, {
-    describe: "training recipe: reference (default: the reference-faithful schedule) or kmeans (first labels from k-means on the raw pixels, cosine lr, only the final label pass, epochs from an image budget; better on Fashion-MNIST, worse where pixel k-means is at chance, see docs/quality.md)",
+  /** Named recipe (lib/train/recipe.ts): reference, kmeans or spectral. */
+  recipe: oneOf(["reference", "kmeans", "spectral"] as const, {
+    describe: "training recipe: reference (the reference-faithful schedule), kmeans (first labels from k-means on the raw pixels, cosine lr, only the final label pass) or spectral (first labels from spectral clustering of the pixels, re-labelled by spectral clustering of the network's features); default: see docs/quality.md",
   }),
-  /** Where the first labels come from: a shuffled equipartition + Sinkhorn on the random network, or k-means on the raw pixels. */
-  initLabels: oneOf(["random", "kmeans"] as const, { describe: "first labels: random (+ a Sinkhorn pass on the untrained network) or kmeans (k-means on the raw pixels); default the recipe's" }),
+  /** Where the first labels come from: a shuffled equipartition + Sinkhorn on the random network, k-means or spectral clustering of the raw pixels. */
+  initLabels: oneOf(["random", "kmeans", "spectral"] as const, { describe: "first labels: random (+ a Sinkhorn pass on the untrained network), kmeans (k-means on the raw pixels) or spectral (spectral clustering of the raw pixels); default the recipe's" }),
+  /** How a label pass re-labels: Sinkhorn on the heads' logits (SeLa) or spectral clustering of the penultimate features. */
+  relabel: oneOf(["sinkhorn", "spectral"] as const, { describe: "label passes: sinkhorn (SeLa's equipartitioned optimal transport on each head) or spectral (spectral clustering of the penultimate features, cluster ids matched to the previous labels); default the recipe's" }),
   /** Learning-rate schedule: the reference's steps (--lrdrop) or cosine with warm-up. */
   lrSchedule: oneOf(["step", "cosine"] as const, { describe: "learning-rate schedule: step (x0.1 every --lrdrop epochs) or cosine (with --warmup); default the recipe's" }),
   /** Warm-up fraction of all steps for the cosine schedule. */

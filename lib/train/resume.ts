@@ -74,7 +74,7 @@ export function validateCheckpoint(c: Checkpoint, x: ResumeExpect): void {
   // the remaining label times must be the tail of the schedule its flags give,
   // and the passes already made its head, every one of them already due
   const times = m.labelTimes;
-  const all = labelSchedule({ epochs: epochs as number, nopts: nopts as number, initLabels: f.initLabels as string | undefined, firstPass: f.firstPass as number | undefined }, N);
+  const all = labelSchedule({ epochs: epochs as number, nopts: nopts as number, initLabels: f.initLabels as string | undefined, firstPass: f.firstPass as number | undefined, relabel: f.relabel as string | undefined }, N);
   const passes = (ex.passes ?? 0) as number;
   if (!Array.isArray(times) || times.length > all.length || !times.every((t, i) => t === all[all.length - times.length + i]))
     bad(`label schedule [${String(times).slice(0, 60)}] is not the tail of the one for ${epochs} epochs, ${N} images, ${nopts} passes`);

@@ -17,10 +17,10 @@ import { Prng } from "../prng";
 import { loadCuda, setCudaTf32, CudaProbe } from "../cuda";
 import { nmi, ari, clusterAccuracy } from "../metrics";
 import { TrainOptions, ResolvedOptions, resolveOptions } from "./options";
-import { cachedPixelBaseline, pixelKmeansLabels, KmeansBaseline } from "../eval/baselines";
-import { resolveRecipe, stepLearningRate, labelSchedule } from "./recipe";
+import { cachedPixelBaseline, pixelKmeansLabels, pixelSpectralLabels, KmeansBaseline } from "../eval/baselines";
+import { resolveRecipe, stepLearningRate, labelSchedule, SPECTRAL_MAX_K } from "./recipe";
 import { SIZE_PRESETS } from "./options";
-import { labelPass as runLabelPass, labelPrecision } from "./label_pass";
+import { labelPass as runLabelPass, labelPrecision, spectralLabelPass } from "./label_pass";
 import { startDistributed, configureDistributed } from "../distributed/train";
 import { distributedLabelPass, shardLabelLoader } from "../distributed/label_pass";
 import { save as saveSafetensors, writeFileAtomic, encode as encodeSafetensors, WriteError } from "../safetensors";
@@ -183,6 +183,12 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
     const size = o.inputSize || (smallImages ? ds.height : 224);
     if (o.batchSize > N) throw new InputError(`--batch-size ${o.batchSize} is larger than the dataset (${N} images)`);
     for (const k of o.ncl) if (k > N) throw new InputError(`--ncl ${k} is larger than the dataset (${N} images)`);
+    if (o.initLabels === "spectral" || o.relabel === "spectral") {
+      const what = o.relabel === "spectral" ? "--relabel spectral" : "--init-labels spectral";
+      const big = o.ncl.find((k) => k > SPECTRAL_MAX_K);
+      if (big !== undefined) throw new UsageError(`${what} clusters into at most ${SPECTRAL_MAX_K} groups per head; --ncl ${big} needs --recipe reference`);
+      if (dist && o.relabel === "spectral") throw new UsageError(`${what} with --distributed: the sharded label pass solves Sinkhorn only; use --relabel sinkhorn or --recipe reference`);
+    }
     const small = smallImagesOf(ds, size);
     if (small.count > 0) {
       const what = `${small.count} of ${N} images in ${ds.name} are smaller than the ${size} px training input (smallest ${small.height}x${small.width}${ds.paths && small.index >= 0 ? `: ${ds.paths[small.index]}` : ""})`;
@@ -286,6 +292,15 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
           pixelInit = km.baseline;
           log(`first labels: k-means on the raw pixels (${km.seconds.toFixed(1)} s)`);
         }
+        if (o.initLabels === "spectral" && !labelsFromInit) {
+          const sp = await pixelSpectralLabels(ds, numClasses);
+          labels = sp.labels;
+          log(
+            `first labels: spectral clustering of the raw pixels (${sp.seconds.toFixed(1)} s; ${(100 * sp.within).toFixed(1)}% of the kNN graph's edges inside clusters` +
+              (sp.baseline ? `; NMI ${sp.baseline.nmi.toFixed(3)}, ARI ${sp.baseline.ari.toFixed(3)}, accuracy ${sp.baseline.accuracy.toFixed(3)})` : ")"),
+          );
+          record({ event: "baseline", spectralPixels: sp.baseline, within: sp.within });
+        }
         for (const f of oldCheckpoints) fs.rmSync(f);
         if (oldCheckpoints.length) log(`--no-resume: removed the old checkpoints in ${checkpointDir(o.exp)}`);
         record({ event: "start", flags, n: N, inputShape, dataset: ds.name, fingerprint: ds.fingerprint, versions: runVersions(cudaProbe) });
@@ -343,14 +358,19 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         if (dist) await dist.syncBuffers(model);
         const r = dist
           ? await distributedLabelPass(model, labelLoader, N, o, passState, passes, ds.labels)
-          : await runLabelPass(model, reporting, o, passState, passes, ds.labels, lp.precision);
+          : o.relabel === "spectral"
+            ? await spectralLabelPass(model, reporting, o, passState, passes, ds.labels, lp.precision)
+            : await runLabelPass(model, reporting, o, passState, passes, ds.labels, lp.precision);
         labels = passState.labels;
         warm = passState.warm;
         for (const h of r.heads) if (h.warning) log(`warning: head ${h.head}: ${h.warning}`);
         passes++;
         const h0 = r.heads[0];
         log(
-          `label pass ${passes} (after ${seen} images): ${h0.iterations} iterations, error ${h0.error.toFixed(3)}, ` +
+          `label pass ${passes} (after ${seen} images): ` +
+            (o.relabel === "spectral"
+              ? `spectral clustering of the features, ${(100 * h0.cost).toFixed(1)}% of the graph's edges inside clusters, `
+              : `${h0.iterations} iterations, error ${h0.error.toFixed(3)}, `) +
             `${r.seconds.toFixed(1)} s (features ${r.featureSeconds.toFixed(1)} s), clusters ${h0.min}..${h0.max}` +
             (h0.nmi !== null ? `, NMI ${h0.nmi.toFixed(3)}` : ""),
         );
