@@ -20,7 +20,7 @@ const cli = path.join(root, ".build-ts/lib/cli.js");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sln-dtrain-"));
 const skip = skipReason();
 // 400 synthetic images, global batch 100: 4 SGD steps, label passes before and after
-const RUN = ["train", "--synthetic-count", "400", "--batch-size", "100", "--epochs", "1", "--nopts", "2", "--eval-test", "false", "--threads", "1", "--cpu", "--label-precision", "f32"];
+const RUN = ["train", "--synthetic-count", "400", "--batch-size", "100", "--epochs", "1", "--nopts", "2", "--eval-test", "false", "--threads", "1", "--cpu", "--label-precision", "f32", "--recipe", "reference"];
 // (--label-precision f32: the --distributed label pass computes float32 features; auto would
 // pick bf16 label passes for the single process on a CPU with AVX512-BF16)
 

@@ -19,8 +19,8 @@ import { readCheckpoint, writeCheckpoint, listCheckpointFiles } from "../lib/tra
 import { loadSynthetic } from "../lib/data";
 import { createModel } from "../lib/model";
 import { nmi } from "../lib/metrics";
-import { kmeans } from "../lib/kmeans";
-import { pixelRows } from "../lib/eval/baselines";
+import { kmeans, spectral } from "../lib/kmeans";
+import { pixelRows, PIXEL_SPECTRAL } from "../lib/eval/baselines";
 import { Prng } from "../lib/prng";
 
 const cli = path.join(packageRoot(), ".build-ts/lib/cli.js");
@@ -224,13 +224,13 @@ test("eval --json: per-head scores, test argmax, kNN, linear probes per --probe-
   assert.match(table, /^penultimate +avgpool +128 +- +128 +\d+\.\d\d/m);
 });
 
-test("eval: k-means baselines on the raw pixels and the learned features of the test images, one pair per head size", async () => {
+test("eval: k-means baselines on the raw pixels and the learned features, spectral clustering of the raw pixels, of the test images, per head size", async () => {
   const r = run("eval", ["--exp", exp, "--json", "--threads", "2", "--probe-layers", "none"]);
   assert.equal(r.status, 0, r.stderr);
   const rep = JSON.parse(r.stdout) as EvalReport;
   assert.equal(rep.baselines!.split, "test");
-  const [px, ft] = rep.baselines!.results;
-  assert.equal(rep.baselines!.results.length, 2);
+  const [px, ft, sp] = rep.baselines!.results;
+  assert.equal(rep.baselines!.results.length, 3);
   assert.deepEqual([px.k, px.input, ft.k, ft.input], [10, "raw pixels (32x32x3)", 10, "penultimate features (128-d)"]);
   // the raw-pixel row is k-means (3 restarts, seed 0) of the test images' uint8 / 255, scored by nmi()
   const test = await loadSynthetic("test", { count: 600 });
@@ -239,7 +239,12 @@ test("eval: k-means baselines on the raw pixels and the learned features of the 
   assert.equal(rows[5], Math.fround((await test.read(Int32Array.of(0))).data[5] / 255));
   const km = await kmeans(rows, test.count, d, 10, { restarts: 3, seed: 0 });
   assert.equal(px.nmi, await nmi(km.labels, test.labels!));
-  for (const x of [px, ft]) assert.ok(x.nmi > 0 && x.nmi <= 1 && x.accuracy > 0 && x.accuracy <= 1, JSON.stringify(x));
+  // the spectral row is spectral() of the same rows with the spectral recipe's first-label settings
+  assert.deepEqual([sp.k, sp.method, sp.input], [10, "spectral", "raw pixels (32x32x3)"]);
+  const spr = await spectral(rows, test.count, d, 10, { ...PIXEL_SPECTRAL, seed: 0 });
+  assert.equal(sp.nmi, await nmi(spr.labels, test.labels!));
+  assert.match(formatReport(rep), /^spectral k=10 on raw pixels \(32x32x3\) of the test images: NMI/m);
+  for (const x of [px, ft, sp]) assert.ok(x.nmi > 0 && x.nmi <= 1 && x.accuracy > 0 && x.accuracy <= 1, JSON.stringify(x));
   assert.match(formatReport(rep), /^k-means k=10 on raw pixels \(32x32x3\) of the test images: NMI \d\.\d{3}, ARI -?\d\.\d{3}, acc \d+\.\d\d%/m);
   assert.match(formatReport(rep), /^k-means k=10 on penultimate features \(128-d\) of the test images: NMI/m);
   const off = run("eval", ["--exp", exp, "--json", "--threads", "2", "--probe-layers", "none", "--no-kmeans"]);

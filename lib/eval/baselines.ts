@@ -23,6 +23,8 @@ export interface BaselineQuality {
 
 export interface KmeansBaseline extends BaselineQuality {
   k: number;
+  /** The clustering: k-means (absent in older records) or spectral (the spectral recipe's first labels, PIXEL_SPECTRAL). */
+  method?: "k-means" | "spectral";
   /** What was clustered: "raw pixels (28x28x1)" or "penultimate features (128-d)". */
   input: string;
   seconds: number;
@@ -130,15 +132,24 @@ export async function evalBaselines(
     out.push(await kmeansBaseline(px.rows, ds.count, px.d, k, ds.labels, px.input));
     log(`k-means (k=${k}) on the penultimate features (${dim}-d) of ${ds.count} ${ds.split} images ...`);
     out.push(await kmeansBaseline(feats, ds.count, dim, k, ds.labels, `penultimate features (${dim}-d)`));
+    if (k <= SPECTRAL_BASELINE_MAX_K && ds.count > k) {
+      log(`spectral clustering (k=${k}) of the ${px.input} of ${ds.count} ${ds.split} images ...`);
+      const t = Date.now();
+      const r = await spectral(px.rows, ds.count, px.d, k, { ...PIXEL_SPECTRAL, seed: 0 });
+      out.push({ k, method: "spectral", input: px.input, ...(await scores(r.labels, ds.labels)), seconds: (Date.now() - t) / 1000 });
+    }
   }
   return out;
 }
+
+/** eval's spectral baseline runs for heads of at most this many clusters. */
+const SPECTRAL_BASELINE_MAX_K = 256;
 
 /** Report lines for eval's table. */
 export function formatBaselines(b: KmeansBaseline[], split: string): string[] {
   return b.map(
     (x) =>
-      `k-means k=${x.k} on ${x.input} of the ${split} images: NMI ${x.nmi.toFixed(3)}, ARI ${x.ari.toFixed(3)}, ` +
+      `${x.method ?? "k-means"} k=${x.k} on ${x.input} of the ${split} images: NMI ${x.nmi.toFixed(3)}, ARI ${x.ari.toFixed(3)}, ` +
       `acc ${(100 * x.accuracy).toFixed(2)}% (${x.seconds.toFixed(1)} s)`,
   );
 }

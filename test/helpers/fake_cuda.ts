@@ -24,6 +24,7 @@ const DEVICE_SRCS = [
   "native/ref/sgd.cpp",
   "native/core/dropout_mask.cpp",
   "native/core/sinkhorn.cpp",
+  "native/core/sinkhorn_kernels.cpp",
   "native/cpu/augment.cpp",
 ];
 const HEADERS = ["native/include/sln/cuda_api.h", "native/include/sln/ops.h", "native/include/sln/errors.h", "native/include/sln/augment.h"];
