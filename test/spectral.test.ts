@@ -96,3 +96,20 @@ test("spectral: bad input is refused with one clear error", async () => {
   await assert.rejects(() => spectral(x, 4, 3, 2, { neighbors: 0 }), /spectral: options.neighbors must be an integer >= 1/);
   await assert.rejects(() => spectral(x, 4, 3, 2, { dims: -1 }), /spectral: options.dims must be an integer >= 0/);
 });
+
+test("spectral: degenerate data do not fail: fewer rows than projection directions, identical rows, k = n", async () => {
+  const rng = new Prng(9);
+  const n = 60,
+    d = 3072;
+  const x = Float32Array.from({ length: n * d }, () => rng.random());
+  const r = await spectral(x, n, d, 10); // dims 64 > n: the projection keeps at most n directions
+  assert.equal(r.labels.length, n);
+  assert.ok(r.dims <= n && r.dims >= 1, `dims ${r.dims}`);
+  const same = new Float32Array(30 * 8).fill(0.5); // every row the same: no variance, every similarity ties
+  const s = await spectral(same, 30, 8, 3, { dims: 4 });
+  assert.equal(s.labels.length, 30);
+  const zeros = await spectral(new Float32Array(20 * 5), 20, 5, 2, { dims: 2 });
+  assert.equal(zeros.labels.length, 20);
+  const all = await spectral(x.subarray(0, 12 * d), 12, d, 12, { dims: 0 });
+  assert.equal(new Set(all.labels).size, 12);
+});

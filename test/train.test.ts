@@ -16,8 +16,10 @@ import { resolveOptions } from "../lib/train/train";
 
 const cli = path.join(packageRoot(), ".build-ts/lib/cli.js");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sln-train-"));
-// a small, fast configuration: 600 synthetic images, batches of 100
+// a small, fast configuration: 600 synthetic images, batches of 100, the
+// reference recipe (its schedule: a pass at 0, --nopts quadratic times)
 const SMALL_FLAGS: Record<string, string> = {
+  "--recipe": "reference",
   "--synthetic-count": "600",
   "--batch-size": "100",
   "--nopts": "4",
@@ -148,6 +150,23 @@ test("killed between epochs or in a checkpoint write, resume ends bit for bit as
   assert.match(r2.stdout, /resuming from .*epoch-0001/, "the torn write is never picked");
   assert.ok(outputs(c).model.equals(ref.model), "parameters differ after resume");
   assert.equal(outputs(c).labels, ref.labels);
+});
+
+test("spectral recipe: killed between epochs, resume ends bit for bit as an uninterrupted run (the spectral pass half way runs after the resume)", () => {
+  const args = ["--epochs", "2", ...small({ "--recipe": "spectral", "--nopts": "2" })];
+  const a = path.join(tmp, "spectral-uninterrupted");
+  const r0 = run(["--exp", a, ...args]);
+  assert.equal(r0.status, 0, r0.stderr);
+  assert.match(r0.stdout, /label pass 1 \(after 600 images\): spectral clustering/);
+  const ref = outputs(a);
+  const b = path.join(tmp, "spectral-killed");
+  const k1 = run(["--exp", b, ...args], { SELFLABEL_TEST_KILL_AFTER_CHECKPOINT: "1" });
+  assert.equal(k1.signal, "SIGKILL");
+  const r1 = run(["--exp", b, ...args]);
+  assert.equal(r1.status, 0, r1.stderr);
+  assert.match(r1.stdout, /resuming from .*epoch-0001/);
+  assert.ok(outputs(b).model.equals(ref.model), "parameters differ after resume");
+  assert.equal(outputs(b).labels, ref.labels);
 });
 
 test("resume refuses a checkpoint made for another dataset or architecture", () => {

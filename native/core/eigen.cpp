@@ -66,13 +66,22 @@ void orthonormalise(std::vector<double>& y, int64_t n, int64_t p, Rng& rng, int 
   for (int pass = 0, clean = 0; clean < 2; ++pass) {
     SLN_CHECK_ARG(pass < 20, "eigen: could not orthonormalise a block of " << p << " vectors of length " << n);
     cross(y.data(), p, y.data(), p, n, g.data(), threads);
+    // unit columns first (the span is the same; a column far shorter than the others is not mistaken for a dependent one)
+    for (int64_t j = 0; j < p; ++j) r[j * p + j] = g[j * p + j] > 0 ? 1 / std::sqrt(g[j * p + j]) : 1;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < p; ++j) y[i * p + j] *= r[j * p + j];
+    for (int64_t u = 0; u < p; ++u)
+      for (int64_t v = 0; v < p; ++v) g[u * p + v] *= r[u * p + u] * r[v * p + v];
     sym_eigen(g, p, w, q);
     const double top = std::max(w[0], 1e-300);
     bool redo = false;
     for (int64_t j = 0; j < p; ++j)
-      if (!(w[j] > top * 1e-24)) {  // rank deficient: a fresh random direction
+      if (!(w[j] > top * 1e-24) || top < 1e-250) {  // rank deficient: eigenvector j's direction replaced by a random one
         redo = true;
-        for (int64_t i = 0; i < n; ++i) y[i * p + j] += rng.normal() * 1e-3 * std::sqrt(top / n);
+        int64_t col = 0;  // the column eigenvector j weighs most
+        for (int64_t u = 1; u < p; ++u)
+          if (std::fabs(q[u * p + j]) > std::fabs(q[col * p + j])) col = u;
+        for (int64_t i = 0; i < n; ++i) y[i * p + col] = rng.normal();
       }
     if (redo) {
       clean = 0;
@@ -137,7 +146,8 @@ std::vector<float> principal_directions(const float* x, int64_t n, int64_t d, in
                                         int threads) {
   SLN_CHECK_ARG(n >= 1 && d >= 1 && dims >= 1 && dims <= d, "eigen: principal_directions needs 1 <= dims <= d, got dims "
                                                                 << dims << ", d " << d);
-  const int64_t l = std::min(d, dims + 10);
+  const int64_t l = std::min({d, n, dims + 10});  // the range finder's block (at most n independent columns)
+  const int64_t kept = std::min(dims, l);           // directions beyond it stay zero
   // column means (chunked, in order)
   std::vector<double> mu(static_cast<size_t>(d), 0.0);
   {
@@ -197,7 +207,7 @@ std::vector<float> principal_directions(const float* x, int64_t n, int64_t d, in
   cross(z.data(), l, z.data(), l, d, g.data(), threads);  // z^T z = B B^T
   sym_eigen(g, l, w, q);
   std::vector<float> out(static_cast<size_t>(d * dims), 0.0f);
-  for (int64_t c = 0; c < dims; ++c) {
+  for (int64_t c = 0; c < kept; ++c) {
     if (!(w[c] > w[0] * 1e-20) || w[0] <= 0) continue;  // no variance left in this direction
     const double inv = 1 / std::sqrt(w[c]);
     for (int64_t j = 0; j < d; ++j) {
@@ -261,11 +271,15 @@ EigResult top_eigen(const Csr& a, int64_t nev, const EigOptions& o) {
     // Chebyshev filter of degree m damping [-1, b]: b = the smallest Ritz value
     const double lo = -1.0, b = std::max(theta[p - 1], lo + 1e-3);
     const double e = (b - lo) / 2, c = (b + lo) / 2;
+    // degree capped so the largest eigenvalue (<= 1) is amplified at most ~1e8 over
+    // the damped interval: T_m((1 - c) / e) = cosh(m acosh(.)) <= cosh(acosh(1e8))
+    const double reach = std::acosh(std::max(1.0 + 1e-12, (1.0 - c) / e));
+    const int64_t degree = std::max<int64_t>(1, std::min<int64_t>(o.degree, static_cast<int64_t>(std::acosh(1e8) / reach)));
     y0 = v;
     csr_multiply(a, y0.data(), p, y1.data(), o.threads);
     ++r.products;
     for (size_t i = 0; i < y1.size(); ++i) y1[i] = (y1[i] - c * y0[i]) / e;
-    for (int64_t m = 2; m <= o.degree; ++m) {
+    for (int64_t m = 2; m <= degree; ++m) {
       csr_multiply(a, y1.data(), p, y2.data(), o.threads);
       ++r.products;
       for (size_t i = 0; i < y2.size(); ++i) y2[i] = 2 * (y2[i] - c * y1[i]) / e - y0[i];

@@ -58,15 +58,18 @@ Result run(const float* x, int64_t n, int64_t d, int64_t k, const Options& o) {
       add(v);
     }
     dd = static_cast<int64_t>(basis.size()) / d;
-    proj.assign(static_cast<size_t>(n * dd), 0.0f);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t c = 0; c < dd; ++c) {
-        double s = 0;
-        for (int64_t j = 0; j < d; ++j) s += static_cast<double>(x[i * d + j]) * basis[c * d + j];
-        proj[i * dd + c] = static_cast<float>(s);
-      }
-    rows = proj.data();
+    if (dd == 0) dd = d;  // every row zero: nothing to project on, the rows as given
+    else {
+      proj.assign(static_cast<size_t>(n * dd), 0.0f);
+  #pragma omp parallel for num_threads(threads) schedule(static)
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t c = 0; c < dd; ++c) {
+          double s = 0;
+          for (int64_t j = 0; j < d; ++j) s += static_cast<double>(x[i * d + j]) * basis[c * d + j];
+          proj[i * dd + c] = static_cast<float>(s);
+        }
+      rows = proj.data();
+    }
   }
   r.dims = dd;
   // 2. kNN graph (union of the directed neighbour lists)
