@@ -61,7 +61,7 @@ Result run(const float* x, int64_t n, int64_t d, int64_t k, const Options& o) {
     if (dd == 0) dd = d;  // every row zero: nothing to project on, the rows as given
     else {
       proj.assign(static_cast<size_t>(n * dd), 0.0f);
-  #pragma omp parallel for num_threads(threads) schedule(static)
+#pragma omp parallel for num_threads(threads) schedule(static)
       for (int64_t i = 0; i < n; ++i)
         for (int64_t c = 0; c < dd; ++c) {
           double s = 0;
