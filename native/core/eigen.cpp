@@ -7,6 +7,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "core/splitmix.h"
 #include "sln/errors.h"
 
 namespace sln::eigen {
@@ -15,16 +16,9 @@ namespace {
 
 constexpr int64_t kChunk = 1024;  // rows per partial sum (fixed: results do not depend on threads)
 
-struct Rng {  // splitmix64 + Box-Muller
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return (static_cast<double>(next() >> 11) + 0.5) * (1.0 / 9007199254740992.0); }  // (0, 1)
-  double normal() { return std::sqrt(-2.0 * std::log(uniform())) * std::cos(6.283185307179586 * uniform()); }
+struct Rng : SplitMix64 {  // + Box-Muller
+  double open_uniform() { return (static_cast<double>(next() >> 11) + 0.5) * (1.0 / 9007199254740992.0); }  // (0, 1)
+  double normal() { return std::sqrt(-2.0 * std::log(open_uniform())) * std::cos(6.283185307179586 * open_uniform()); }
 };
 
 // out (p, q) = sum over rows i of a_i^T b_i, a (n, p), b (n, q) row-major; chunked, combined in order.
@@ -161,7 +155,8 @@ std::vector<float> principal_directions(const float* x, int64_t n, int64_t d, in
       for (int64_t j = 0; j < d; ++j) mu[j] += part[c * d + j];
     for (double& m : mu) m /= static_cast<double>(n);
   }
-  Rng rng{seed ^ 0x9ca5a1d3e7b20f11ull};
+  Rng rng;
+  rng.s = seed ^ 0x9ca5a1d3e7b20f11ull;
   std::vector<double> om(static_cast<size_t>(d * l));
   for (double& v : om) v = rng.normal();
   std::vector<double> y(static_cast<size_t>(n * l)), z(static_cast<size_t>(d * l));
@@ -237,7 +232,8 @@ EigResult top_eigen(const Csr& a, int64_t nev, const EigOptions& o) {
   SLN_CHECK_ARG(nev >= 1 && nev <= n, "eigen: top_eigen needs 1 <= nev <= n, got nev " << nev << ", n " << n);
   SLN_CHECK_ARG(o.degree >= 1 && o.max_outer >= 1 && o.tol > 0, "eigen: bad options");
   const int64_t p = std::min(n, nev + std::max<int64_t>(nev, 10));
-  Rng rng{o.seed ^ 0x51ec7a1e5eedull};
+  Rng rng;
+  rng.s = o.seed ^ 0x51ec7a1e5eedull;
   std::vector<double> v(static_cast<size_t>(n * p)), w(v.size()), y0(v.size()), y1(v.size()), y2(v.size());
   for (double& x : v) x = rng.normal();
   EigResult r;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/splitmix.h"
 #include "sln/errors.h"
 
 namespace sln::kmeans {
@@ -15,16 +16,7 @@ namespace {
 
 constexpr int64_t kChunk = 1024;  // rows per partial sum (fixed: results do not depend on threads)
 
-struct Rng {  // splitmix64
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }  // [0, 1)
-};
+using Rng = SplitMix64;
 
 // Squared distance of float rows a, b summed in float64 (a SIMD reduction: the
 // order depends on the vector width of the clone picked at load time, never on

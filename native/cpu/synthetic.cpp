@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "core/splitmix.h"
 #include "cpu/cpu.h"
 #include "sln/augment.h"
 #include "sln/errors.h"
@@ -18,15 +19,8 @@ const char* const kSyntheticClassNames[kSyntheticClasses] = {
 namespace {
 
 // splitmix64: a per-image stream from (seed, index), independent of threads.
-struct Rng {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }
+struct Rng : SplitMix64 {
+  using SplitMix64::uniform;
   double uniform(double a, double b) { return a + (b - a) * uniform(); }
   // approximately normal noise, cheap: the sum of four 16-bit uniforms
   // (Irwin-Hall, n = 4), centred and scaled to unit variance
