@@ -21,11 +21,11 @@ const VARIANTS: Record<string, TrainOptions> = {
   spectral: { recipe: "spectral" },
   // the kmeans recipe's parts, one at a time over the reference recipe (docs/quality.md rows 2-4)
   "kmeans-init": { ...REF_SCHEDULE, initLabels: "kmeans" },
-  "kmeans-init,first-pass-0.25": { ...REF_SCHEDULE, initLabels: "kmeans", firstPass: 0.25 },
-  "kmeans-init,final-pass-only": { ...REF_SCHEDULE, initLabels: "kmeans", firstPass: 0.99 },
+  "kmeans-init+first-pass-0.25": { ...REF_SCHEDULE, initLabels: "kmeans", firstPass: 0.25 },
+  "kmeans-init+final-pass-only": { ...REF_SCHEDULE, initLabels: "kmeans", firstPass: 0.99 },
   // the spectral recipe's parts: its first labels with the kmeans recipe's Sinkhorn final pass; its label passes without the one half way
-  "spectral-init,sinkhorn-final-pass": { initLabels: "spectral", relabel: "sinkhorn", lrSchedule: "cosine", firstPass: 0.99, nopts: 10 },
-  "spectral,final-pass-only": { recipe: "spectral", nopts: 1 },
+  "spectral-init+sinkhorn-final-pass": { initLabels: "spectral", relabel: "sinkhorn", lrSchedule: "cosine", firstPass: 0.99, nopts: 10 },
+  "spectral+final-pass-only": { recipe: "spectral", nopts: 1 },
 };
 
 function arg(args: string[], name: string, dflt: string): string {
