@@ -1,6 +1,7 @@
 // Training progress for a person: on a terminal, one status line redrawn in
 // place (a bar for the whole run with its ETA, label passes and evaluation
-// included); elsewhere (a log file, CI) the same line every few seconds.
+// included; before it, the decoding of a new ImageFolder into its cache);
+// elsewhere (a log file, CI) the same line every few seconds.
 import type { TrainProgress } from "./train/progress";
 
 export function formatDuration(sec: number): string {
@@ -34,6 +35,7 @@ export class ProgressDisplay {
   private eta = NaN;
   private passes = 0;
   private epochText = "";
+  private decodeStart: { t: number; done: number; split: string } | null = null;
   private readonly write: (s: string) => void;
   private readonly now: () => number;
   private readonly interval: number;
@@ -47,6 +49,15 @@ export class ProgressDisplay {
   line(p: TrainProgress): string | null {
     const whole = () => `${bar(this.fraction)} ETA ${formatDuration(this.eta)}`;
     switch (p.type) {
+      case "decode": {
+        const t = this.now();
+        if (!this.decodeStart || p.split !== this.decodeStart.split || p.done < this.decodeStart.done) this.decodeStart = { t, done: p.done, split: p.split };
+        const sec = (t - this.decodeStart.t) / 1000;
+        const rate = sec > 0 ? (p.done - this.decodeStart.done) / sec : NaN;
+        const eta = rate > 0 ? (p.images - p.done) / rate : NaN;
+        const r = Number.isFinite(rate) ? `${rate.toFixed(0)} img/s` : "? img/s";
+        return `decoding ${p.split} images into the cache ${p.done}/${p.images} ${bar(p.done / p.images, 10)} | ${r} ETA ${formatDuration(eta)}`;
+      }
       case "start":
         this.passes = p.labelPasses;
         return null;

@@ -145,3 +145,36 @@ test("models free their native memory at the end of a `using` block", async () =
   }
   assert.equal(seen!.disposed, true);
 });
+
+test("train() on a new ImageFolder reports the decoding (train, then test split); a second run finds the cache and reports none", async () => {
+  const { Jimp } = await import("jimp");
+  const root = path.join(tmp, "folder");
+  for (const [split, n] of [["train", 12], ["val", 3]] as const)
+    for (const cls of ["a", "b"])
+      for (let i = 0; i < n; i++) {
+        const img = new Jimp({ width: 32, height: 32, color: cls === "a" ? 0x2040a0ff : 0xc08020ff });
+        for (let p = 0; p < 32 * 32; p++) img.bitmap.data[4 * p] = (p * (i + 3)) & 255;
+        fs.mkdirSync(path.join(root, split, cls), { recursive: true });
+        fs.writeFileSync(path.join(root, split, cls, `${i}.png`), await img.getBuffer("image/png"));
+      }
+  const prev = process.env.SELFLABEL_CACHE_DIR;
+  process.env.SELFLABEL_CACHE_DIR = path.join(tmp, "folder-cache");
+  try {
+    const opts = (exp: string): TrainOptions => ({ exp: path.join(tmp, exp), data: root, batchSize: 8, epochs: 1, nopts: 1, ncl: 2, threads: 2, device: "cpu" });
+    const events: TrainProgress[] = [];
+    await train(opts("folder1"), { onProgress: (p) => events.push(p) });
+    const decode = events.filter((e) => e.type === "decode");
+    const train24 = decode.filter((e) => e.split === "train");
+    assert.deepEqual(train24.map((e) => e.done), Array.from({ length: 24 }, (_, i) => i + 1));
+    assert.ok(train24.every((e) => e.images === 24));
+    assert.deepEqual(decode.filter((e) => e.split === "test").map((e) => [e.done, e.images]).slice(-1), [[6, 6]]);
+    assert.ok(events.indexOf(train24[23]) < events.findIndex((e) => e.type === "start"), "decoded before the run starts");
+    const again: TrainProgress[] = [];
+    await train(opts("folder2"), { onProgress: (p) => again.push(p) });
+    assert.equal(again.filter((e) => e.type === "decode").length, 0);
+    assert.ok(again.some((e) => e.type === "eval"));
+  } finally {
+    if (prev === undefined) delete process.env.SELFLABEL_CACHE_DIR;
+    else process.env.SELFLABEL_CACHE_DIR = prev;
+  }
+});

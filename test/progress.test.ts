@@ -59,3 +59,20 @@ test("on a terminal: redrawn in place at most every 100 ms, always at the end of
   assert.equal(formatDuration(NaN), "?");
   assert.equal(formatDuration(59.4), "59s");
 });
+
+test("decoding a new ImageFolder: its own line with the rate and ETA, before the run's bar", () => {
+  let t = 1000;
+  const out: string[] = [];
+  const d = new ProgressDisplay({ tty: true, write: (s) => out.push(s), now: () => t });
+  d.update({ type: "decode", split: "train", done: 1, images: 1000 });
+  assert.match(out[0], /decoding train images into the cache 1\/1000 \[\.{10}\]   0% \| \? img\/s ETA \?/);
+  t = 3000;
+  d.update({ type: "decode", split: "train", done: 201, images: 1000 });
+  assert.match(out[1], /^\rdecoding train images into the cache 201\/1000 \[##\.{8}\]  20% \| 100 img\/s ETA 8s\x1b\[K$/);
+  t = 3050;
+  d.update({ type: "decode", split: "train", done: 1000, images: 1000 }); // the last one always shows
+  assert.match(out[2], /1000\/1000 \[#{10}\] 100%/);
+  t = 10_000;
+  d.update({ type: "decode", split: "test", done: 1, images: 50 }); // a new count starts a new rate
+  assert.match(out[3], /decoding test images into the cache 1\/50 .* \? img\/s/);
+});

@@ -51,13 +51,23 @@ export interface EpochEvent {
   seconds: number;
   checkpoint: string;
 }
+/**
+ * Images decoded into the decode cache before training (an ImageFolder seen
+ * for the first time or changed): the test split's come before the evaluation.
+ */
+export interface DecodeEvent {
+  type: "decode";
+  split: "train" | "test";
+  done: number;
+  images: number;
+}
 /** Final evaluation on the test split. */
 export interface EvalEvent {
   type: "eval";
   done: number;
   images: number;
 }
-export type TrainProgress = StartEvent | BatchEvent | LabelPassEvent | EpochEvent | EvalEvent;
+export type TrainProgress = DecodeEvent | StartEvent | BatchEvent | LabelPassEvent | EpochEvent | EvalEvent;
 
 /** Fraction done and ETA of the whole run from the work left and the costs seen so far. */
 export class RunClock {

@@ -71,7 +71,7 @@ export interface TrainResult {
 export interface TrainHooks {
   /** Human-readable progress (one line each). */
   log?: (line: string) => void;
-  /** Progress events: start, every batch (with the whole run's fraction and ETA), label passes, epochs, evaluation. */
+  /** Progress events: decoding a new ImageFolder, start, every batch (with the whole run's fraction and ETA), label passes, epochs, evaluation. */
   onProgress?: (p: TrainProgress) => void;
   /**
    * Stops the run between two batches: a checkpoint of the state so far is
@@ -169,6 +169,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
     split: "train",
     inputSize: opts.inputSize || undefined,
     workers: opts.workers || undefined,
+    onProgress: (done, images) => progress({ type: "decode", split: "train", done, images }),
     onWarning: (m) => log(`warning: ${m}`),
     synthetic: opts.syntheticCount ? { count: opts.syntheticCount } : undefined,
   });
@@ -576,6 +577,7 @@ async function evaluateTest(model: Model, o: ResolvedOptions, size: number, prog
       format: o.dataFormat as never,
       split: "test",
       inputSize: size,
+      onProgress: (done, images) => progress({ type: "decode", split: "test", done, images }),
       synthetic: o.syntheticCount ? { count: o.syntheticCount } : undefined,
     });
   } catch {
