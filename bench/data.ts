@@ -1,9 +1,12 @@
-// npm run bench -- data [--fmnist DIR] [--images N] [--torch-images N] [--workers N] [--no-torch]
+// npm run bench -- data [--fmnist DIR] [--images N] [--jpeg-size WxH] [--torch-images N] [--workers N] [--no-torch] [--no-fmnist]
 // Images/s of the data path, with torchvision on the same files in the same run
 // when /usr/bin/python3 has torch and torchvision:
 //   (a) Fashion-MNIST IDX, level 2 (Resize 32, RandomResizedCrop 28, flip) at 28 px
-//   (b) an ImageFolder of generated JPEGs (about 256x320) at level 3 to 224:
-//       first epoch (decode into a fresh cache + augment), later epochs (cache)
+//   (b) an ImageFolder of generated JPEGs (320x256 unless --jpeg-size, e.g. 1024x768
+//       for photo-sized files) at level 3 to 224: first epoch (decode into a fresh
+//       cache + augment) with jimp and with sharp, later epochs (cache). The decode
+//       also prints CPU ms per image (all threads of the process), which a busy
+//       machine disturbs less than the wall-clock rate.
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -30,18 +33,18 @@ async function epochRate(ds: Dataset, size: number, level: 0 | 1 | 2 | 3, batchS
   return n / s;
 }
 
-async function makeJpegFolder(dir: string, count: number): Promise<void> {
+async function makeJpegFolder(dir: string, count: number, W: number, H: number): Promise<void> {
   const marker = path.join(dir, `.complete-${count}`);
   if (fs.existsSync(marker)) return;
   fs.rmSync(dir, { recursive: true, force: true });
   const syn = await openDataset({ synthetic: { seed: 123, count } });
   const src = await syn.read(Int32Array.from({ length: count }, (_, i) => i));
   for (let i = 0; i < count; i++) {
-    // the 32x32 synthetic image enlarged to 256x320 (H x W), plus a little texture so JPEG has work to do
-    const rgb = await native().resizeU8(src.data.subarray(src.offsets[i], src.offsets[i] + 3072), 32, 32, 3, 3, 256, 320);
-    const img = new Jimp({ width: 320, height: 256 });
+    // the 32x32 synthetic image enlarged to H x W, plus a little texture so JPEG has work to do
+    const rgb = await native().resizeU8(src.data.subarray(src.offsets[i], src.offsets[i] + 3072), 32, 32, 3, 3, H, W);
+    const img = new Jimp({ width: W, height: H });
     const d = img.bitmap.data;
-    for (let p = 0; p < 256 * 320; p++) {
+    for (let p = 0; p < H * W; p++) {
       const t = ((p * 2654435761) >>> 28) - 8;
       for (let c = 0; c < 3; c++) d[4 * p + c] = Math.max(0, Math.min(255, rgb[3 * p + c] + t));
       d[4 * p + 3] = 255;
@@ -107,6 +110,9 @@ function runTorch(mode: string, p: string, n: number, workers: number, epochs: n
 export async function main(args: string[]): Promise<void> {
   const fmnistDir = arg(args, "--fmnist", "/usr/share/datasets/fashion-mnist");
   const nImages = Number(arg(args, "--images", "300"));
+  const jpegSize = /^(\d+)x(\d+)$/.exec(arg(args, "--jpeg-size", "320x256"));
+  if (!jpegSize) throw new Error("--jpeg-size must be WxH, e.g. 1024x768");
+  const [jpegW, jpegH] = [Number(jpegSize[1]), Number(jpegSize[2])];
   const torchImages = Number(arg(args, "--torch-images", "20000"));
   const workers = Number(arg(args, "--workers", String(Math.min(4, os.cpus().length))));
   const withTorch = !args.includes("--no-torch") && torchAvailable();
@@ -115,7 +121,9 @@ export async function main(args: string[]): Promise<void> {
   console.log(`torchvision comparison: ${withTorch ? `yes, DataLoader num_workers=${workers}` : "no (python3-torch/torchvision missing or --no-torch)"}`);
 
   // (a) Fashion-MNIST
-  if (fs.existsSync(fmnistDir)) {
+  if (args.includes("--no-fmnist")) {
+    console.log("\n(a) skipped: --no-fmnist");
+  } else if (fs.existsSync(fmnistDir)) {
     const t0 = Date.now();
     const fm = await openDataset({ data: fmnistDir });
     console.log(`\n(a) ${fm.name} ${fm.count} images, load ${Date.now() - t0} ms; level 2 at 28 px, batch 256`);
@@ -133,23 +141,28 @@ export async function main(args: string[]): Promise<void> {
   }
 
   // (b) ImageFolder of JPEGs
-  const folder = path.join(os.tmpdir(), "selflabel-bench-data", `jpeg-${nImages}`);
+  const folder = path.join(os.tmpdir(), "selflabel-bench-data", jpegW === 320 && jpegH === 256 ? `jpeg-${nImages}` : `jpeg-${jpegW}x${jpegH}-${nImages}`);
   const tg = Date.now();
-  await makeJpegFolder(folder, nImages);
-  console.log(`\n(b) ImageFolder: ${nImages} JPEGs 320x256 in ${folder} (ready in ${Date.now() - tg} ms); level 3 to 224, batch 64, ${workers} decode workers`);
+  await makeJpegFolder(folder, nImages, jpegW, jpegH);
+  let fileBytes = 0;
+  for (const c of fs.readdirSync(path.join(folder, "train"))) for (const f of fs.readdirSync(path.join(folder, "train", c))) fileBytes += fs.statSync(path.join(folder, "train", c, f)).size;
+  console.log(`\n(b) ImageFolder: ${nImages} JPEGs ${jpegW}x${jpegH} (${(fileBytes / nImages / 1024).toFixed(0)} KB each) in ${folder} (ready in ${Date.now() - tg} ms); cached at shorter side 256, level 3 to 224, batch 64, ${workers} decode workers`);
   // first epoch (decode + cache + augment) with each decoder, jimp first as the baseline
   const firstEpochRate = async (decoder: DecoderName, dir: string) => {
     const prev = process.env.SELFLABEL_DECODER;
     process.env.SELFLABEL_DECODER = decoder;
     try {
       const t1 = process.hrtime.bigint();
+      const cpu0 = process.cpuUsage();
       const first = await loadImageFolder(folder, { split: "train", shortSide: 256, cacheDir: dir, workers });
       const decodeS = Number(process.hrtime.bigint() - t1) / 1e9;
+      const cpu = process.cpuUsage(cpu0);
+      const cpuMs = (cpu.user + cpu.system) / 1e3 / nImages;
       const aug0 = await epochRate(first.dataset, 224, 3, 64, 0);
       await first.dataset.close();
       const rate = nImages / (decodeS + nImages / aug0);
-      console.log(`  ${decoder.padEnd(5)} first epoch (decode + cache + augment): ${rate.toFixed(0)} img/s (decode ${(nImages / decodeS).toFixed(0)} img/s, augment ${aug0.toFixed(0)} img/s)`);
-      return { rate, decode: nImages / decodeS };
+      console.log(`  ${decoder.padEnd(5)} first epoch (decode + cache + augment): ${rate.toFixed(0)} img/s (decode ${(nImages / decodeS).toFixed(0)} img/s, ${cpuMs.toFixed(1)} CPU ms/image; augment ${aug0.toFixed(0)} img/s)`);
+      return { rate, decode: nImages / decodeS, cpuMs };
     } finally {
       if (prev === undefined) delete process.env.SELFLABEL_DECODER;
       else process.env.SELFLABEL_DECODER = prev;
@@ -163,7 +176,7 @@ export async function main(args: string[]): Promise<void> {
     if (loadSharp()) {
       const fast = await firstEpochRate("sharp", cacheDir);
       firstEpoch = fast.rate;
-      console.log(`  sharp / jimp: first epoch ${(fast.rate / base.rate).toFixed(1)}x, decode alone ${(fast.decode / base.decode).toFixed(1)}x`);
+      console.log(`  sharp / jimp: first epoch ${(fast.rate / base.rate).toFixed(1)}x, decode alone ${(fast.decode / base.decode).toFixed(1)}x (CPU time per image ${(base.cpuMs / fast.cpuMs).toFixed(1)}x)`);
     } else {
       console.log("  sharp: not installed (npm install sharp); the cached epochs below use jimp's cache");
       fs.cpSync(jimpDir, cacheDir, { recursive: true });

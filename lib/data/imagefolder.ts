@@ -3,7 +3,8 @@
 // each class folder (walked recursively), so indices are stable (torchvision's
 // rule). Images are decoded once (sharp when installed, else jimp: decoders.ts)
 // in worker_threads, resized so the
-// shorter side is at most `shortSide` (PIL-style antialiased bilinear, native),
+// shorter side is at most `shortSide` (PIL-style antialiased bilinear, native;
+// a JPEG at least twice that size, with sharp: shrunk on load, resized by libvips),
 // stored as uint8 RGB HWC, and cached on disk:
 //   <cacheDir>/imagefolder-<key>.u8    the pixels, image after image
 //   <cacheDir>/imagefolder-<key>.json  sizes, labels, paths, skipped files
@@ -21,7 +22,9 @@ import { native } from "../binding";
 import { Dataset, InMemoryDataset, SourceBatch, Split } from "./dataset";
 import { DataError, DataUsageError, EmptyDatasetError } from "./errors";
 import type { DecodeReply } from "./decode_worker";
-import { decoderName } from "./decoders";
+import { cacheSize, decoderName, resizedSize } from "./decoders";
+
+export { resizedSize };
 
 export const IMAGE_EXTENSIONS = [".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff"];
 const CACHE_VERSION = 1;
@@ -179,11 +182,11 @@ class DecodePool {
   private nextId = 0;
   private failure: Error | null = null;
 
-  constructor(n: number) {
+  constructor(n: number, shortSide: number) {
     const script = path.join(__dirname, "decode_worker.js");
     const decoder = decoderName(); // loads sharp here first, when it is installed (see decoders.ts)
     for (let i = 0; i < n; i++) {
-      const w = new Worker(script, { workerData: { decoder } });
+      const w = new Worker(script, { workerData: { decoder, shortSide } });
       w.on("message", (r: DecodeReply) => {
         const p = this.pending.get(r.id);
         this.pending.delete(r.id);
@@ -232,12 +235,6 @@ class DecodePool {
   }
 }
 
-/** torchvision Resize(size) for an int size: the shorter side becomes size, the longer int(size * long / short). */
-export function resizedSize(h: number, w: number, size: number): [number, number] {
-  if (w <= h) return [Math.floor((size * h) / w), size];
-  return [size, Math.floor((size * w) / h)];
-}
-
 function cachePaths(cacheDir: string, key: string): { meta: string; data: string } {
   return { meta: path.join(cacheDir, `imagefolder-${key}.json`), data: path.join(cacheDir, `imagefolder-${key}.u8`) };
 }
@@ -274,7 +271,7 @@ export async function buildImageFolderCache(
     throw new DataError("SLN_CACHE_UNWRITABLE", `cannot write the image cache in '${cacheDir}' (${(e as Error).message}); set --cache-dir or SELFLABEL_CACHE_DIR to a writable directory`);
   }
   const nworkers = Math.max(1, Math.min(opts.workers ?? Math.min(4, os.cpus().length), scan.files.length));
-  const pool = new DecodePool(nworkers);
+  const pool = new DecodePool(nworkers, shortSide);
   const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
   const meta: CacheMeta = {
     version: CACHE_VERSION, key, dir: scan.dir, shortSide, classes: scan.classes,
@@ -290,8 +287,11 @@ export async function buildImageFolderCache(
       const f = scan.files[i];
       results[i] = pool.decode(path.join(scan.dir, f.rel)).then(async (r) => {
         if (!r.ok) return { error: r.error };
-        const [h, w] = Math.min(r.height, r.width) > shortSide ? resizedSize(r.height, r.width, shortSide) : [r.height, r.width];
-        const rgb = await native().resizeU8(new Uint8Array(r.rgba), r.height, r.width, 4, 3, h, w);
+        const px = new Uint8Array(r.pixels);
+        if (r.resized) return { rgb: px, h: r.height, w: r.width }; // sharp shrank it on load (decoders.ts)
+        const [h, w] = cacheSize(r.height, r.width, shortSide);
+        if (r.channels === 3 && h === r.height && w === r.width) return { rgb: px, h, w };
+        const rgb = await native().resizeU8(px, r.height, r.width, r.channels, 3, h, w);
         return { rgb, h, w };
       });
       results[i].catch(() => undefined); // awaited in order below; this only covers an early exit
