@@ -84,6 +84,10 @@ test("the tarball ships what users need and nothing else", () => {
     "binding.gyp",
     "native/sources.json",
     "scripts/install.js",
+    // the optional libraries' build scripts, which the load errors name (`npm run build:cuda` etc.)
+    "scripts/build-cuda.sh",
+    "scripts/build-mpi.sh",
+    "scripts/build-nccl.sh",
     "prebuilds/linux-x64/node.napi.glibc.node",
     "prebuilds/linux-x64/libdnnl.so.2",
     "prebuilds/linux-x64/libgomp.so.1",
