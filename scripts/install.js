@@ -59,9 +59,10 @@ if (missing.length) {
 }
 say(`${why}; building the addon from source (about 2 minutes)`);
 const gyp = process.env.npm_config_node_gyp;
+// every core: one compile at a time took 57 files' worth of minutes on a 2-core machine
 const r = gyp
-  ? spawnSync(process.execPath, [gyp, "rebuild"], { cwd: root, stdio: "inherit" })
-  : spawnSync("node-gyp", ["rebuild"], { cwd: root, stdio: "inherit", shell: true });
+  ? spawnSync(process.execPath, [gyp, "rebuild", "--jobs=max"], { cwd: root, stdio: "inherit" })
+  : spawnSync("node-gyp", ["rebuild", "--jobs=max"], { cwd: root, stdio: "inherit", shell: true });
 if (r.status !== 0) {
   say("the source build failed (see above); the usual cause is a missing package: apt-get install -y g++ make python3 libdnnl-dev");
   process.exit(r.status ?? 1);
