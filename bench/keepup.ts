@@ -28,7 +28,7 @@ export async function main(args: string[]): Promise<void> {
   const threads = arg(args, "--threads", 2);
   const steps = arg(args, "--steps", 20);
   const exp = fs.mkdtempSync(path.join(os.tmpdir(), "sln-keepup-"));
-  console.log(`# keepup: ${native().info().cpu}; ${threads} threads; ${data}, subset ${subset}, batch ${batch}, 1 epoch, ${nopts} label passes; load average ${os.loadavg().map((v) => v.toFixed(1)).join(" ")}`);
+  console.log(`# keepup: ${native().info().cpu}; ${data}, subset ${subset}, batch ${batch}, 1 epoch, ${nopts} label passes; load average ${os.loadavg().map((v) => v.toFixed(1)).join(" ")}`);
   let last = 0n,
     broken = true, // the next interval holds something other than a training batch
     trainSec = 0,
