@@ -101,6 +101,46 @@ test("image headers: size of every format read before decoding; the pixel cap re
   await ds.close();
 });
 
+test("image headers: what a decoder allocates beyond width x height is checked too (GIF frame, BMP palette, TIFF pages)", async () => {
+  const m = malicious();
+  assert.throws(() => checkImagePixels(m["gif-frame-bomb.gif"]), /^Error: gif header: its first frame \(65535x65535 at 0,0\) does not fit its 10x10 screen \(not decoded\)/);
+  assert.throws(() => checkImagePixels(m["bmp-palette.bmp"]), /bmp header: its palette of 16777216 colours is larger than the file \(62 bytes\)/);
+  assert.throws(() => checkImagePixels(m["tiff-loop.tif"]), /cannot read the image size from the tiff header/);
+  const negative = Buffer.from(m["bmp-palette.bmp"]);
+  negative.writeUInt32LE(0, 46);
+  assert.doesNotThrow(() => checkImagePixels(negative), "24-bit, no palette: fine");
+  negative.writeInt32LE(-3, 18);
+  assert.throws(() => checkImagePixels(negative), /bmp header: its width is negative \(-3\)/);
+  // real files of every format pass (palettes, frames and pages of jimp's encoders)
+  const img = new Jimp({ width: 37, height: 21, color: 0x336699ff });
+  for (let i = 0; i < 37 * 21 * 4; i++) img.bitmap.data[i] = (i * 37) & 255;
+  for (const mime of ["image/png", "image/jpeg", "image/gif", "image/bmp", "image/tiff"] as const) {
+    const b = await img.getBuffer(mime);
+    assert.deepEqual(checkImagePixels(b), imageHeader(b), mime);
+    assert.equal(checkImagePixels(b)!.problem, undefined, mime);
+  }
+  // a TIFF of two pages counts both: 2 x 6000 x 6000 = 72 MP passes 100 MP, 50 MP does not
+  const twoPages = (w: number, h: number) => {
+    const t = Buffer.alloc(8 + 2 * (2 + 2 * 12 + 4));
+    t.write("II", 0);
+    t.writeUInt16LE(42, 2);
+    t.writeUInt32LE(8, 4);
+    for (const [at, next] of [[8, 38], [38, 0]]) {
+      t.writeUInt16LE(2, at);
+      [256, 257].forEach((tag, i) => {
+        t.writeUInt16LE(tag, at + 2 + 12 * i);
+        t.writeUInt16LE(4, at + 4 + 12 * i);
+        t.writeUInt32LE(1, at + 6 + 12 * i);
+        t.writeUInt32LE(i ? h : w, at + 10 + 12 * i);
+      });
+      t.writeUInt32LE(next, at + 26);
+    }
+    return t;
+  };
+  assert.equal(checkImagePixels(twoPages(6000, 6000))!.pages, 72e6);
+  assert.throws(() => checkImagePixels(twoPages(6000, 9000)), /tiff header declares pages of 108 MP in all, above the 100 MP limit/);
+});
+
 test("numeric flags: upper bounds and explicit zeros refused with the flag's name (exit 2)", () => {
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ nopts: 1e9 }, /--nopts must be at most 100000, got 1000000000/],

@@ -21,14 +21,17 @@ export interface FuzzSummary {
   internal: { i: number; error: string }[];
   /** Bad-input errors that do not name the file. */
   unnamed: { i: number; error: string }[];
-  /** Inputs slower than HANG_MS. */
-  hangs: { i: number; ms: number }[];
+  /** Inputs that took more than HANG_MS of CPU time (all threads), or 10 x HANG_MS of wall time (blocked). */
+  hangs: { i: number; ms: number; cpuMs: number }[];
   /** A seed (valid input) that was refused. */
   seedsRefused: { i: number; error: string }[];
   /** Counts (the lists above keep the first 20). */
   internalCount: number;
   unnamedCount: number;
   maxMs: number;
+  /** The most CPU time one input took (ms), and the inputs that took the most. */
+  maxCpuMs: number;
+  slowest: { i: number; cpuMs: number; ms: number }[];
   maxInputBytes: number;
   /** Peak resident memory over the process's baseline (bytes), and the bound it must stay under. */
   peakGrowth: number;
@@ -52,7 +55,7 @@ async function main(): Promise<void> {
   const seeds = await t.seeds();
   const s: FuzzSummary = {
     parser, inputs: 0, accepted: 0, clean: 0, internal: [], unnamed: [], hangs: [], seedsRefused: [],
-    internalCount: 0, unnamedCount: 0, maxMs: 0, maxInputBytes: 0, peakGrowth: 0, memoryBound: 0, overMemory: [],
+    internalCount: 0, unnamedCount: 0, maxMs: 0, maxCpuMs: 0, slowest: [], maxInputBytes: 0, peakGrowth: 0, memoryBound: 0, overMemory: [],
   };
   const rss = () => process.resourceUsage().maxRSS * 1024;
   // warm up: parse every seed once, then take the baseline
@@ -65,6 +68,7 @@ async function main(): Promise<void> {
       const input = i < seeds.length ? sd : t.mutate ? t.mutate(sd, rng) : mutate(sd, rng);
       s.maxInputBytes = Math.max(s.maxInputBytes, input.length);
       const t0 = process.hrtime.bigint();
+      const c0 = process.cpuUsage();
       try {
         await t.run(input, dir);
         s.accepted++;
@@ -79,8 +83,20 @@ async function main(): Promise<void> {
         } else s.internal.push({ i, error: msg });
       }
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      const cu = process.cpuUsage(c0);
+      const cpuMs = (cu.user + cu.system) / 1e3;
       s.maxMs = Math.max(s.maxMs, ms);
-      if (ms > hangMs) s.hangs.push({ i, ms: Math.round(ms) });
+      s.maxCpuMs = Math.max(s.maxCpuMs, cpuMs);
+      if (s.slowest.length < 5 || cpuMs > s.slowest[s.slowest.length - 1].cpuMs) {
+        s.slowest.push({ i, cpuMs: Math.round(cpuMs), ms: Math.round(ms) });
+        s.slowest.sort((a, b) => b.cpuMs - a.cpuMs);
+        s.slowest.length = Math.min(s.slowest.length, 5);
+      }
+      // a hang is CPU time (a busy loop): on a loaded machine, wall time also
+      // counts the time the scheduler gave to others; an input blocked without
+      // using the CPU shows as 10 x HANG_MS of wall time, or stops the progress
+      // lines (the parent's watchdog)
+      if (cpuMs > hangMs || ms > 10 * hangMs) s.hangs.push({ i, ms: Math.round(ms), cpuMs: Math.round(cpuMs) });
       const grow = rss() - base;
       if (grow > s.peakGrowth) {
         s.peakGrowth = grow;

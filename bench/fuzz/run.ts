@@ -15,7 +15,7 @@ export interface FuzzOptions {
   seed?: number;
   parsers?: string[];
   hangMs?: number;
-  /** Per-parser child timeout (ms); default 60 s + 50 ms per input. */
+  /** Watchdog (ms): a child that reports no progress (a line every 500 inputs) for this long is killed as hung; default 10 min. */
   timeoutMs?: number;
   log?: (line: string) => void;
 }
@@ -32,8 +32,13 @@ function runChild(parser: string, n: number, seed: number, hangMs: number, timeo
     let out = "",
       err = "";
     child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    let stalled = false;
+    const watchdog = () => setTimeout(() => ((stalled = true), child.kill("SIGKILL")), timeoutMs);
+    let timer = watchdog();
+    child.stderr.on("data", (d) => {
+      err += d;
+      if (/at \d+\n/.test(String(d))) clearTimeout(timer), (timer = watchdog()); // progress: rearm
+    });
     child.on("exit", (code, signal) => {
       clearTimeout(timer);
       const seconds = (Date.now() - t0) / 1000;
@@ -45,7 +50,7 @@ function runChild(parser: string, n: number, seed: number, hangMs: number, timeo
           /* fall through */
         }
       }
-      const why = signal === "SIGKILL" && seconds * 1000 >= timeoutMs ? `timed out after ${seconds.toFixed(0)} s (hang) after input ${last}` : `died (code ${code}, signal ${signal}) after input ${last}: ${err.trim().split("\n").slice(-3).join(" | ")}`;
+      const why = stalled ? `made no progress for ${(timeoutMs / 1000).toFixed(0)} s (hang) after input ${last}` : `died (code ${code}, signal ${signal}) after input ${last}: ${err.trim().split("\n").slice(-3).join(" | ")}`;
       resolve({ summary: null, why, seconds });
     });
   });
@@ -59,7 +64,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
   const res: FuzzResult = { summaries: [], failures: [] };
   for (const p of parsers) {
     if (!TARGETS[p]) throw new Error(`unknown parser ${p} (known: ${Object.keys(TARGETS).join(", ")})`);
-    const r = await runChild(p, o.n, seed, hangMs, o.timeoutMs ?? 60000 + 50 * o.n);
+    const r = await runChild(p, o.n, seed, hangMs, o.timeoutMs ?? 600_000);
     if (!r.summary) {
       res.failures.push(`${p}: the fuzz process ${r.why}`);
       log(`${p}: ${r.why}`);
@@ -75,7 +80,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzResult> {
     f("inputs over the memory bound", s.overMemory);
     log(
       `${p.padEnd(11)} ${String(s.inputs).padStart(7)} inputs: ${String(s.accepted).padStart(6)} accepted, ${String(s.clean).padStart(7)} clean errors, ` +
-        `${s.internalCount} internal, ${s.unnamedCount} unnamed, ${s.hangs.length} hangs; slowest ${s.maxMs.toFixed(1)} ms; ` +
+        `${s.internalCount} internal, ${s.unnamedCount} unnamed, ${s.hangs.length} hangs; slowest ${s.maxCpuMs.toFixed(0)} ms CPU (${s.maxMs.toFixed(0)} ms wall); ` +
         `peak memory +${(s.peakGrowth / 2 ** 20).toFixed(1)} MiB (bound ${(s.memoryBound / 2 ** 20).toFixed(0)} MiB); ${s.seconds.toFixed(1)} s`,
     );
   }

@@ -1,7 +1,9 @@
 // Image size from the file's header, before any decoding: PNG, JPEG, GIF,
 // BMP, TIFF and WebP. A decoder allocates width x height x 4 bytes whatever
 // the file's size (a 389 KB PNG declaring 20000 x 20000 took 4 GB), so the
-// pixel count is checked first, for every format. Also: how many images of a
+// pixel count is checked first, for every format, with what else a decoder
+// would allocate from the header alone (a GIF frame larger than its screen, a
+// BMP palette larger than the file, every page of a TIFF). Also: how many images of a
 // dataset are smaller than the training input size.
 
 /** Largest image accepted, in pixels (100 MP: 400 MB of RGBA; jimp's own JPEG limit). */
@@ -11,6 +13,10 @@ export interface ImageHeader {
   format: "png" | "jpeg" | "gif" | "bmp" | "tiff" | "webp";
   width: number;
   height: number;
+  /** Why the decoder would allocate more than width x height (checked by checkImagePixels), if it would. */
+  problem?: string;
+  /** TIFF: the pixels of all its pages (each is decoded), when more than the first's. */
+  pages?: number;
 }
 
 function jpegSize(b: Uint8Array): [number, number] | null {
@@ -38,26 +44,94 @@ function jpegSize(b: Uint8Array): [number, number] | null {
   return null;
 }
 
-function tiffSize(b: Uint8Array): [number, number] | null {
+/** Most pages (IFDs) a TIFF may have: jimp decodes every page of the chain. */
+export const MAX_TIFF_PAGES = 64;
+
+/**
+ * Size of a TIFF's first page, after walking the whole page chain as utif
+ * does (next-IFD offsets until 0): every page is decoded, so the pixels of
+ * all pages count (`total`). null when the chain leaves the file, loops, has
+ * more than MAX_TIFF_PAGES pages, or a page's size is not a single SHORT/LONG
+ * (utif would loop forever on a chain that points back, or read garbage).
+ */
+function tiffSize(b: Uint8Array): [number, number, number] | null {
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const le = b[0] === 0x49;
   if (b.length < 8) return null;
-  const ifd = dv.getUint32(4, le);
-  if (ifd < 8) return null;
-  if (ifd + 2 > b.length) return null;
-  const n = dv.getUint16(ifd, le);
-  let w = -1,
-    h = -1;
-  for (let i = 0; i < n; i++) {
-    const e = ifd + 2 + 12 * i;
-    if (e + 12 > b.length) break;
-    const tag = dv.getUint16(e, le);
-    const type = dv.getUint16(e + 2, le);
-    const v = type === 3 ? dv.getUint16(e + 8, le) : dv.getUint32(e + 8, le);
-    if (tag === 256) w = v;
-    if (tag === 257) h = v;
+  let ifd = dv.getUint32(4, le);
+  const seen = new Set<number>();
+  let first: [number, number] | null = null;
+  let total = 0;
+  while (ifd !== 0) {
+    if (ifd < 8 || ifd + 2 > b.length || seen.has(ifd) || seen.size >= MAX_TIFF_PAGES) return null;
+    seen.add(ifd);
+    const n = dv.getUint16(ifd, le);
+    if (ifd + 2 + 12 * n + 4 > b.length) return null;
+    let w = -1,
+      h = -1;
+    for (let i = 0; i < n; i++) {
+      const e = ifd + 2 + 12 * i;
+      const tag = dv.getUint16(e, le);
+      if (tag !== 256 && tag !== 257) continue;
+      const type = dv.getUint16(e + 2, le);
+      if ((type !== 3 && type !== 4) || dv.getUint32(e + 4, le) !== 1) return null;
+      const v = type === 3 ? dv.getUint16(e + 8, le) : dv.getUint32(e + 8, le);
+      if (tag === 256) w = v;
+      else h = v;
+    }
+    if (w >= 0 || h >= 0) {
+      if (w < 0 || h < 0) return null;
+      first ??= [w, h];
+      total += w * h;
+    }
+    ifd = dv.getUint32(ifd + 2 + 12 * n, le);
   }
-  return w >= 0 && h >= 0 ? [w, h] : null;
+  return first ? [first[0], first[1], total] : null;
+}
+
+/**
+ * The first frame of a GIF (the one jimp decodes), found by walking the
+ * blocks as omggif does. The decoder allocates the frame's width x height
+ * whatever the screen size (a 35-byte GIF with a 10x10 screen and a
+ * 65535x65535 frame ran for minutes and took GBs), so a frame must lie
+ * within the screen. null when the blocks cannot be walked to a frame.
+ */
+function gifFrame(b: Uint8Array): { x: number; y: number; w: number; h: number } | null {
+  const at = (i: number) => (i < b.length ? b[i] : -1);
+  let p = 13;
+  if (b[10] & 0x80) p += 3 << ((b[10] & 7) + 1); // the global palette
+  const subBlocks = (): boolean => {
+    for (;;) {
+      const n = at(p++);
+      if (n < 0) return false;
+      if (n === 0) return true;
+      p += n;
+    }
+  };
+  while (p < b.length) {
+    const block = at(p++);
+    if (block === 0x2c) {
+      const u16 = (o: number) => Math.max(0, at(p + o)) | (Math.max(0, at(p + o + 1)) << 8); // omggif reads past the end as 0
+      return { x: u16(0), y: u16(2), w: u16(4), h: u16(6) };
+    }
+    if (block !== 0x21) return null; // the trailer or garbage: no frame
+    const label = at(p++);
+    if (label === 0xff) {
+      // omggif's Netscape test (as it is written: a block size other than 11, or NETSCAPE2.0 with its loop sub-block)
+      const netscape = "NETSCAPE2.0".split("").every((c, i) => at(p + 1 + i) === c.charCodeAt(0)) && at(p + 12) === 3 && at(p + 13) === 1 && at(p + 16) === 0;
+      if (at(p) !== 0x0b || netscape) p += 17;
+      else {
+        p += 12;
+        if (!subBlocks()) return null;
+      }
+    } else if (label === 0xf9) {
+      if (at(p) !== 4 || at(p + 5) !== 0) return null;
+      p += 6;
+    } else if (label === 0xfe) {
+      if (!subBlocks()) return null;
+    } else return null;
+  }
+  return null;
 }
 
 function webpSize(b: Uint8Array): [number, number] | null {
@@ -84,11 +158,30 @@ export function imageHeader(b: Uint8Array): ImageHeader | null {
     const s = jpegSize(b);
     return s ? { format: "jpeg", width: s[0], height: s[1] } : { format: "jpeg", width: -1, height: -1 };
   }
-  if (b.length >= 10 && b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46) return { format: "gif", width: b[6] | (b[7] << 8), height: b[8] | (b[9] << 8) };
-  if (b.length >= 26 && b[0] === 0x42 && b[1] === 0x4d) return { format: "bmp", width: Math.abs(i32le(18)), height: Math.abs(i32le(22)) };
+  if (b.length >= 10 && b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46) {
+    const h: ImageHeader = { format: "gif", width: b[6] | (b[7] << 8), height: b[8] | (b[9] << 8) };
+    const f = gifFrame(b);
+    if (f && (f.x + f.w > h.width || f.y + f.h > h.height)) h.problem = `its first frame (${f.w}x${f.h} at ${f.x},${f.y}) does not fit its ${h.width}x${h.height} screen`;
+    return h;
+  }
+  if (b.length >= 26 && b[0] === 0x42 && b[1] === 0x4d) {
+    const h: ImageHeader = { format: "bmp", width: Math.abs(i32le(18)), height: Math.abs(i32le(22)) };
+    // bmp-ts reads the width unsigned (a negative one allocates GBs) and
+    // allocates a palette of the declared colour count before reading it
+    const headerSize = i32le(14) >>> 0,
+      bpp = b.length >= 30 ? b[28] | (b[29] << 8) : 0,
+      colors = b.length >= 50 ? i32le(46) >>> 0 : 0;
+    const palette = colors > 0 ? colors : bpp <= 8 ? 2 ** bpp : 0;
+    if (i32le(18) < 0) h.problem = `its width is negative (${i32le(18)})`;
+    else if (14 + headerSize + 4 * palette > b.length) h.problem = `its palette of ${palette} colours is larger than the file (${b.length} bytes)`;
+    return h;
+  }
   if (b.length >= 8 && ((b[0] === 0x49 && b[1] === 0x49 && b[2] === 42) || (b[0] === 0x4d && b[1] === 0x4d && b[3] === 42))) {
     const s = tiffSize(b);
-    return s ? { format: "tiff", width: s[0], height: s[1] } : { format: "tiff", width: -1, height: -1 };
+    if (!s) return { format: "tiff", width: -1, height: -1 };
+    const h: ImageHeader = { format: "tiff", width: s[0], height: s[1] };
+    if (s[2] > s[0] * s[1]) h.pages = s[2];
+    return h;
   }
   if (b.length >= 16 && String.fromCharCode(b[0], b[1], b[2], b[3]) === "RIFF" && String.fromCharCode(b[8], b[9], b[10], b[11]) === "WEBP") {
     const s = webpSize(b);
@@ -107,6 +200,9 @@ export function checkImagePixels(b: Uint8Array, maxPixels = MAX_IMAGE_PIXELS): I
   if (!h) return null;
   if (h.width < 0 || h.height < 0) throw new Error(`cannot read the image size from the ${h.format} header`);
   if (h.width < 1 || h.height < 1) throw new Error(`${h.format} header declares a ${h.width}x${h.height} image`);
+  if (h.problem) throw new Error(`${h.format} header: ${h.problem} (not decoded)`);
+  if (h.pages !== undefined && h.pages > maxPixels)
+    throw new Error(`tiff header declares pages of ${(h.pages / 1e6).toFixed(0)} MP in all, above the ${maxPixels / 1e6} MP limit (not decoded)`);
   if (h.width * h.height > maxPixels)
     throw new Error(`${h.format} header declares ${h.width}x${h.height} = ${((h.width * h.height) / 1e6).toFixed(0)} MP, above the ${maxPixels / 1e6} MP limit (not decoded)`);
   return h;

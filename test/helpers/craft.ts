@@ -232,6 +232,38 @@ export function malicious(): Record<string, Buffer> {
 
   // images and IDX
   out["png-bomb.png"] = pngHeader(20000, 20000);
+  // found by the image fuzz campaign (jimp's decoders): a 10x10 GIF whose first
+  // frame is 65535x65535 (ran for minutes, GBs), a BMP declaring a palette of
+  // 16M colours in 62 bytes (0.5 s, 130 MB each), a TIFF whose page chain
+  // points back at itself (utif walks it forever)
+  out["gif-frame-bomb.gif"] = Buffer.from([
+    ...Buffer.from("GIF89a"), 10, 0, 10, 0, 0x80, 0, 0, 0, 0, 0, 255, 255, 255,
+    0x2c, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 2, 2, 0x4c, 0x01, 0, 0x3b,
+  ]);
+  const bmp = Buffer.alloc(62);
+  bmp.write("BM", 0);
+  bmp.writeUInt32LE(62, 2);
+  bmp.writeUInt32LE(54, 10);
+  bmp.writeUInt32LE(40, 14);
+  bmp.writeInt32LE(12, 18);
+  bmp.writeInt32LE(255, 22);
+  bmp.writeUInt16LE(1, 26);
+  bmp.writeUInt16LE(24, 28);
+  bmp.writeUInt32LE(1 << 24, 46); // colours in the palette
+  out["bmp-palette.bmp"] = bmp;
+  const tif = Buffer.alloc(8 + 2 + 2 * 12 + 4);
+  tif.write("II", 0);
+  tif.writeUInt16LE(42, 2);
+  tif.writeUInt32LE(8, 4);
+  tif.writeUInt16LE(2, 8);
+  [256, 257].forEach((tag, i) => {
+    tif.writeUInt16LE(tag, 10 + 12 * i);
+    tif.writeUInt16LE(3, 12 + 12 * i);
+    tif.writeUInt32LE(1, 14 + 12 * i);
+    tif.writeUInt16LE(4, 18 + 12 * i);
+  });
+  tif.writeUInt32LE(8, 34); // the next page: this one again
+  out["tiff-loop.tif"] = tif;
   out["idx-1x3-images-ubyte"] = idx([4, 1, 3], new Uint8Array(12));
   return out;
 }
