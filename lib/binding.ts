@@ -105,6 +105,7 @@ export interface NativeModel {
   setLabels(labels: Int32Array[]): Promise<void>;
   labels(): Promise<Int32Array[]>;
   collect(images: Float32Array, indices: Int32Array, training: boolean, precision: "f32" | "bf16"): Promise<void>;
+  setLabelRows(begin: number, end: number): Promise<void>;
   /** "" when the trunk has the fused (bfloat16) inference form, else why not. */
   readonly fusedTrunk: string;
   relabel(options: SinkhornOptions[]): Promise<SinkhornResult[]>;

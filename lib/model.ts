@@ -156,6 +156,17 @@ export class Model {
   }
 
   /**
+   * A row-sharded label pass (lib/distributed/label_pass.ts): collect() then
+   * takes only dataset rows [begin, end) (their dataset indices), and relabel()
+   * needs every head's options to carry a shard; it returns this rank's labels
+   * and leaves the label state alone (the caller gathers every rank's and calls
+   * setLabels). (0, 0): all rows, the default.
+   */
+  async setLabelRows(begin: number, end: number): Promise<void> {
+    return this.m.setLabelRows(begin, end);
+  }
+
+  /**
    * Whether collect({ precision: "bf16" }) can run: "" when the trunk has the
    * fused inference form (conv + batch norm + ReLU folded into one bfloat16
    * convolution, pooling; eval mode, CPU), else the reason it has not.

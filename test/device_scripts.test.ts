@@ -13,7 +13,7 @@ import { packageRoot } from "../lib/binding";
 const root = packageRoot();
 
 test("device scripts parse (bash -n)", () => {
-  for (const s of ["scripts/device-check.sh", "scripts/device-prepare.sh"]) {
+  for (const s of ["scripts/device-check.sh", "scripts/device-prepare.sh", "scripts/device-check-nccl.sh"]) {
     const r = spawnSync("bash", ["-n", path.join(root, s)], { encoding: "utf8" });
     assert.equal(r.status, 0, `${s}: ${r.stderr}`);
   }

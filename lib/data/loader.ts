@@ -60,6 +60,15 @@ export interface LoaderOptions {
    * made and dropped), so R parts together are the single-process batch.
    */
   part?: { index: number; count: number };
+  /**
+   * Row-sharded label passes (lib/distributed/label_pass.ts): an unshuffled
+   * loader that yields only dataset rows [begin, end): the batches of the
+   * single-process epoch that hold them, cut to them (batch i here is batch
+   * floor(begin / batchSize) + i there). Every image keeps the augmentation draws
+   * it has in the single-process batch (the whole batch's draws are made and the
+   * other images' dropped), so the ranks' rows together are the single-process pass.
+   */
+  rows?: [number, number];
 }
 
 /** The slice [begin, end) of an n-image batch that part `index` of `count` takes. */
@@ -102,6 +111,9 @@ export class Loader {
   readonly config: AugmentConfig;
   readonly batchesPerEpoch: number;
   readonly part: { index: number; count: number } | null;
+  readonly rows: [number, number] | null;
+  /** With rows: the single-process batch number of this loader's batch 0. */
+  private readonly firstBatch: number;
   private cachedOrder: { epoch: number; order: Int32Array } | null = null;
 
   constructor(dataset: Dataset, o: LoaderOptions) {
@@ -131,7 +143,18 @@ export class Loader {
       if (!(a > 0 && a <= b && b <= 1)) throw new RangeError(`loader: scale must satisfy 0 < min <= max <= 1, got [${a}, ${b}]`);
       this.config = { ...this.config, scale: [a, b] };
     }
-    this.batchesPerEpoch = Math.ceil(dataset.count / this.batchSize);
+    this.rows = o.rows ?? null;
+    this.firstBatch = 0;
+    if (this.rows) {
+      const [b, e] = this.rows;
+      if (!(Number.isInteger(b) && Number.isInteger(e) && b >= 0 && b < e && e <= dataset.count))
+        throw new RangeError(`loader: rows must be [begin, end) with 0 <= begin < end <= ${dataset.count}, got ${JSON.stringify(this.rows)}`);
+      if (this.shuffle || o.part) throw new RangeError("loader: rows needs shuffle: false and no part");
+      this.firstBatch = Math.floor(b / this.batchSize);
+      this.batchesPerEpoch = Math.ceil(e / this.batchSize) - this.firstBatch;
+    } else {
+      this.batchesPerEpoch = Math.ceil(dataset.count / this.batchSize);
+    }
     this.part = o.part ?? null;
     if (this.part && !(Number.isInteger(this.part.count) && this.part.count >= 1 && Number.isInteger(this.part.index) && this.part.index >= 0 && this.part.index < this.part.count))
       throw new RangeError(`loader: part must be { index in [0, count), count >= 1 }, got ${JSON.stringify(this.part)}`);
@@ -163,21 +186,27 @@ export class Loader {
       throw new RangeError(`loader: batch ${index} out of range [0, ${this.batchesPerEpoch})`);
     }
     const order = this.order(epoch);
-    const whole = order.slice(index * this.batchSize, Math.min(order.length, (index + 1) * this.batchSize));
+    const g = this.firstBatch + index; // the single-process batch number (differs with rows only)
+    const whole = order.slice(g * this.batchSize, Math.min(order.length, (g + 1) * this.batchSize));
     let indices = whole;
     let partParams: BatchParams | null = null;
-    if (this.part) {
+    const cut = this.part
+      ? partRange(whole.length, this.part.index, this.part.count)
+      : this.rows
+        ? [Math.max(this.rows[0] - g * this.batchSize, 0), Math.min(this.rows[1] - g * this.batchSize, whole.length)]
+        : null;
+    if (cut) {
       // the whole batch's draws (sizes from the dataset), this part's images
-      const [a, b] = partRange(whole.length, this.part.index, this.part.count);
+      const [a, b] = cut;
       indices = whole.slice(a, b);
       const hs = Int32Array.from(whole, (i) => this.dataset.heights[i]);
       const ws = Int32Array.from(whole, (i) => this.dataset.widths[i]);
-      const all = sampleBatchParams(this.config, hs, ws, Prng.derive(this.seed, 2, epoch, index));
+      const all = sampleBatchParams(this.config, hs, ws, Prng.derive(this.seed, 2, epoch, g));
       partParams = sliceParams(all, a, b);
     }
     const n = indices.length;
     const src = await this.dataset.read(indices);
-    const params = partParams ?? sampleBatchParams(this.config, src.heights, src.widths, Prng.derive(this.seed, 2, epoch, index));
+    const params = partParams ?? sampleBatchParams(this.config, src.heights, src.widths, Prng.derive(this.seed, 2, epoch, g));
     const input = augmentInput(src, params, {
       channels: this.dataset.channels,
       layout: this.dataset.layout,

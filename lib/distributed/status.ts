@@ -1,6 +1,6 @@
 // `selflabel-native info`: whether --distributed can run here (MPI) and with
 // --device cuda (NCCL), and why not. Loads nothing into the process but the MPI
-// library itself (no MPI_Init).
+// and NCCL libraries themselves (no MPI_Init, no communicator).
 import { mpiStatus, MpiStatus } from "./mpi";
 import { ncclStatus, NcclStatus } from "./nccl";
 

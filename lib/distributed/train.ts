@@ -10,6 +10,7 @@ import { Model } from "../model";
 import { InputError, UsageError } from "../errors";
 import { partRange } from "../data/loader";
 import { initMpi, mpiNative, mpiWorld, MpiWorld } from "./mpi";
+import { finishNccl } from "./nccl";
 
 export interface Distributed {
   rank: number;
@@ -23,8 +24,12 @@ export interface Distributed {
   count: number;
   /** Images in global batch `index` of an epoch (the last may be short). */
   globalBatch(index: number): number;
-  /** Extra trainStep options for a step of n local images of a global batch of `global`. */
-  stepOptions(n: number, global: number): { distributed: true; lossScale: number; syncBn: boolean };
+  /**
+   * Extra trainStep options for a step of n local images of a global batch of
+   * `global`: the loss share, and this rank's first position in the batch (dropout
+   * draws the masks of the global positions).
+   */
+  stepOptions(n: number, global: number): { distributed: true; lossScale: number; syncBn: boolean; rowOffset: number };
   /** Sums over the ranks (float64). */
   sum(values: number[]): Promise<number[]>;
   barrier(): Promise<void>;
@@ -61,7 +66,7 @@ function makeDistributed(w: MpiWorld, syncBn: boolean): Distributed {
       return Math.min(d.batchSize, d.count - index * d.batchSize);
     },
     stepOptions(local: number, global: number) {
-      return { distributed: true, lossScale: local / global, syncBn };
+      return { distributed: true, lossScale: local / global, syncBn, rowOffset: partRange(global, w.rank, w.size)[0] };
     },
     async sum(values: number[]) {
       const a = Float64Array.from(values);
@@ -158,7 +163,8 @@ export function abortDistributed(e: unknown, exitCode: number): void {
   mpiNative().mpiAbort(exitCode);
 }
 
-/** A finished --distributed run: MPI_Finalize (mpirun counts a rank that exits without it as failed). */
+/** A finished --distributed run: the NCCL communicator destroyed, MPI_Finalize (mpirun counts a rank that exits without it as failed). */
 export function finishDistributed(): void {
+  finishNccl();
   if (mpiWorld()) mpiNative().mpiFinalize();
 }

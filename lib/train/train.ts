@@ -23,6 +23,8 @@ import { SIZE_PRESETS } from "./options";
 import { labelPass as runLabelPass, labelPrecision, spectralLabelPass } from "./label_pass";
 import { startDistributed, configureDistributed } from "../distributed/train";
 import { distributedLabelPass, shardLabelLoader } from "../distributed/label_pass";
+import { startRunNccl, pickRankGpu } from "../distributed/nccl";
+import { mpiStatus, mpiWorld } from "../distributed/mpi";
 import { save as saveSafetensors, writeFileAtomic, encode as encodeSafetensors, WriteError } from "../safetensors";
 import { UsageError, InputError, AbortError } from "../errors";
 import { csvField } from "../csv";
@@ -144,9 +146,13 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
   // to the CPU with one notice.
   if (dist && opts.labelPrecision === "bf16")
     throw new UsageError("--distributed: the row-sharded label pass computes float32 features; use --label-precision f32 or auto");
-  if (dist && (opts.device ?? "auto") === "cuda" && !opts.cpu)
-    throw new InputError("--distributed --device cuda: the NCCL path is not wired into training yet; use --device cpu (see docs/distributed.md)");
-  const wantDevice = opts.cpu || dist ? "cpu" : (opts.device ?? "auto");
+  // --distributed trains on the CPU over MPI unless --device cuda (one GPU per
+  // rank, NCCL); auto does not pick the GPU for a distributed run
+  const distCuda = dist !== null && (opts.device ?? "auto") === "cuda" && !opts.cpu;
+  if (distCuda && opts.syncBn)
+    throw new UsageError("--sync-bn with --device cuda: synchronised batch norm runs on the CPU backend only (on the GPU batch norm is per rank); drop --sync-bn or use --device cpu");
+  if (distCuda) pickRankGpu(dist.rank); // before the CUDA library is loaded: the rank's GPU is its device 0
+  const wantDevice = opts.cpu || (dist && !distCuda) ? "cpu" : (opts.device ?? "auto");
   let device: "cpu" | "cuda" = "cpu";
   let deviceNote = "";
   let cudaProbe: CudaProbe | undefined;
@@ -163,6 +169,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
     }
   }
   if (device === "cuda") setCudaTf32(opts.tf32 === true);
+  if (distCuda) deviceNote += await startRunNccl(mpiWorld()!, mpiStatus());
   const full: Dataset = await openDataset({
     data: opts.data ?? null,
     format: (opts.dataFormat ?? "auto") as never,

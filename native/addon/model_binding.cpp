@@ -8,6 +8,7 @@
 #include "addon/model_wrap.h"
 #include "addon/cuda_loader.h"
 #include "addon/mpi_loader.h"
+#include "addon/nccl_loader.h"
 #include "core/probe_pool.h"
 #include "sln/model.h"
 
@@ -27,6 +28,7 @@ Napi::Function ModelWrap::Define(Napi::Env env) {
                          InstanceMethod("setLabels", &ModelWrap::SetLabels),
                          InstanceMethod("labels", &ModelWrap::Labels),
                          InstanceMethod("collect", &ModelWrap::Collect),
+                         InstanceMethod("setLabelRows", &ModelWrap::SetLabelRows),
                          InstanceMethod("relabel", &ModelWrap::Relabel),
                          InstanceMethod("dispose", &ModelWrap::Dispose),
                          InstanceAccessor("disposed", &ModelWrap::Disposed, nullptr),
@@ -174,15 +176,27 @@ ModelWrap::StepArgs ModelWrap::step_args(Napi::Env env, const std::shared_ptr<Mo
   a.opt.lr = num("lr", a.opt.lr);
   a.opt.momentum = num("momentum", a.opt.momentum);
   a.opt.weight_decay = num("weightDecay", a.opt.weight_decay);
-  // distributed (lib/distributed/train.ts): { distributed: true, lossScale: n_local / n_global, syncBn }
+  // distributed (lib/distributed/train.ts): { distributed: true, lossScale: n_local / n_global, syncBn, rowOffset }
   if (o.Get("distributed").ToBoolean().Value()) {
     a.opt.loss_scale = num("lossScale", 1.f);
     if (!(a.opt.loss_scale > 0 && a.opt.loss_scale <= 1))
       throw Napi::RangeError::New(env, "trainStep: lossScale must be in (0, 1]");
-    if (!m->backend().host_memory())
-      SLN_FAIL(Unsupported, "SLN_UNSUPPORTED", "trainStep: --distributed gradients go over MPI from host memory; the "
-                                               "CUDA backend's NCCL path is not wired into training yet (use --device cpu)");
-    a.opt.dist = mpi_dist_hooks(o.Get("syncBn").ToBoolean().Value());
+    Napi::Value ro = o.Get("rowOffset");
+    if (!ro.IsUndefined()) {
+      const double v = ro.IsNumber() ? ro.As<Napi::Number>().DoubleValue() : -1;
+      if (!(v >= 0) || std::floor(v) != v || v > 2147483647.0)
+        throw Napi::RangeError::New(env, "trainStep: rowOffset must be an integer >= 0");
+      a.opt.row_offset = static_cast<int64_t>(v);
+    }
+    const bool sync_bn = o.Get("syncBn").ToBoolean().Value();
+    if (m->backend().host_memory()) {
+      a.opt.dist = mpi_dist_hooks(sync_bn);   // MPI from host memory
+    } else {
+      if (sync_bn)
+        SLN_FAIL(Unsupported, "SLN_UNSUPPORTED", "trainStep: synchronised batch norm (--sync-bn) runs on the CPU "
+                                                 "backend only; on the GPU batch norm is per rank");
+      a.opt.dist = nccl_dist_hooks(m->backend());   // NCCL on device memory
+    }
   }
   return a;
 }

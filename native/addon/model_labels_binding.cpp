@@ -3,6 +3,7 @@
 //   labels()                                   -> Promise<Int32Array[]> (copies)
 //   collect(images, indices: Int32Array, training: boolean, precision: "f32" | "bf16") -> Promise<void>
 //   fusedTrunk                                 "" when the trunk has the fused bf16 form, else why not
+//   setLabelRows(begin, end)                   -> Promise<void>   a row-sharded pass (0, 0: all rows)
 //   relabel(options: SinkhornOptions[])        -> Promise<SinkhornResult[]> one per head
 // On the CUDA backend relabel solves each head's stored device logits with
 // sln_cuda_sinkhorn on the backend's stream.
@@ -98,6 +99,25 @@ Napi::Value ModelWrap::Collect(const Napi::CallbackInfo& info) {
   });
 }
 
+// (begin, end) -> Promise<void>: a row-sharded label pass (Model::set_label_rows)
+Napi::Value ModelWrap::SetLabelRows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    auto m = live(env);
+    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber())
+      throw Napi::TypeError::New(env, "setLabelRows(begin: number, end: number)");
+    const int64_t b = info[0].As<Napi::Number>().Int64Value(), e = info[1].As<Napi::Number>().Int64Value();
+    return PromiseWorker::Start(
+        env, "sln.setLabelRows",
+        [m, b, e] {
+          std::lock_guard<std::mutex> lk(m->mutex());
+          auto dl = lock_backend(m->backend());   // frees a device store
+          m->set_label_rows(b, e);
+        },
+        [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  });
+}
+
 Napi::Value ModelWrap::FusedTrunk(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value { return Napi::String::New(env, live(env)->fused_trunk()); });
@@ -116,8 +136,8 @@ Napi::Value ModelWrap::Relabel(const Napi::CallbackInfo& info) {
     auto warm = std::make_shared<std::vector<std::shared_ptr<std::vector<double>>>>(ncls.size());
     for (uint32_t h = 0; h < oa.Length(); h++)
       opts->push_back(parse_sinkhorn_options(env, oa.Get(h), "relabel", ncls[h], (*warm)[h]));
-    for (auto& o : *opts)
-      if (o.shard) throw Napi::TypeError::New(env, "relabel: options.shard (a row-sharded solve) is not supported here");
+    // options.shard (a row-sharded solve, after setLabelRows): the CPU solver over MPI
+    // (exact or all-reduce mode), the CUDA one over NCCL (all-reduce mode only)
     Model::DeviceSinkhorn device;
     if (!m->backend().host_memory()) {
       auto solve = cuda_lib_or_throw("relabel").sinkhorn;

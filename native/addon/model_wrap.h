@@ -54,6 +54,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value SetLabels(const Napi::CallbackInfo& info);
   Napi::Value Labels(const Napi::CallbackInfo& info);
   Napi::Value Collect(const Napi::CallbackInfo& info);
+  Napi::Value SetLabelRows(const Napi::CallbackInfo& info);
   Napi::Value Relabel(const Napi::CallbackInfo& info);
   Napi::Value FusedTrunk(const Napi::CallbackInfo& info);
 

@@ -24,7 +24,9 @@
 #include <mutex>
 
 #include "addon/common.h"
+#include "addon/nccl_loader.h"
 #include "sln/mpi_api.h"
+#include "sln/nccl_api.h"
 
 namespace sln::addon {
 
@@ -176,6 +178,10 @@ const sinkhorn::Shard* parse_shard(Napi::Env env, const Napi::Value& v, const ch
   };
   s.allreduce = [](double* p, int64_t count, int op) {
     mpi_allreduce(p, count, SLN_MPI_F64, op == 0 ? SLN_MPI_SUM : op == 1 ? SLN_MPI_MAX : SLN_MPI_MIN);
+  };
+  // the CUDA solver's sums in device memory (NCCL; throws SLN_NO_NCCL without a communicator)
+  s.device_allreduce = [](double* dev, int64_t count, int op, void* stream) {
+    nccl_allreduce(dev, count, SLN_NCCL_F64, op == 0 ? SLN_NCCL_SUM : op == 1 ? SLN_NCCL_MAX : SLN_NCCL_MIN, stream);
   };
   cache.push_back(std::move(s));
   return &cache.back();

@@ -168,13 +168,13 @@ Napi::Value SinkhornLogits(const Napi::CallbackInfo& info) {
 // GPU through sln_cuda_sinkhorn (same contract as solve_logits): the host
 // logits are uploaded into the CUDA backend's memory first (a model's label
 // pass hands over its device-resident logits instead: Model.relabel).
-// Options.threads is ignored there.
+// Options.threads is ignored there. options.shard { nTotal, exact: false }: this
+// rank's rows of a row-sharded solve over NCCL (--distributed --device cuda).
 Napi::Value CudaSinkhorn(const Napi::CallbackInfo& info) {
   const char* fn = "cudaSinkhorn";
   return guarded(info.Env(), [&]() -> Napi::Value {
     auto solve = cuda_lib_or_throw(fn).sinkhorn;   // before the arguments, as a missing library is the first error
     return logits_entry(info, fn, [solve](const float* z, int64_t n, int64_t k, const Options& o, Result& r) {
-      if (o.shard) SLN_FAIL(Unsupported, "SLN_UNSUPPORTED", "cudaSinkhorn: options.shard (a row-sharded solve) runs on the CPU solver only");
       Backend& be = cuda_backend();
       auto lk = lock_backend(be);
       const size_t bytes = static_cast<size_t>(n) * static_cast<size_t>(k) * sizeof(float);

@@ -40,6 +40,19 @@ void Model::set_labels(std::vector<std::vector<int32_t>> labels) {
   store_count_ = 0;
 }
 
+void Model::set_label_rows(int64_t begin, int64_t end) {
+  const int64_t n = num_labelled();
+  SLN_CHECK_ARG((begin == 0 && end == 0) || (begin >= 0 && begin < end && end <= n),
+                "setLabelRows: [" << begin << ", " << end << ") must be a non-empty range of the " << n
+                                  << " labelled images (or [0, 0) for all)");
+  rows_begin_ = begin;
+  rows_end_ = end;
+  store_features_.clear();
+  store_logits_.clear();
+  store_seen_.clear();
+  store_count_ = 0;
+}
+
 std::vector<std::vector<int32_t>> Model::gather_labels(const int32_t* indices, int N, const char* what) const {
   SLN_CHECK_ARG(!labels_.empty(), what << ": the model holds no labels (setLabels first)");
   const int64_t n = num_labelled();
@@ -82,11 +95,20 @@ std::string Model::fused_trunk() const {
 
 void Model::collect(const float* images, int N, bool training, const int32_t* indices, bool bf16) {
   SLN_CHECK_ARG(!labels_.empty(), "collect: the model holds no labels (setLabels first)");
-  const int64_t n = num_labelled();
+  const int64_t n = store_rows();
+  // the store's rows: [rows_begin_, rows_begin_ + n) of the label state; a batch's
+  // dataset indices become store rows (shifted copy when sharded)
+  std::vector<int32_t> local;
+  if (rows_begin_ > 0) {
+    local.assign(indices, indices + N);
+    for (auto& v : local) v = static_cast<int32_t>(v - rows_begin_);
+  }
   for (int i = 0; i < N; i++)
-    if (indices[i] < 0 || indices[i] >= n)
+    if (indices[i] < rows_begin_ || indices[i] >= rows_begin_ + n)
       SLN_FAIL(Range, "SLN_INVALID_ARGUMENT",
-               "collect: indices[" << i << "] = " << indices[i] << " is outside [0, " << n << ")");
+               "collect: indices[" << i << "] = " << indices[i] << " is outside [" << rows_begin_ << ", "
+                                   << rows_begin_ + n << ")");
+  if (!local.empty()) indices = local.data();
   Backend& be = *backend_;
   const bool host = be.host_memory();
   const size_t D = static_cast<size_t>(feature_dim_);
@@ -184,7 +206,12 @@ void Model::mark_collected(const int32_t* indices, int N) {
 std::vector<sinkhorn::Result> Model::relabel(const std::vector<sinkhorn::Options>& opts, const DeviceSinkhorn& device) {
   SLN_CHECK_ARG(opts.size() == heads_.size(),
                 "relabel: expected " << heads_.size() << " solver options (one per head), got " << opts.size());
-  const int64_t n = num_labelled();
+  const int64_t n = store_rows();
+  const bool sharded = rows_end_ > rows_begin_;
+  for (auto& o : opts)
+    SLN_CHECK_ARG(sharded == (o.shard != nullptr),
+                  "relabel: " << (sharded ? "setLabelRows was given, so every head's options need a shard"
+                                          : "options.shard needs setLabelRows (this rank's rows) first"));
   SLN_CHECK_ARG(!labels_.empty() && !store_seen_.empty(), "relabel: nothing was collected since the last relabel");
   if (store_count_ != n)
     SLN_FAIL(Range, "SLN_INVALID_ARGUMENT",
@@ -201,8 +228,10 @@ std::vector<sinkhorn::Result> Model::relabel(const std::vector<sinkhorn::Options
       device(store_logits_[h].f32(), n, hd.K, opts[h], res[h]);
     }
   }
-  // every head solved: now replace the labels (a failed solve changes nothing)
-  for (size_t h = 0; h < heads_.size(); h++) labels_[h] = res[h].labels;
+  // every head solved: now replace the labels (a failed solve changes nothing);
+  // a sharded solve gave this rank's rows only: the caller gathers and sets them
+  if (!sharded)
+    for (size_t h = 0; h < heads_.size(); h++) labels_[h] = res[h].labels;
   std::vector<float>().swap(store_features_);
   store_logits_.clear();
   std::vector<uint8_t>().swap(store_seen_);

@@ -212,7 +212,12 @@ void DropoutLayer::forward(RunCtx& c, const float* x, float* y) {
   uint64_t z = c.seed + (salt_ + 1) * 0x9E3779B97F4A7C15ull;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  op(c).forward(x, y, c.training, z ^ (z >> 31));
+  z ^= z >> 31;
+  // element i of the mask is splitmix64_at(z, i) (core/dropout_mask.h), a function
+  // of z + (i + 1) * gamma: starting the stream at z + off * gamma gives elements
+  // off, off + 1, ...: a rank's images get the masks of their global positions
+  z += static_cast<uint64_t>(c.row_offset) * static_cast<uint64_t>(in.size()) * 0x9E3779B97F4A7C15ull;
+  op(c).forward(x, y, c.training, z);
 }
 
 void DropoutLayer::backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) {

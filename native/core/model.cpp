@@ -299,6 +299,7 @@ StepResult Model::step_from(Plan& p, const float* x0, const std::vector<const in
   const int N = p.N;
   RunCtx c = run_ctx(p, true);
   c.dist = opt.dist;
+  c.row_offset = opt.row_offset;
   run_trunk(p, c, x0);
   const int D = feature_dim_;
   StepResult r;

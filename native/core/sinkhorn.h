@@ -93,6 +93,11 @@ struct Shard {
   std::function<void(const double* mine, int64_t count, double* all, const std::vector<int64_t>& counts)> allgather;
   // In place over the ranks: op 0 = sum, 1 = max, 2 = min.
   std::function<void(double* v, int64_t n, int op)> allreduce;
+  // The same on n doubles in GPU memory, queued on `stream` (a cudaStream_t) and
+  // finished when it returns (NCCL: addon/nccl_loader.cpp). Used by the CUDA
+  // solver (cuda/sinkhorn.cu), which runs the all-reduce mode only (exact = false):
+  // one sum of K + 1 doubles per iteration, the column maxima once per solve.
+  std::function<void(double* dev, int64_t n, int op, void* stream)> device_allreduce;
 };
 
 // The rows [begin, end) that rank `rank` of `ranks` holds in a sharded solve of n

@@ -12,6 +12,15 @@
 // from L2, not from DRAM. reduce_r sums the kBlocks partials in block order. Every
 // sum has a fixed order, so results are reproducible run to run.
 //
+// Row-sharded (Options::shard, `--distributed --device cuda`): each rank holds its
+// own rows; the per-block partials are summed on the rank (reduce_sums), then the
+// K column sums and err cross the ranks in one float64 all-reduce of K + 1 values
+// per iteration over NCCL (Shard::device_allreduce, on this stream), and finish_r
+// makes r from them: the all-reduce mode of native/core/sinkhorn.h (equal to the
+// one-GPU solve up to reassociation). The column maxima go through one device
+// max-all-reduce; the few host scalars (the cold start's minimum, a bad row, the
+// counts, the cost) through Shard::allreduce (MPI).
+//
 // Exported as sln_cuda_sinkhorn (native/cuda/api.cpp). The logits are in device
 // memory (the model's label-pass store); every kernel, copy and timing event runs
 // on the backend's stream, with the solver's own cudaMalloc'd work buffers.
@@ -244,6 +253,28 @@ __global__ void reduce_r(const double* part, const double* err_part, int nb, int
   }
 }
 
+// Sharded solve: sums[k] = sum_b part[b, k] (block order), sums[K] = sum_b err_part[b];
+// summed over the ranks next, then finish_r.
+__global__ void reduce_sums(const double* part, const double* err_part, int nb, int64_t K, double* sums) {
+  for (int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < K; k += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    double s = 0;
+    for (int b = 0; b < nb; ++b) s += part[b * K + k];
+    sums[k] = s;
+  }
+  if (blockIdx.x == 0 && threadIdx.x == 0) {
+    double e = 0;
+    for (int b = 0; b < nb; ++b) e += err_part[b];
+    sums[K] = e;
+  }
+}
+
+// r = (1/K) / sums[k]; err = sums[K] (the global column sums and err).
+__global__ void finish_r(const double* sums, int64_t K, double inv_k, double* r, double* err) {
+  for (int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < K; k += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    r[k] = inv_k / sums[k];
+  if (blockIdx.x == 0 && threadIdx.x == 0) *err = sums[K];
+}
+
 // cudaMalloc for the solver: out of memory (the estimate passed but the memory is
 // fragmented, or another process took it meanwhile) is SLN_OUT_OF_MEMORY saying
 // what was asked and what is free, as the backend's allocator reports it.
@@ -267,8 +298,33 @@ void device_alloc(T** p, size_t bytes, const char* what, int64_t N, int64_t K) {
 
 template <class T>
 sinkhorn::Result solve_cuda(cudaStream_t st, const float* z, int64_t N, int64_t K, const sinkhorn::Options& o) {
-  sinkhorn::check_args(N, K, o, "sinkhorn (cuda)");   // the CPU solver's checks (core/sinkhorn_checks.h)
-  const double lambda = o.lambda, inv_n = 1.0 / N, inv_k = 1.0 / K;
+  const sinkhorn::Shard* sh = o.shard;
+  if (sh) {
+    if (sh->exact)
+      SLN_FAIL(Unsupported, "SLN_UNSUPPORTED", "sinkhorn (cuda): a row-sharded solve on the GPU runs in all-reduce mode "
+                                               "(shard.exact = false); the block-ordered exact mode is the CPU solver's");
+    if (!sh->device_allreduce || !sh->allreduce || !sh->allgather)
+      SLN_FAIL(Unsupported, "SLN_NO_NCCL", "sinkhorn (cuda): a row-sharded solve needs the NCCL collectives (--distributed --device cuda)");
+    SLN_CHECK_ARG(N >= 1 && N <= sh->n_total, "sinkhorn (cuda): this rank's rows (" << N << ") must be in [1, nTotal = " << sh->n_total << "]");
+  }
+  const int64_t NT = sh ? sh->n_total : N;   // rows over every rank
+  sinkhorn::check_args(NT, K, o, "sinkhorn (cuda)");   // the CPU solver's checks (core/sinkhorn_checks.h)
+  // this rank's first row (a sharded solve's rows are contiguous, in rank order)
+  int64_t row0 = 0;
+  if (sh) {
+    std::vector<double> mine{static_cast<double>(N)}, all(sh->ranks);
+    sh->allgather(mine.data(), 1, all.data(), std::vector<int64_t>(sh->ranks, 1));
+    for (int q = 0; q < sh->rank; ++q) row0 += static_cast<int64_t>(all[q]);
+  }
+  // A row found bad on one rank stops every rank with the same message (the
+  // smallest bad global row): no rank is left waiting in a collective.
+  auto agree_bad = [&](unsigned long long local, unsigned long long none) -> unsigned long long {
+    if (!sh) return local;
+    double g = local == none ? std::numeric_limits<double>::infinity() : static_cast<double>(row0 + static_cast<int64_t>(local));
+    sh->allreduce(&g, 1, 2);
+    return std::isinf(g) ? none : static_cast<unsigned long long>(g);
+  };
+  const double lambda = o.lambda, inv_n = 1.0 / NT, inv_k = 1.0 / K;
   const int nb = static_cast<int>(std::min<int64_t>(N, kBlocks));
   const int64_t rows_per_block = (N + nb - 1) / nb;
   const uint64_t mat = static_cast<uint64_t>(N) * K * sizeof(T);
@@ -283,7 +339,7 @@ sinkhorn::Result solve_cuda(cudaStream_t st, const float* z, int64_t N, int64_t 
     throw Error(ErrorKind::OutOfMemory, "SLN_OUT_OF_MEMORY", os.str());
   }
   DeviceBuffer<T> A;
-  DeviceBuffer<double> rowmax, lse, c, M, r, part, errp, err, zlab;
+  DeviceBuffer<double> rowmax, lse, c, M, r, part, errp, err, zlab, sums;
   DeviceBuffer<int32_t> labels;
   DeviceBuffer<unsigned long long> bad;
   device_alloc(&A.p, mat, sizeof(T) == 8 ? "the (N, K) f64 matrix" : "the (N, K) f32 matrix", N, K);
@@ -298,6 +354,19 @@ sinkhorn::Result solve_cuda(cudaStream_t st, const float* z, int64_t N, int64_t 
   device_alloc(&labels.p, N * 4, "labels", N, K);
   device_alloc(&bad.p, 8, "bad", N, K);
   device_alloc(&zlab.p, N * 8, "zlab", N, K);
+  if (sh) device_alloc(&sums.p, (K + 1) * 8, "sums", N, K);
+  // the column sums r comes from: this GPU's blocks alone, or all ranks' (NCCL)
+  auto make_r = [&]() {
+    const int g = static_cast<int>((K + kThreads - 1) / kThreads);
+    if (!sh) {
+      reduce_r<<<g, kThreads, 0, st>>>(part.p, errp.p, nb, K, inv_k, r.p, err.p);
+      return;
+    }
+    reduce_sums<<<g, kThreads, 0, st>>>(part.p, errp.p, nb, K, sums.p);
+    SLN_CUDA(cudaGetLastError());
+    sh->device_allreduce(sums.p, K + 1, 0, st);
+    finish_r<<<g, kThreads, 0, st>>>(sums.p, K, inv_k, r.p, err.p);
+  };
   // every transfer on the backend's stream, after the work queued there (the
   // logits' forward); the host waits only where it reads
   auto to_host = [&](void* dst, const void* src, size_t bytes) {
@@ -325,11 +394,14 @@ sinkhorn::Result solve_cuda(cudaStream_t st, const float* z, int64_t N, int64_t 
   SLN_CUDA(cudaGetLastError());
   unsigned long long bad_row = none;
   to_host(&bad_row, bad.p, 8);
+  bad_row = agree_bad(bad_row, none);
   if (bad_row != none)
     SLN_FAIL(Range, "SLN_NONFINITE_LOGITS",
              "sinkhorn: logits row " << bad_row << " (image " << bad_row << ") has a NaN or Inf; labels need finite logits");
   colmax_partial<<<nb, kThreads, 0, st>>>(z, N, K, lambda, rowmax.p, part.p, rows_per_block);
   colmax_reduce<<<(K + kThreads - 1) / kThreads, kThreads, 0, st>>>(part.p, nb, K, M.p);
+  SLN_CUDA(cudaGetLastError());
+  if (sh) sh->device_allreduce(M.p, K, 1, st);   // the column maxima over every rank's rows
   build_matrix<T><<<4 * kBlocks, kThreads, 0, st>>>(z, N, K, lambda, rowmax.p, M.p, A.p);
   SLN_CUDA(cudaGetLastError());
   std::vector<double> h_rowmax(N), h_lse(N), h_M(K);
@@ -338,6 +410,7 @@ sinkhorn::Result solve_cuda(cudaStream_t st, const float* z, int64_t N, int64_t 
   to_host(h_M.data(), M.p, K * 8);
   double min_ls = std::numeric_limits<double>::infinity();
   for (int64_t j = 0; j < N; ++j) min_ls = std::min(min_ls, h_lse[j] - h_rowmax[j]);
+  if (sh) sh->allreduce(&min_ls, 1, 2);
 
   // fused_pass also has (kChunk + kWarps) doubles of static shared memory; the
   // sum of static and dynamic must stay within the 48 KB a launch gets without
@@ -358,7 +431,7 @@ sinkhorn::Result solve_cuda(cudaStream_t st, const float* z, int64_t N, int64_t 
   }
   fused_pass<T><<<nb, kThreads, dyn, st>>>(A.p, N, K, rows_per_block, r.p, c.p, part.p, errp.p, labels.p, bad.p, mode0, 0,
                                        inv_n, smem_cols);
-  reduce_r<<<(K + kThreads - 1) / kThreads, kThreads, 0, st>>>(part.p, errp.p, nb, K, inv_k, r.p, err.p);
+  make_r();
   SLN_CUDA(cudaGetLastError());
   mark();
 
@@ -370,13 +443,14 @@ sinkhorn::Result solve_cuda(cudaStream_t st, const float* z, int64_t N, int64_t 
     SLN_CUDA(cudaMemcpyAsync(r_used.p, r.p, K * 8, cudaMemcpyDeviceToDevice, st));
     fused_pass<T><<<nb, kThreads, dyn, st>>>(A.p, N, K, rows_per_block, r_used.p, c.p, part.p, errp.p, labels.p, bad.p, 1,
                                          check, inv_n, smem_cols);
-    reduce_r<<<(K + kThreads - 1) / kThreads, kThreads, 0, st>>>(part.p, errp.p, nb, K, inv_k, r.p, err.p);
+    make_r();
     SLN_CUDA(cudaGetLastError());
     mark();
     res.iterations = it + 1;
     if (check) {
       to_host(&res.error, err.p, 8);  // the only per-check transfers
       to_host(&bad_row, bad.p, 8);
+      bad_row = agree_bad(bad_row, none);
       if (bad_row != none)
         SLN_FAIL(Range, "SLN_SINKHORN_RANGE", "sinkhorn (cuda): the scaling of image " << bad_row << " left the float64 range at iteration " << it << "; lower lambda (--lamb)");
       if (res.error <= o.tol) {
@@ -416,7 +490,15 @@ sinkhorn::Result solve_cuda(cudaStream_t st, const float* z, int64_t N, int64_t 
     res.counts[res.labels[j]]++;
     cost += h_lse[j] - h_zlab[j];
   }
-  res.cost = cost / N;
+  if (sh) {   // over every rank's rows (counts are exact in float64)
+    std::vector<double> v(K + 1);
+    for (int64_t k = 0; k < K; ++k) v[k] = res.counts[k];
+    v[K] = cost;
+    sh->allreduce(v.data(), K + 1, 0);
+    for (int64_t k = 0; k < K; ++k) res.counts[k] = static_cast<int32_t>(v[k]);
+    cost = v[K];
+  }
+  res.cost = cost / NT;
   res.log_r.resize(K);
   for (int64_t k = 0; k < K; ++k) res.log_r[k] = std::log(hr[k]) - h_M[k];
   res.log_c.resize(N);

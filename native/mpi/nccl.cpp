@@ -62,7 +62,8 @@ SLN_EXPORT int sln_nccl_init(const unsigned char* id, int rank, int size, int de
   return 0;
 }
 
-SLN_EXPORT int sln_nccl_allreduce(void* dev, int64_t count, int dtype, void* stream, char* err, size_t err_len) {
+SLN_EXPORT int sln_nccl_allreduce(void* dev, int64_t count, int dtype, int op, void* stream, char* err,
+                                  size_t err_len) {
   if (!g_comm) {
     snprintf(err, err_len, "sln_nccl_allreduce: no communicator (sln_nccl_init first)");
     return 1;
@@ -71,9 +72,14 @@ SLN_EXPORT int sln_nccl_allreduce(void* dev, int64_t count, int dtype, void* str
     snprintf(err, err_len, "sln_nccl_allreduce: unknown dtype %d", dtype);
     return 1;
   }
+  if (op != SLN_NCCL_SUM && op != SLN_NCCL_MAX && op != SLN_NCCL_MIN) {
+    snprintf(err, err_len, "sln_nccl_allreduce: unknown op %d", op);
+    return 1;
+  }
+  const ncclRedOp_t rop = op == SLN_NCCL_SUM ? ncclSum : op == SLN_NCCL_MAX ? ncclMax : ncclMin;
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (!nccl_ok(ncclAllReduce(dev, dev, static_cast<size_t>(count), dtype == SLN_NCCL_F32 ? ncclFloat32 : ncclFloat64,
-                             ncclSum, g_comm, s),
+                             rop, g_comm, s),
                "ncclAllReduce", err, err_len))
     return 1;
   return cuda_ok(cudaStreamSynchronize(s), "cudaStreamSynchronize", err, err_len) ? 0 : 1;

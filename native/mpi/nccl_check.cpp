@@ -46,8 +46,8 @@ int main(int argc, char** argv) {
   cudaMalloc(&dg, n * sizeof(double));
   cudaMemcpy(df, f.data(), n * sizeof(float), cudaMemcpyHostToDevice);
   cudaMemcpy(dg, g.data(), n * sizeof(double), cudaMemcpyHostToDevice);
-  if (allreduce(df, n, SLN_NCCL_F32, nullptr, err, sizeof err)) return printf("FAIL %s\n", err), 1;
-  if (allreduce(dg, n, SLN_NCCL_F64, nullptr, err, sizeof err)) return printf("FAIL %s\n", err), 1;
+  if (allreduce(df, n, SLN_NCCL_F32, SLN_NCCL_SUM, nullptr, err, sizeof err)) return printf("FAIL %s\n", err), 1;
+  if (allreduce(dg, n, SLN_NCCL_F64, SLN_NCCL_SUM, nullptr, err, sizeof err)) return printf("FAIL %s\n", err), 1;
   std::vector<float> f2(n);
   std::vector<double> g2(n);
   cudaMemcpy(f2.data(), df, n * sizeof(float), cudaMemcpyDeviceToHost);

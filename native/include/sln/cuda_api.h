@@ -34,7 +34,9 @@ struct Result;
 //   1: the first.
 //   2: sln_cuda_sinkhorn takes the backend and device-resident logits;
 //      Backend::infer / bf16_native (sln/ops.h) added.
-#define SLN_CUDA_ABI_VERSION 2
+//   3: sinkhorn::Shard::device_allreduce added; sln_cuda_sinkhorn honours
+//      Options::shard (a row-sharded solve over NCCL, all-reduce mode).
+#define SLN_CUDA_ABI_VERSION 3
 
 extern "C" {
 
@@ -62,6 +64,11 @@ typedef int (*sln_cuda_set_tf32_fn)(sln::Backend* backend, int enabled, char* er
 // sinkhorn::solve_logits: z_device is the (N, K) logits in `backend`'s memory
 // (from its alloc(), e.g. the model's label-pass store), read on the backend's
 // stream after the work already queued there; the result comes back on the host.
+// With opt->shard (exact = false, device_allreduce set): z_device holds this
+// rank's n rows of the n_total, and the sums over rows cross the ranks through
+// shard->device_allreduce (column sums and err every iteration, column maxima
+// once) and shard->allreduce (a few host scalars: the cold start's minimum, the
+// counts, the cost); labels and log_c come back for this rank's rows.
 typedef int (*sln_cuda_sinkhorn_fn)(sln::Backend* backend, const float* z_device, int64_t n, int64_t k,
                                     const sln::sinkhorn::Options* opt, sln::sinkhorn::Result* out,
                                     char* err, size_t err_len);

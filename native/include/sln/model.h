@@ -128,6 +128,9 @@ struct RunCtx {
   uint64_t seed = 0;   // dropout seed for this step
   Scratch* scratch = nullptr;
   const DistHooks* dist = nullptr;   // a distributed training step (StepOptions::dist)
+  // distributed step: this rank's first image's position in the global batch
+  // (dropout draws the masks of the global positions: StepOptions::row_offset)
+  int64_t row_offset = 0;
 };
 
 class InitRng;   // deterministic initialisation stream (core/layers.h)
@@ -172,6 +175,10 @@ struct StepOptions {
   // dist->grad_sum are those of the global batch's mean loss).
   float loss_scale = 1.f;
   const DistHooks* dist = nullptr;
+  // Distributed step: the position of this rank's first image in the global batch,
+  // so that dropout draws each image's mask at its global position (R ranks drop
+  // the elements one process drops).
+  int64_t row_offset = 0;
 };
 
 struct StepResult {
@@ -228,6 +235,12 @@ class Model {
   // by Sinkhorn, replaces its labels and frees the store.
   // train_step_indexed gathers the batch's labels from the state by index.
   void set_labels(std::vector<std::vector<int32_t>> labels);
+  // A row-sharded label pass (lib/distributed/label_pass.ts): the store holds
+  // rows [begin, end) of the label state only (collect() takes their dataset
+  // indices), relabel() then solves them with each options' shard and returns
+  // this rank's labels without replacing the state (the caller gathers every
+  // rank's and calls set_labels). begin = end = 0: every row (the default).
+  void set_label_rows(int64_t begin, int64_t end);
   const std::vector<std::vector<int32_t>>& labels() const { return labels_; }
   int64_t num_labelled() const { return labels_.empty() ? 0 : static_cast<int64_t>(labels_[0].size()); }
   // bf16: the batch runs through the fused inference trunk in bfloat16 (eval
@@ -302,6 +315,8 @@ class Model {
   InferOp& fused_op(int N, const char* what);
   std::vector<float> fused_out_;
   int64_t store_count_ = 0;                    // rows collected in this pass
+  int64_t rows_begin_ = 0, rows_end_ = 0;      // set_label_rows (0, 0: all)
+  int64_t store_rows() const { return rows_end_ > rows_begin_ ? rows_end_ - rows_begin_ : num_labelled(); }
 };
 
 // Architectures known to the builder (names for error messages).
