@@ -6,6 +6,12 @@ export interface StepOptions {
   lr: number;
   momentum?: number;
   weightDecay?: number;
+  /**
+   * This batch's first image's position in a larger batch (a data-parallel rank's
+   * part of the global batch): dropout draws the masks of those positions, so the
+   * parts together drop what the whole batch drops. Default 0.
+   */
+  rowOffset?: number;
 }
 
 export interface StepResult {

@@ -176,18 +176,20 @@ ModelWrap::StepArgs ModelWrap::step_args(Napi::Env env, const std::shared_ptr<Mo
   a.opt.lr = num("lr", a.opt.lr);
   a.opt.momentum = num("momentum", a.opt.momentum);
   a.opt.weight_decay = num("weightDecay", a.opt.weight_decay);
+  // rowOffset: the batch's first image's position in a larger batch (data-parallel
+  // ranks): dropout draws the masks of those positions
+  Napi::Value ro = o.Get("rowOffset");
+  if (!ro.IsUndefined()) {
+    const double v = ro.IsNumber() ? ro.As<Napi::Number>().DoubleValue() : -1;
+    if (!(v >= 0) || std::floor(v) != v || v > 2147483647.0)
+      throw Napi::RangeError::New(env, "trainStep: rowOffset must be an integer >= 0");
+    a.opt.row_offset = static_cast<int64_t>(v);
+  }
   // distributed (lib/distributed/train.ts): { distributed: true, lossScale: n_local / n_global, syncBn, rowOffset }
   if (o.Get("distributed").ToBoolean().Value()) {
     a.opt.loss_scale = num("lossScale", 1.f);
     if (!(a.opt.loss_scale > 0 && a.opt.loss_scale <= 1))
       throw Napi::RangeError::New(env, "trainStep: lossScale must be in (0, 1]");
-    Napi::Value ro = o.Get("rowOffset");
-    if (!ro.IsUndefined()) {
-      const double v = ro.IsNumber() ? ro.As<Napi::Number>().DoubleValue() : -1;
-      if (!(v >= 0) || std::floor(v) != v || v > 2147483647.0)
-        throw Napi::RangeError::New(env, "trainStep: rowOffset must be an integer >= 0");
-      a.opt.row_offset = static_cast<int64_t>(v);
-    }
     const bool sync_bn = o.Get("syncBn").ToBoolean().Value();
     if (m->backend().host_memory()) {
       a.opt.dist = mpi_dist_hooks(sync_bn);   // MPI from host memory
