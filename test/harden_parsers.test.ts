@@ -200,3 +200,31 @@ test("write failures name the file and the bytes (ENOSPC), exit code 2", () => {
   assert.ok(!fs.readdirSync(tmp).some((n) => n.includes("full.safetensors")), "no temporary file left behind");
   assert.throws(() => load(path.join(tmp, "missing.safetensors")), /missing\.safetensors: cannot read \(ENOENT\)/);
 });
+
+test("clusters: a full disk names the file and the bytes (WriteError, exit code 2)", async () => {
+  const { loadSynthetic } = await import("../lib/data");
+  const { writeClusterPages } = await import("../lib/eval/clusters");
+  const ds = await loadSynthetic("train", { count: 20 });
+  const out = path.join(tmp, "clusters-full");
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const m = mock.method(require("node:fs") as typeof fs, "writeFileSync", () => {
+    const e = new Error("ENOSPC: no space left on device, write") as NodeJS.ErrnoException;
+    e.code = "ENOSPC";
+    e.syscall = "write";
+    throw e;
+  });
+  try {
+    await assert.rejects(
+      writeClusterPages(ds, new Int32Array(20).map((_, i) => i % 2), 2, out),
+      (e: Error) => {
+        assert.ok(e instanceof WriteError, `${e.name}: ${e.message}`);
+        assert.equal((e as WriteError).exitCode, 2);
+        assert.match(e.message, /clusters-full\/cluster-000\d\.png: no space left on the device \(ENOSPC\) to write \d+ bytes/);
+        return true;
+      },
+    );
+  } finally {
+    m.mock.restore();
+    await ds.close();
+  }
+});

@@ -8,6 +8,18 @@ import { Jimp } from "jimp";
 import { Dataset } from "../data";
 import { Prng } from "../prng";
 import { InputError } from "../errors";
+import { WriteError } from "../safetensors";
+
+/** Write a file; a failure (disk full, ...) names the file and the bytes (WriteError, exit 2). */
+function writeOrFail(file: string, data: Buffer | string): void {
+  try {
+    fs.writeFileSync(file, data);
+  } catch (e) {
+    const x = e as NodeJS.ErrnoException;
+    if (typeof x?.code === "string" && x.syscall) throw new WriteError(file, Buffer.byteLength(data), x);
+    throw e;
+  }
+}
 
 export interface ClusterInfo {
   cluster: number;
@@ -156,9 +168,9 @@ export async function writeClusterPages(ds: Dataset, labels: Int32Array, K: numb
     if (!c.file) continue;
     const g = await drawGrid(ds, c.shown, numClasses, perRow);
     const png = await new Jimp(g).getBuffer("image/png");
-    fs.writeFileSync(path.join(outDir, c.file), png);
+    writeOrFail(path.join(outDir, c.file), png);
   }
-  fs.writeFileSync(path.join(outDir, "index.html"), page(ds, infos, numClasses, o.title ?? "clusters"));
+  writeOrFail(path.join(outDir, "index.html"), page(ds, infos, numClasses, o.title ?? "clusters"));
   return infos;
 }
 
