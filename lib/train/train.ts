@@ -13,11 +13,11 @@ import * as path from "node:path";
 import { createModel, Model } from "../model";
 import { native } from "../binding";
 import { openDataset, Dataset, Loader, AugLevel, Batch, SourceBatchJob } from "../data";
-import { Prng } from "../prng";
 import { loadCuda, setCudaTf32, CudaProbe } from "../cuda";
 import { nmi, ari, clusterAccuracy } from "../metrics";
 import { TrainOptions, ResolvedOptions, resolveOptions } from "./options";
-import { cachedPixelBaseline, pixelKmeansLabels, pixelSpectralLabels, KmeansBaseline } from "../eval/baselines";
+import { cachedPixelBaseline, KmeansBaseline } from "../eval/baselines";
+import { firstLabels } from "./first_labels";
 import { resolveRecipe, stepLearningRate, labelSchedule, SPECTRAL_MAX_K } from "./recipe";
 import { SIZE_PRESETS } from "./options";
 import { labelPass as runLabelPass, labelPrecision, spectralLabelPass } from "./label_pass";
@@ -107,14 +107,6 @@ function checkWritable(dir: string): void {
     if (up === p) return;
     p = up;
   }
-}
-
-/** Shuffled equipartition: image i gets i mod K, permuted. */
-function initialLabels(n: number, k: number, seed: number, head: number): Int32Array {
-  const perm = Prng.derive(seed, 3, head).permutation(n);
-  const l = new Int32Array(n);
-  for (let i = 0; i < n; i++) l[perm[i]] = i % k;
-  return l;
 }
 
 async function quality(pred: Int32Array, truth: Int32Array): Promise<HeadQuality> {
@@ -246,7 +238,6 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
       const D = model.featureDim;
       let labels: Int32Array[];
       let pixelInit: KmeansBaseline | null = null;
-      let labelsFromInit = false;
       let warm: (Float64Array | undefined)[] = Array.from({ length: o.hc }, () => undefined);
       let times: number[];
       let seen = 0;
@@ -282,33 +273,8 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         log(`resuming from ${resumeFrom.file} (epoch ${startEpoch} of ${o.epochs}${startBatch ? `, batch ${startBatch}` : ""})`);
         record({ event: "resume", file: resumeFrom.file, epoch: startEpoch, batch: startBatch, versions: runVersions(cudaProbe) });
       } else {
-        labels = Array.from({ length: o.hc }, (_, h) => initialLabels(N, numClasses[h], o.seed, h));
-        if (o.init) {
-          const w = await model.loadPth(o.init);
-          log(`initial weights from ${o.init}`);
-          // the reference's checkpoints carry their pseudo-labels: use them when they fit this data
-          if (w.labels && w.labels.length === o.hc && w.labels.every((l, h) => l.length === N && l.every((v) => v >= 0 && v < numClasses[h]))) {
-            labels = w.labels.map((l) => Int32Array.from(l));
-            labelsFromInit = true;
-            log(`initial pseudo-labels from ${o.init}`);
-          }
-        }
         times = labelSchedule(o, N); // without the untrained-network pass after k-means labels, and before --first-pass
-        if (o.initLabels === "kmeans" && !labelsFromInit) {
-          const km = await pixelKmeansLabels(ds, numClasses);
-          labels = km.labels;
-          pixelInit = km.baseline;
-          log(`first labels: k-means on the raw pixels (${km.seconds.toFixed(1)} s)`);
-        }
-        if (o.initLabels === "spectral" && !labelsFromInit) {
-          const sp = await pixelSpectralLabels(ds, numClasses);
-          labels = sp.labels;
-          log(
-            `first labels: spectral clustering of the raw pixels (${sp.seconds.toFixed(1)} s; ${(100 * sp.within).toFixed(1)}% of the kNN graph's edges inside clusters` +
-              (sp.baseline ? `; NMI ${sp.baseline.nmi.toFixed(3)}, ARI ${sp.baseline.ari.toFixed(3)}, accuracy ${sp.baseline.accuracy.toFixed(3)})` : ")"),
-          );
-          record({ event: "baseline", spectralPixels: sp.baseline, within: sp.within });
-        }
+        ({ labels, pixelInit } = await firstLabels(model, ds, o, log, record));
         for (const f of oldCheckpoints) fs.rmSync(f);
         if (oldCheckpoints.length) log(`--no-resume: removed the old checkpoints in ${checkpointDir(o.exp)}`);
         record({ event: "start", flags, n: N, inputShape, dataset: ds.name, fingerprint: ds.fingerprint, versions: runVersions(cudaProbe) });
