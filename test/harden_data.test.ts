@@ -9,6 +9,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import * as zlib from "node:zlib";
 import { spawnSync } from "node:child_process";
 import { Jimp } from "jimp";
 import { packageRoot } from "../lib/binding";
@@ -104,6 +105,7 @@ test("image headers: size of every format read before decoding; the pixel cap re
 test("image headers: what a decoder allocates beyond width x height is checked too (GIF frame, BMP palette, TIFF pages)", async () => {
   const m = malicious();
   assert.throws(() => checkImagePixels(m["gif-frame-bomb.gif"]), /^Error: gif header: its first frame \(65535x65535 at 0,0\) does not fit its 10x10 screen \(not decoded\)/);
+  assert.throws(() => checkImagePixels(m["gif-lzw-loop.gif"]), /^Error: gif header: its first frame's LZW codes refer to table entries that loop \(corrupt data\) \(not decoded\)/);
   assert.throws(() => checkImagePixels(m["bmp-palette.bmp"]), /bmp header: its palette of 16777216 colours is larger than the file \(62 bytes\)/);
   assert.throws(() => checkImagePixels(m["tiff-loop.tif"]), /cannot read the image size from the tiff header/);
   const negative = Buffer.from(m["bmp-palette.bmp"]);
@@ -119,6 +121,13 @@ test("image headers: what a decoder allocates beyond width x height is checked t
     assert.deepEqual(checkImagePixels(b), imageHeader(b), mime);
     assert.equal(checkImagePixels(b)!.problem, undefined, mime);
   }
+  // a noisy GIF whose LZW table fills up and is cleared many times passes the loop check, and decodes
+  const noise = new Jimp({ width: 160, height: 120, color: 0 });
+  let x = 12345;
+  for (let i = 0; i < 160 * 120 * 4; i++) noise.bitmap.data[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
+  const gif = await noise.getBuffer("image/gif");
+  assert.equal(checkImagePixels(gif)!.problem, undefined);
+  assert.equal((await Jimp.fromBuffer(gif)).bitmap.width, 160);
   // a TIFF of two pages counts both: 2 x 6000 x 6000 = 72 MP passes 100 MP, 50 MP does not
   const twoPages = (w: number, h: number) => {
     const t = Buffer.alloc(8 + 2 * (2 + 2 * 12 + 4));
@@ -139,6 +148,51 @@ test("image headers: what a decoder allocates beyond width x height is checked t
   };
   assert.equal(checkImagePixels(twoPages(6000, 6000))!.pages, 72e6);
   assert.throws(() => checkImagePixels(twoPages(6000, 9000)), /tiff header declares pages of 108 MP in all, above the 100 MP limit/);
+});
+
+test("ImageFolder: a file still decoding after the time limit is skipped with the reason, its decoder thread replaced", async () => {
+  // a real 9000x9000 PNG (81 MP, under the pixel cap: a decoder that runs long
+  // without any header check failing, like the GIF on which omggif looped)
+  // before and between small ones; one thread, so the replacement does the rest
+  const chunk = (type: string, data: Buffer) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type, "latin1"), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(td) >>> 0);
+    return Buffer.concat([len, td, crc]);
+  };
+  const big = 9000;
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(big, 0);
+  ihdr.writeUInt32BE(big, 4);
+  ihdr[8] = 8;
+  ihdr[9] = 2;
+  const slow = Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", zlib.deflateSync(Buffer.alloc(big * (3 * big + 1)), { level: 1 })),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+  const root = path.join(tmp, "if-slow");
+  const img = new Jimp({ width: 12, height: 10, color: 0x336699ff });
+  for (const c of ["a", "b"]) {
+    fs.mkdirSync(path.join(root, "train", c), { recursive: true });
+    for (let i = 1; i <= 2; i++) fs.writeFileSync(path.join(root, "train", c, `${i}.png`), await img.getBuffer("image/png"));
+  }
+  fs.writeFileSync(path.join(root, "train", "a", "0-slow.png"), slow);
+  const warnings: string[] = [];
+  const saved = process.env.SELFLABEL_DECODER;
+  process.env.SELFLABEL_DECODER = "jimp";
+  try {
+    const ds = await openDataset({ data: root, cacheDir: path.join(tmp, "cache-slow"), workers: 1, decodeTimeoutMs: 400, onWarning: (m: string) => warnings.push(m) });
+    assert.equal(ds.count, 4, warnings.join("\n"));
+    assert.ok(warnings.some((w) => /skipping .*0-slow\.png: cannot decode \(still decoding after 0\.4 s \(decoder stopped/.test(w)), warnings.join("\n"));
+    await ds.close();
+  } finally {
+    if (saved === undefined) delete process.env.SELFLABEL_DECODER;
+    else process.env.SELFLABEL_DECODER = saved;
+  }
 });
 
 test("numeric flags: upper bounds and explicit zeros refused with the flag's name (exit 2)", () => {

@@ -1,6 +1,6 @@
 // worker_threads entry: decode image files with sharp or jimp for the decode
 // cache (decoders.ts; the pool names the decoder and the cache's shorter side
-// in workerData). Messages in: { id, file }; out: { id, ok: true, width,
+// in workerData). Out first: { ready: true } once loaded. Messages in: { id, file }; out: { id, ok: true, width,
 // height, channels, resized, pixels: ArrayBuffer } (RGB or RGBA, transferred)
 // or { id, ok: false, error }. The file is read synchronously (this thread does
 // nothing else; an async read cost about 1 ms more per image, a third of
@@ -40,6 +40,10 @@ async function decode(req: DecodeRequest): Promise<DecodeReply> {
 
 if (parentPort) {
   const port = parentPort;
+  // load the decoder before saying ready: the pool's time limit then times decodes only
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  if (((workerData ?? {}) as { decoder?: DecoderName }).decoder !== "sharp") require("jimp");
+  port.postMessage({ ready: true });
   port.on("message", (req: DecodeRequest) => {
     void decode(req).then((reply) => {
       if (reply.ok) port.postMessage(reply, [reply.pixels]);

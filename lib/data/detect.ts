@@ -22,6 +22,8 @@ export interface OpenDatasetOptions {
   shortSide?: number;
   cacheDir?: string;
   workers?: number;
+  /** ImageFolder: the limit on one file's decode (ms; default 120000). */
+  decodeTimeoutMs?: number;
   maxMemoryBytes?: number;
   onProgress?: (done: number, total: number) => void;
   onWarning?: (message: string) => void;
@@ -89,6 +91,7 @@ export async function openDataset(opts: OpenDatasetOptions = {}): Promise<Datase
         shortSide: opts.shortSide ?? (opts.inputSize ? cacheShortSide(opts.inputSize) : 256),
         cacheDir: opts.cacheDir,
         workers: opts.workers,
+        decodeTimeoutMs: opts.decodeTimeoutMs,
         maxMemoryBytes: opts.maxMemoryBytes,
         onProgress: opts.onProgress,
         onWarning: opts.onWarning,

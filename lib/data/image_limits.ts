@@ -96,7 +96,7 @@ function tiffSize(b: Uint8Array): [number, number, number] | null {
  * 65535x65535 frame ran for minutes and took GBs), so a frame must lie
  * within the screen. null when the blocks cannot be walked to a frame.
  */
-function gifFrame(b: Uint8Array): { x: number; y: number; w: number; h: number } | null {
+function gifFrame(b: Uint8Array): { x: number; y: number; w: number; h: number; data: number } | null {
   const at = (i: number) => (i < b.length ? b[i] : -1);
   let p = 13;
   if (b[10] & 0x80) p += 3 << ((b[10] & 7) + 1); // the global palette
@@ -112,7 +112,9 @@ function gifFrame(b: Uint8Array): { x: number; y: number; w: number; h: number }
     const block = at(p++);
     if (block === 0x2c) {
       const u16 = (o: number) => Math.max(0, at(p + o)) | (Math.max(0, at(p + o + 1)) << 8); // omggif reads past the end as 0
-      return { x: u16(0), y: u16(2), w: u16(4), h: u16(6) };
+      const flags = Math.max(0, at(p + 8));
+      const data = p + 9 + (flags & 0x80 ? 3 << ((flags & 7) + 1) : 0); // after the local palette: the LZW minimum code size
+      return { x: u16(0), y: u16(2), w: u16(4), h: u16(6), data };
     }
     if (block !== 0x21) return null; // the trailer or garbage: no frame
     const label = at(p++);
@@ -132,6 +134,66 @@ function gifFrame(b: Uint8Array): { x: number; y: number; w: number; h: number }
     } else return null;
   }
   return null;
+}
+
+/**
+ * Whether the LZW data of a GIF frame (starting at its minimum code size)
+ * would make omggif's decoder loop forever. omggif builds its code table
+ * without checking codes: a code above the next free one is taken as a prefix
+ * and, after a clear code, entries left from before the clear are still
+ * followed, so the prefix chain it chases to expand a code can become a cycle
+ * (fuzz input 1334 of seed 19: a 319-byte GIF that ran for minutes). This
+ * replays omggif's code reading and table updates (prefixes only, no pixels)
+ * and reports a chase longer than the table, which only a cycle can make.
+ * It stops where omggif stops (end of data, end-of-information, the frame
+ * full), so its cost is bounded like the decode's: at most 4096 steps per
+ * code, and no chase is longer than the pixels it would write.
+ */
+export function gifLzwLoops(b: Uint8Array, data: number, pixels: number): boolean {
+  const byte = (i: number) => (i < b.length ? b[i] : 0);
+  const minCodeSize = byte(data);
+  if (minCodeSize > 11) return false; // no code can chase: every code is below the clear code
+  const clear = 1 << minCodeSize,
+    eoi = clear + 1;
+  const prefix = new Int32Array(4096);
+  let p = data + 1,
+    sub = b[p++] ?? 0, // undefined past the end: omggif's walk already refused that file
+    next = eoi + 1,
+    size = minCodeSize + 1,
+    mask = (1 << size) - 1,
+    cur = 0,
+    shift = 0,
+    out = 0,
+    prev = -1;
+  for (;;) {
+    while (shift < 16 && sub !== 0) {
+      cur |= byte(p++) << shift;
+      shift += 8;
+      sub = sub === 1 ? byte(p++) : sub - 1;
+    }
+    if (shift < size) return false;
+    const code = cur & mask;
+    cur >>= size;
+    shift -= size;
+    if (code === clear) {
+      next = eoi + 1;
+      size = minCodeSize + 1;
+      mask = (1 << size) - 1;
+      prev = -1;
+      continue;
+    }
+    if (code === eoi) return false;
+    const chased = code < next ? code : prev;
+    let length = 0;
+    for (let c = chased; c > clear; c = prefix[c]) if (++length > 4096) return true;
+    out += length + 1 + (chased !== code ? 1 : 0);
+    if (out > pixels) return false;
+    if (prev >= 0 && next < 4096) {
+      prefix[next++] = prev;
+      if (next >= mask + 1 && size < 12) (size++, (mask = (mask << 1) | 1));
+    }
+    prev = code;
+  }
 }
 
 function webpSize(b: Uint8Array): [number, number] | null {
@@ -162,6 +224,7 @@ export function imageHeader(b: Uint8Array): ImageHeader | null {
     const h: ImageHeader = { format: "gif", width: b[6] | (b[7] << 8), height: b[8] | (b[9] << 8) };
     const f = gifFrame(b);
     if (f && (f.x + f.w > h.width || f.y + f.h > h.height)) h.problem = `its first frame (${f.w}x${f.h} at ${f.x},${f.y}) does not fit its ${h.width}x${h.height} screen`;
+    else if (f && gifLzwLoops(b, f.data, f.w * f.h)) h.problem = "its first frame's LZW codes refer to table entries that loop (corrupt data)";
     return h;
   }
   if (b.length >= 26 && b[0] === 0x42 && b[1] === 0x4d) {

@@ -50,6 +50,8 @@ export interface ImageFolderOptions {
   cacheDir?: string;
   /** Decoding threads (worker_threads); default min(4, CPUs). */
   workers?: number;
+  /** A file still decoding after this many ms is skipped as undecodable and its decoder thread replaced (default 120000). */
+  decodeTimeoutMs?: number;
   /** Keep the cache in memory when it is at most this many bytes (default 2 GiB); otherwise read per batch. */
   maxMemoryBytes?: number;
   onProgress?: (done: number, total: number) => void;
@@ -169,41 +171,80 @@ interface CacheMeta {
   skipped: { path: string; reason: string }[];
 }
 
+/** The default limit on one file's decode (ImageFolderOptions.decodeTimeoutMs). */
+export const DECODE_TIMEOUT_MS = 120_000;
+
+interface PoolWorker {
+  worker: Worker;
+  /** The job it decodes now and the timer that stops it. */
+  job?: { id: number; timer: NodeJS.Timeout };
+}
+
 /**
- * A pool of image decoders (sharp or jimp: decoders.ts) on worker_threads. A file that fails to decode is a
- * reply with ok: false; a decoder thread that dies is an internal failure and
- * rejects every pending and later request (never a silently shorter dataset).
+ * A pool of image decoders (sharp or jimp: decoders.ts) on worker_threads. A
+ * file that fails to decode is a reply with ok: false. A file that is still
+ * decoding after `timeoutMs` (a corrupt file on which a decoder loops: no
+ * header check can rule out every such case) is too: its thread is
+ * terminated and replaced. A decoder thread that dies otherwise is an
+ * internal failure and rejects every pending and later request (never a
+ * silently shorter dataset). A thread gets work only once it has loaded its
+ * decoder (its first message), so the limit times the decode alone.
  */
 class DecodePool {
-  private workers: Worker[] = [];
-  private idle: Worker[] = [];
+  private workers = new Set<PoolWorker>();
+  private idle: PoolWorker[] = [];
   private queue: { id: number; file: string }[] = [];
   private pending = new Map<number, { resolve: (r: DecodeReply) => void; reject: (e: Error) => void }>();
   private nextId = 0;
   private failure: Error | null = null;
+  private closing = false;
+  private readonly script = path.join(__dirname, "decode_worker.js");
+  private readonly decoder = decoderName(); // loads sharp here first, when it is installed (see decoders.ts)
 
-  constructor(n: number, shortSide: number) {
-    const script = path.join(__dirname, "decode_worker.js");
-    const decoder = decoderName(); // loads sharp here first, when it is installed (see decoders.ts)
-    for (let i = 0; i < n; i++) {
-      const w = new Worker(script, { workerData: { decoder, shortSide } });
-      w.on("message", (r: DecodeReply) => {
-        const p = this.pending.get(r.id);
-        this.pending.delete(r.id);
-        this.idle.push(w);
-        this.pump();
-        p?.resolve(r);
-      });
-      w.on("error", (e) => this.fail(new Error(`image decoder thread failed: ${e.message}`)));
-      w.on("exit", (code) => {
-        if (!this.closing) this.fail(new Error(`image decoder thread exited unexpectedly (code ${code})`));
-      });
-      this.workers.push(w);
-      this.idle.push(w);
-    }
+  constructor(
+    n: number,
+    private readonly shortSide: number,
+    private readonly timeoutMs: number,
+  ) {
+    for (let i = 0; i < n; i++) this.spawn();
   }
 
-  private closing = false;
+  private spawn(): void {
+    const pw: PoolWorker = { worker: new Worker(this.script, { workerData: { decoder: this.decoder, shortSide: this.shortSide } }) };
+    this.workers.add(pw);
+    pw.worker.on("message", (r: DecodeReply | { ready: true }) => {
+      if ("ready" in r) return this.release(pw);
+      if (!pw.job || pw.job.id !== r.id) return;
+      clearTimeout(pw.job.timer);
+      pw.job = undefined;
+      this.settle(r);
+      this.release(pw);
+    });
+    pw.worker.on("error", (e) => this.fail(new Error(`image decoder thread failed: ${e.message}`)));
+    pw.worker.on("exit", (code) => {
+      if (!this.closing && this.workers.has(pw)) this.fail(new Error(`image decoder thread exited unexpectedly (code ${code})`));
+    });
+  }
+
+  private settle(r: DecodeReply): void {
+    const p = this.pending.get(r.id);
+    this.pending.delete(r.id);
+    p?.resolve(r);
+  }
+
+  private release(pw: PoolWorker): void {
+    this.idle.push(pw);
+    this.pump();
+  }
+
+  /** The file of job `id` took too long: stop its thread, report the file as undecodable, start a new thread. */
+  private timeout(pw: PoolWorker, id: number): void {
+    if (this.closing || pw.job?.id !== id) return;
+    this.workers.delete(pw);
+    void pw.worker.terminate();
+    this.settle({ id, ok: false, error: `still decoding after ${this.timeoutMs / 1000} s (decoder stopped; a corrupt file can make a decoder loop)` });
+    if (!this.failure) this.spawn();
+  }
 
   private fail(e: Error): void {
     if (!this.failure) this.failure = e;
@@ -223,15 +264,18 @@ class DecodePool {
 
   private pump(): void {
     while (this.idle.length && this.queue.length) {
-      const w = this.idle.pop()!;
+      const pw = this.idle.pop()!;
+      if (!this.workers.has(pw)) continue;
       const job = this.queue.shift()!;
-      w.postMessage(job);
+      pw.job = { id: job.id, timer: setTimeout(() => this.timeout(pw, job.id), this.timeoutMs) };
+      pw.worker.postMessage(job);
     }
   }
 
   async close(): Promise<void> {
     this.closing = true;
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    for (const pw of this.workers) if (pw.job) clearTimeout(pw.job.timer);
+    await Promise.all([...this.workers].map((pw) => pw.worker.terminate()));
   }
 }
 
@@ -271,7 +315,7 @@ export async function buildImageFolderCache(
     throw new DataError("SLN_CACHE_UNWRITABLE", `cannot write the image cache in '${cacheDir}' (${(e as Error).message}); set --cache-dir or SELFLABEL_CACHE_DIR to a writable directory`);
   }
   const nworkers = Math.max(1, Math.min(opts.workers ?? Math.min(4, os.cpus().length), scan.files.length));
-  const pool = new DecodePool(nworkers, shortSide);
+  const pool = new DecodePool(nworkers, shortSide, opts.decodeTimeoutMs ?? DECODE_TIMEOUT_MS);
   const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
   const meta: CacheMeta = {
     version: CACHE_VERSION, key, dir: scan.dir, shortSide, classes: scan.classes,

@@ -240,6 +240,15 @@ export function malicious(): Record<string, Buffer> {
     ...Buffer.from("GIF89a"), 10, 0, 10, 0, 0x80, 0, 0, 0, 0, 0, 255, 255, 255,
     0x2c, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 2, 2, 0x4c, 0x01, 0, 0x3b,
   ]);
+  // a 4x4 GIF whose LZW codes make omggif's code table loop (the decoder then
+  // chases prefixes forever; the fuzz campaign's input 1334 of seed 19 did it
+  // in 319 bytes): after a clear code, 7 (beyond the table), 6 (entry 6 := 7),
+  // 1 (entry 7 := 6), then 6 chases 6 -> 7 -> 6 -> ...; 3-bit codes, the last
+  // one 4-bit, packed from the low bit: 4 | 7 << 3 | 6 << 6 | 1 << 9 | 6 << 12
+  out["gif-lzw-loop.gif"] = Buffer.from([
+    ...Buffer.from("GIF89a"), 4, 0, 4, 0, 0x80, 0, 0, 0, 0, 0, 255, 255, 255,
+    0x2c, 0, 0, 0, 0, 4, 0, 4, 0, 0, 2, 2, 0xbc, 0x63, 0, 0x3b,
+  ]);
   const bmp = Buffer.alloc(62);
   bmp.write("BM", 0);
   bmp.writeUInt32LE(62, 2);
