@@ -5,7 +5,9 @@
 # with an $ORIGIN rpath (binding.gyp, DT_RPATH so that oneDNN's own
 # dependencies are found there too), so `npm install` of the packed tarball
 # needs neither a compiler nor libdnnl-dev. The licences of the bundled
-# libraries go to prebuilds/linux-x64/licenses/.
+# libraries go to prebuilds/linux-x64/licenses/. sources.sha256 beside the
+# addon records the native sources it was built from (scripts/source-hash.js:
+# the install step rebuilds from source rather than load an addon that differs).
 #   --addon FILE   bundle this built addon instead of running node-gyp rebuild
 #   --out DIR      write DIR/linux-x64 (default: prebuilds)
 set -eu
@@ -37,6 +39,19 @@ dir="$out/linux-x64"
 rm -rf "$dir"
 mkdir -p "$dir/licenses"
 cp "$addon" "$dir/node.napi.glibc.node"
+# the record of a build (scripts/install.js writes it) or, for an addon built by
+# hand, the sources here
+if [ -f "$(dirname "$addon")/sources.sha256" ]; then
+  cp "$(dirname "$addon")/sources.sha256" "$dir/sources.sha256"
+else
+  node -e '
+    const n = require("./scripts/source-hash").newestSource(".");
+    if (n.mtimeMs > require("fs").statSync(process.argv[1]).mtimeMs) {
+      console.error(`prebuilds: ${process.argv[1]} is older than ${n.file}; rebuild it`);
+      process.exit(1);
+    }' "$addon"
+  node scripts/source-hash.js > "$dir/sources.sha256"
+fi
 strip --strip-unneeded "$dir/node.napi.glibc.node"
 
 # Libraries that every glibc system has stay out; everything else ldd resolves

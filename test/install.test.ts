@@ -84,11 +84,14 @@ test("the tarball ships what users need and nothing else", () => {
     "binding.gyp",
     "native/sources.json",
     "scripts/install.js",
+    "scripts/source-hash.js",
     // the optional libraries' build scripts, which the load errors name (`npm run build:cuda` etc.)
     "scripts/build-cuda.sh",
     "scripts/build-mpi.sh",
     "scripts/build-nccl.sh",
     "prebuilds/linux-x64/node.napi.glibc.node",
+    // the native sources it was built from: the install step uses it only when they match (install_stale.test.ts)
+    "prebuilds/linux-x64/sources.sha256",
     "prebuilds/linux-x64/libdnnl.so.2",
     "prebuilds/linux-x64/libgomp.so.1",
     "prebuilds/linux-x64/licenses/BUNDLED.txt",
