@@ -59,8 +59,6 @@ export interface NativeSynthetic {
   size: number;
 }
 
-export type HarnessTensors = Record<string, Float64Array>;
-
 /** metricsScores' result: the metrics asked for (bit mask 1 NMI, 2 AMI, 4 ARI) and the sizes. */
 export interface NativeScores {
   nmi?: number;
@@ -129,8 +127,8 @@ export interface NativeBinding {
   NativeModel: new (spec: NativeModelSpec) => NativeModel;
   /** Architectures the model builder knows. */
   archs: string[];
-  harnessRun(op: string, backend: string, params: Record<string, number>, inputs: HarnessTensors): HarnessTensors;
-  harnessOps(): string[];
+  /** backend_handle.cpp: a backend lent to the test-only addon's op harness (test/helpers/test_addon.ts); opaque. */
+  backendHandle(name: "cpu" | "cuda"): unknown;
   // metrics (native/addon/metrics_binding.cpp): all run on the libuv pool
   metricsScores(a: Int32Array, b: Int32Array, which: number): Promise<NativeScores>;
   metricsClusterAccuracy(pred: Int32Array, truth: Int32Array): Promise<NativeAccuracy>;

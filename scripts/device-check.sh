@@ -108,6 +108,10 @@ if [ -z "$ADDON" ]; then
   cat "$TABLE"; exit 1
 fi
 export SELFLABEL_ADDON="$ADDON"
+# the test-only addon of the op tests: built beside the addon, else carried
+for cand in build/Release/test/selflabel_native_test.node .device/addon/selflabel_native_test.node; do
+  if [ -f "$cand" ]; then export SELFLABEL_TEST_ADDON="$ROOT/$cand"; break; fi
+done
 if [ ! -f .build-ts/lib/cli.js ]; then
   if [ -x node_modules/.bin/tsc ]; then node_modules/.bin/tsc -p tsconfig.dev.json; fi
 fi

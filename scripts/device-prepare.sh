@@ -8,6 +8,7 @@
 #   .device/include.tar.xz     oneDNN's headers (only for a CMake configure there)
 #   .device/node_modules.tar.xz the runtime dependencies (npm ls --omit=dev)
 #   .device/addon/selflabel_native.node  the CPU addon built here
+#   .device/addon/selflabel_native_test.node  the test-only addon (scripts/build-test-addon.js)
 # plus .build-ts (the compiled TypeScript: lib, tests, benchmarks) and, when
 # built here, build-cmake/Release/libselflabel_cuda.so.
 # usage: scripts/device-prepare.sh        (from anywhere; works in the repo root)
@@ -22,6 +23,9 @@ npx tsc -p tsconfig.dev.json
 echo "== CPU addon"
 [ -f build/Release/selflabel_native.node ] || npm run build:native
 cp build/Release/selflabel_native.node "$D/addon/selflabel_native.node"
+
+echo "== test-only addon (the float64 reference and the op harness of test/gpu/ops.test.ts)"
+cp "$(node scripts/build-test-addon.js)" "$D/addon/selflabel_native_test.node"
 
 echo "== node binary"
 NODE_BIN=$(command -v node)

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The hash of what the Node-API addon is compiled from: binding.gyp,
 // native/sources.json, the addon's sources listed there and every header
-// under native/. A build records it in sources.sha256 beside the addon
+// under native/ except the test-only addon's (native/ref, native/harness: not
+// in the npm tarball). A build records it in sources.sha256 beside the addon
 // (scripts/install.js for build/Release, scripts/prebuilds.sh for
 // prebuilds/linux-x64), and the install step rebuilds an addon whose record
 // differs from the sources it is installed with (a git pull that changed
@@ -15,6 +16,8 @@ const path = require("node:path");
 
 const STAMP = "sources.sha256";
 
+const TEST_ONLY = ["native/ref", "native/harness"];
+
 /** The files the addon is compiled from, relative to root ('/'-separated). */
 function addonSourceFiles(root) {
   const list = JSON.parse(fs.readFileSync(path.join(root, "native", "sources.json"), "utf8")).addon;
@@ -22,7 +25,9 @@ function addonSourceFiles(root) {
   const walk = (rel) => {
     for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
       const r = `${rel}/${e.name}`;
-      if (e.isDirectory()) walk(r);
+      if (e.isDirectory()) {
+        if (!TEST_ONLY.includes(r)) walk(r);
+      }
       else if (/\.(h|hh|hpp|inc|inl)$/.test(e.name)) headers.push(r);
     }
   };

@@ -98,6 +98,8 @@ test("the tarball ships what users need and nothing else", () => {
   ])
     assert.ok(files.includes(f), `missing ${f}`);
   for (const f of files) assert.doesNotMatch(f, /^(test|bench|lib|\.build-ts|build|docs)\/|\.map$|\.py$|\.tgz$/, f);
+  // the float64 reference and the op harness are the test-only addon's (scripts/build-test-addon.js)
+  for (const f of files) assert.doesNotMatch(f, /^native\/(ref|harness)\/|build-test-addon/, f);
   const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"));
   assert.equal(pkg.license, "MIT");
   assert.equal(pkg.scripts.prebuild, undefined, "`prebuild` is npm's pre-hook of `build`");
@@ -117,6 +119,11 @@ test("installs offline without a compiler, resolves the bundled oneDNN, runs inf
   const info = spawnSync(cli, ["info"], { cwd: proj, encoding: "utf8", env });
   assert.equal(info.status, 0, info.stderr);
   assert.match(info.stdout, /CPU backend: oneDNN \d+\.\d+/);
+  // the prebuilt addon has no harness entry points (nor, stripped, their code: test/build.test.ts checks the built one's symbols)
+  const exported = spawnSync(path.join(bin, "node"), ["-e", "console.log(Object.keys(require(process.argv[1])).join(' '))", path.join(dir, "node.napi.glibc.node")], { encoding: "utf8", env });
+  assert.equal(exported.status, 0, exported.stderr);
+  assert.match(exported.stdout, /\binfo\b/);
+  assert.doesNotMatch(exported.stdout, /harness/i);
   // the libraries the running process mapped: the bundled ones
   const maps = spawnSync(
     path.join(bin, "node"),

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { Rng, runOp, checkFiniteDiff, Params } from "./helpers/opcheck";
-import { HarnessTensors } from "../lib/binding";
+import { HarnessTensors } from "./helpers/test_addon";
 
 // Unit roundoff of float32.
 const U32 = 2 ** -24;

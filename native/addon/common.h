@@ -1,5 +1,6 @@
-// Shared addon helpers: the only place besides addon/*.cpp that includes napi.h.
-// - to_js_error: sln::Error / std::exception -> JS Error with .code
+// Shared addon helpers: the only place besides addon/*.cpp (and the test addon,
+// harness/addon.cpp) that includes napi.h.
+// - guarded / make_error: sln::Error / std::exception -> JS Error with .code
 // - PromiseWorker: run a C++ callable on the libuv pool, settle a Promise
 #pragma once
 #include <napi.h>

@@ -1,7 +1,10 @@
-// Float64 naive reference of every op: small, obvious loops, no library. Used
-// only by tests (through the harness) to check the backends; itself checked by
-// finite differences in test/ops_conv_linear.test.ts and test/ops_misc.test.ts. Same descriptors and the same
-// gradient rule as sln/ops.h (backward overwrites its outputs; null = skip).
+// Float64 naive reference of every op: small, obvious loops, no library.
+// Compiled into the test-only addon only (native/sources.json's test_addon)
+// and the fake CUDA device of test/helpers/fake_cuda.ts; the tests check the
+// backends against it through the op harness (native/harness) and check it by
+// finite differences (test/ops_conv_linear.test.ts, test/ops_misc.test.ts).
+// Same descriptors and the same gradient rule as sln/ops.h (backward
+// overwrites its outputs; null = skip).
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -1,7 +1,8 @@
-// Shared helpers for op tests: seeded random inputs, the harness call, closeness
-// with a readable repro, and a finite-difference check of the float64 reference.
+// Shared helpers for op tests: seeded random inputs, the harness call (in the
+// test-only addon, ./test_addon), closeness with a readable repro, and a
+// finite-difference check of the float64 reference.
 import * as assert from "node:assert/strict";
-import { native, HarnessTensors } from "../../lib/binding";
+import { harnessRun, HarnessTensors } from "./test_addon";
 
 /** mulberry32: small, seeded, good enough for test data. */
 export class Rng {
@@ -32,7 +33,7 @@ export class Rng {
 export type Params = Record<string, number>;
 
 export function runOp(op: string, backend: "ref" | "cpu" | "cuda", params: Params, inputs: HarnessTensors): HarnessTensors {
-  return native().harnessRun(op, backend, params, inputs);
+  return harnessRun(op, backend, params, inputs);
 }
 
 /** max |a-b| / (atol + rtol*|b|) must be <= 1; message names the op, params and worst index. */

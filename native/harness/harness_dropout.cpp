@@ -2,7 +2,7 @@
 // inputs x (n), optional dy (n); outputs y, with dy: dx; the reference also
 // returns mask (n, 1 = kept; all ones in eval) to check the backends against.
 #include "core/dropout_mask.h"
-#include "core/harness_util.h"
+#include "harness/harness_util.h"
 #include "ref/ref.h"
 
 namespace sln {

@@ -1,6 +1,6 @@
 // Harness case "sgd_step": params lr, momentum, weight_decay, first (1/0).
 // inputs w, g (n), buf (n; may be left out when first); outputs w, buf.
-#include "core/harness_util.h"
+#include "harness/harness_util.h"
 #include "ref/ref.h"
 
 namespace sln {

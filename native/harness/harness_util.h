@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "sln/errors.h"
-#include "sln/harness.h"
+#include "harness/harness.h"
 
 namespace sln {
 

@@ -1,7 +1,7 @@
 // Harness cases "maxpool2d" and "avgpool2d": params N,C,H,W, kernel, stride,
 // pad, kernel_h, kernel_w (0 = kernel). inputs x (N,C,H,W), optional dy
 // (N,C,OH,OW); outputs y, with dy: dx.
-#include "core/harness_util.h"
+#include "harness/harness_util.h"
 #include "ref/ref.h"
 
 namespace sln {

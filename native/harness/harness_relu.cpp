@@ -1,5 +1,5 @@
 // Harness case "relu": inputs x (n), optional dy (n); outputs y, with dy: dx.
-#include "core/harness_util.h"
+#include "harness/harness_util.h"
 #include "ref/ref.h"
 
 namespace sln {

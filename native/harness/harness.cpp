@@ -1,4 +1,4 @@
-#include "sln/harness.h"
+#include "harness/harness.h"
 
 #include "sln/errors.h"
 

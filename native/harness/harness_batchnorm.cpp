@@ -4,7 +4,7 @@
 // outputs y, running_mean, running_var; with dy: dx, dgamma, dbeta.
 // sync: 1 runs the synchronised batch norm of --sync-bn (core/sync_batchnorm.h)
 // with one rank (the all-reduce is the identity) instead of the backend's op.
-#include "core/harness_util.h"
+#include "harness/harness_util.h"
 #include "core/sync_batchnorm.h"
 #include "ref/ref.h"
 

@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "ref/ref.h"
-#include "sln/harness.h"
+#include "harness/harness.h"
 #include "sln/shape_checks.h"
 
 namespace sln {

@@ -1,5 +1,5 @@
 // Harness case "add" (Backend::add_inplace): inputs y, x (n); output y = y + x.
-#include "core/harness_util.h"
+#include "harness/harness_util.h"
 
 namespace sln {
 

@@ -1,8 +1,11 @@
 // Op test harness (ggml's test-backend-ops idea): every op registers one case
 // that runs it either on the float64 reference ("ref") or on a Backend, from
-// the same float64 inputs, and returns its outputs in float64. The JS tests
-// (test/ops_conv_linear.test.ts, test/ops_misc.test.ts) feed random inputs to both and compare, and check the
-// reference itself by finite differences.
+// the same float64 inputs, and returns its outputs in float64. It lives in
+// the test-only addon (harness/addon.cpp), never in the one users install.
+// The JS tests (test/ops_conv_linear.test.ts, test/ops_misc.test.ts,
+// test/gpu/ops.test.ts, through test/helpers/opcheck.ts) feed random inputs to
+// the reference and a backend and compare, and check the reference itself by
+// finite differences.
 //
 // A case runs forward and, when the inputs contain "dy", backward after it
 // (stateful ops need their forward first). Names follow PyTorch:

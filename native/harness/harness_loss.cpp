@@ -2,7 +2,7 @@
 // inputs logits (N,K), labels (N; float64 integers in [0,K)), optional dy (1,
 // a multiplier of the loss for finite differences: dlogits are multiplied by it).
 // outputs loss (1), dlogits (N,K).
-#include "core/harness_util.h"
+#include "harness/harness_util.h"
 #include "ref/ref.h"
 
 namespace sln {
