@@ -1,6 +1,7 @@
 // Loading libselflabel_cuda.so (see addon/cuda_loader.h) and its JS entry points:
 //   cudaLoad(path)        dlopen(RTLD_NOW | RTLD_LOCAL), ABI check, dlsym of every
-//                         symbol; throws Error code SLN_CUDA_LOAD with dlerror()'s text
+//                         symbol (addon/dl_library.h); throws Error code SLN_CUDA_LOAD
+//                         with dlerror()'s text
 //   cudaProbe(device)     the library's probe JSON (a string); lib/cuda.ts calls it
 //                         in a child process only
 //   cudaLoaded()          null or { path, abi }
@@ -9,8 +10,6 @@
 #include "addon/cuda_loader.h"
 
 #include <dlfcn.h>
-
-#include <memory>
 
 #include "addon/common.h"
 
@@ -28,48 +27,9 @@ const char* kHint =
     "nvidia-cublas wheels put them under site-packages/nvidia/*/lib; CUDNN_ROOT / CUBLAS_ROOT point the build at "
     "them)";
 
-std::unique_ptr<CudaLib> load(const std::string& path) {
-  dlerror();
-  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!h) {
-    const char* e = dlerror();
-    SLN_FAIL(Library, "SLN_CUDA_LOAD", "cannot load the CUDA library " << path << ": " << (e ? e : "unknown error")
-                                                                      << "; " << kHint);
-  }
-  auto lib = std::make_unique<CudaLib>();
-  lib->path = path;
-  lib->handle = h;
-  auto sym = [&](const char* name) -> void* {
-    dlerror();
-    void* p = dlsym(h, name);
-    const char* e = dlerror();
-    if (!p || e) {
-      std::string msg = e ? e : "null";
-      dlclose(h);
-      SLN_FAIL(Library, "SLN_CUDA_LOAD", "the CUDA library " << path << " lacks the symbol " << name << " (" << msg
-                                                            << "): it was built from other sources than this addon; "
-                                                            << "rebuild it with `npm run build:cuda`");
-    }
-    return p;
-  };
-  lib->abi_version = reinterpret_cast<sln_cuda_abi_version_fn>(sym("sln_cuda_abi_version"));
-  lib->abi = lib->abi_version();
-  if (lib->abi != SLN_CUDA_ABI_VERSION) {
-    const int abi = lib->abi;
-    dlclose(h);
-    SLN_FAIL(Library, "SLN_CUDA_LOAD", "the CUDA library " << path << " has ABI version " << abi << ", this addon needs "
-                                                          << SLN_CUDA_ABI_VERSION
-                                                          << ": rebuild it with `npm run build:cuda` (or point "
-                                                             "SELFLABEL_CUDA_LIB at a matching build)");
-  }
-  lib->probe = reinterpret_cast<sln_cuda_probe_fn>(sym("sln_cuda_probe"));
-  lib->backend_create = reinterpret_cast<sln_cuda_backend_create_fn>(sym("sln_cuda_backend_create"));
-  lib->backend_destroy = reinterpret_cast<sln_cuda_backend_destroy_fn>(sym("sln_cuda_backend_destroy"));
-  lib->set_tf32 = reinterpret_cast<sln_cuda_set_tf32_fn>(sym("sln_cuda_set_tf32"));
-  lib->sinkhorn = reinterpret_cast<sln_cuda_sinkhorn_fn>(sym("sln_cuda_sinkhorn"));
-  lib->augment = reinterpret_cast<sln_cuda_augment_fn>(sym("sln_cuda_augment"));
-  return lib;
-}
+const DlSpec kSpec = {"CUDA", "SLN_CUDA_LOAD", RTLD_NOW | RTLD_LOCAL, kHint,
+                      "rebuild it with `npm run build:cuda` (or point SELFLABEL_CUDA_LIB at a matching build)",
+                      "sln_cuda_abi_version", SLN_CUDA_ABI_VERSION};
 
 }  // namespace
 
@@ -110,22 +70,7 @@ std::unique_lock<std::mutex> lock_backend(Backend& b) {
 
 namespace {
 
-Napi::Value CudaLoad(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return guarded(env, [&]() -> Napi::Value {
-    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "cudaLoad(path: string)");
-    std::string path = info[0].As<Napi::String>();
-    std::lock_guard<std::mutex> lk(g_load_mu);
-    if (g_lib) {
-      if (g_lib->path != path)
-        SLN_FAIL(InvalidArgument, "SLN_CUDA_LOAD",
-                 "cudaLoad: " << g_lib->path << " is already loaded; cannot load " << path << " as well");
-      return env.Undefined();
-    }
-    g_lib = load(path);
-    return env.Undefined();
-  });
-}
+Napi::Value CudaLoad(const Napi::CallbackInfo& info) { return load_entry(info, "cudaLoad", kSpec, g_load_mu, g_lib); }
 
 Napi::Value CudaProbe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

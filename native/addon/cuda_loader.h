@@ -1,5 +1,6 @@
 // The addon's side of libselflabel_cuda.so (see sln/cuda_api.h and
-// lib/cuda.ts): dlopen on demand, ABI check, every symbol looked up once.
+// lib/cuda.ts): dlopen on demand, ABI check, every symbol looked up once
+// (addon/dl_library.h).
 //
 // The library is loaded into this process only after lib/cuda.ts has probed
 // it in a child process (an incomplete cuDNN can abort on its first call);
@@ -11,22 +12,19 @@
 #include <mutex>
 #include <string>
 
+#include "addon/dl_library.h"
 #include "sln/cuda_api.h"
 #include "sln/ops.h"
 
 namespace sln::addon {
 
-struct CudaLib {
-  std::string path;
-  void* handle = nullptr;
-  int abi = 0;
-  sln_cuda_abi_version_fn abi_version = nullptr;
-  sln_cuda_probe_fn probe = nullptr;
-  sln_cuda_backend_create_fn backend_create = nullptr;
-  sln_cuda_backend_destroy_fn backend_destroy = nullptr;
-  sln_cuda_set_tf32_fn set_tf32 = nullptr;
-  sln_cuda_sinkhorn_fn sinkhorn = nullptr;
-  sln_cuda_augment_fn augment = nullptr;
+#define SLN_CUDA_FUNCTIONS(X)                                                                      \
+  X(sln_cuda, probe) X(sln_cuda, backend_create) X(sln_cuda, backend_destroy) X(sln_cuda, set_tf32) \
+  X(sln_cuda, sinkhorn) X(sln_cuda, augment)
+
+struct CudaLib : DlLib {
+  SLN_CUDA_FUNCTIONS(SLN_DL_MEMBER)
+  explicit CudaLib(const DlOpen& dl) : DlLib(dl) { SLN_CUDA_FUNCTIONS(SLN_DL_LOOKUP) }
 };
 
 // The loaded library, or null (nothing loaded yet).

@@ -1,6 +1,7 @@
 // Loading libselflabel_mpi.so (see addon/mpi_loader.h) and its JS entry points:
 //   mpiLoad(path)            dlopen(RTLD_NOW | RTLD_GLOBAL), ABI check, dlsym of every
-//                            symbol; throws Error code SLN_MPI_LOAD with dlerror()'s text
+//                            symbol (addon/dl_library.h); throws Error code SLN_MPI_LOAD
+//                            with dlerror()'s text
 //   mpiDescribe()            the MPI library's version string (no init needed)
 //   mpiInit()                { rank, size, launched } (MPI_Init_thread once)
 //   mpiAllreduce(a, op)      Promise: in place over the ranks; a Float32/Float64/Int32Array
@@ -24,6 +25,7 @@
 #include <mutex>
 
 #include "addon/common.h"
+#include "addon/dl_library.h"
 #include "addon/nccl_loader.h"
 #include "sln/mpi_api.h"
 #include "sln/nccl_api.h"
@@ -32,17 +34,13 @@ namespace sln::addon {
 
 namespace {
 
-struct MpiLib {
-  std::string path;
-  void* handle = nullptr;
-  sln_mpi_describe_fn describe = nullptr;
-  sln_mpi_init_fn init = nullptr;
-  sln_mpi_allreduce_fn allreduce = nullptr;
-  sln_mpi_allgatherv_fn allgatherv = nullptr;
-  sln_mpi_bcast_fn bcast = nullptr;
-  sln_mpi_barrier_fn barrier = nullptr;
-  sln_mpi_abort_fn abort = nullptr;
-  sln_mpi_finalize_fn finalize = nullptr;
+#define SLN_MPI_FUNCTIONS(X)                                                                            \
+  X(sln_mpi, describe) X(sln_mpi, init) X(sln_mpi, allreduce) X(sln_mpi, allgatherv) X(sln_mpi, bcast) \
+  X(sln_mpi, barrier) X(sln_mpi, abort) X(sln_mpi, finalize)
+
+struct MpiLib : DlLib {
+  SLN_MPI_FUNCTIONS(SLN_DL_MEMBER)
+  explicit MpiLib(const DlOpen& dl) : DlLib(dl) { SLN_MPI_FUNCTIONS(SLN_DL_LOOKUP) }
 };
 
 std::mutex g_mu;                 // guards g_lib and serialises every MPI call
@@ -54,45 +52,10 @@ struct Stats {
 } g_stats;
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-std::unique_ptr<MpiLib> load(const std::string& path) {
-  dlerror();
-  // RTLD_GLOBAL: OpenMPI dlopens its components, which need libmpi's symbols globally.
-  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
-  if (!h) {
-    const char* e = dlerror();
-    SLN_FAIL(Library, "SLN_MPI_LOAD", "cannot load the MPI library " << path << ": " << (e ? e : "unknown error")
-                                                                    << "; rebuild it with `npm run build:mpi` (needs "
-                                                                       "openmpi-bin and libopenmpi-dev)");
-  }
-  auto lib = std::make_unique<MpiLib>();
-  lib->path = path;
-  lib->handle = h;
-  auto sym = [&](const char* name) -> void* {
-    dlerror();
-    void* p = dlsym(h, name);
-    if (!p) {
-      dlclose(h);
-      SLN_FAIL(Library, "SLN_MPI_LOAD", "the MPI library " << path << " lacks the symbol " << name
-                                                          << ": rebuild it with `npm run build:mpi`");
-    }
-    return p;
-  };
-  auto abi = reinterpret_cast<sln_mpi_abi_version_fn>(sym("sln_mpi_abi_version"))();
-  if (abi != SLN_MPI_ABI_VERSION) {
-    dlclose(h);
-    SLN_FAIL(Library, "SLN_MPI_LOAD", "the MPI library " << path << " has ABI version " << abi << ", this addon needs "
-                                                        << SLN_MPI_ABI_VERSION << ": rebuild it with `npm run build:mpi`");
-  }
-  lib->describe = reinterpret_cast<sln_mpi_describe_fn>(sym("sln_mpi_describe"));
-  lib->init = reinterpret_cast<sln_mpi_init_fn>(sym("sln_mpi_init"));
-  lib->allreduce = reinterpret_cast<sln_mpi_allreduce_fn>(sym("sln_mpi_allreduce"));
-  lib->allgatherv = reinterpret_cast<sln_mpi_allgatherv_fn>(sym("sln_mpi_allgatherv"));
-  lib->bcast = reinterpret_cast<sln_mpi_bcast_fn>(sym("sln_mpi_bcast"));
-  lib->barrier = reinterpret_cast<sln_mpi_barrier_fn>(sym("sln_mpi_barrier"));
-  lib->abort = reinterpret_cast<sln_mpi_abort_fn>(sym("sln_mpi_abort"));
-  lib->finalize = reinterpret_cast<sln_mpi_finalize_fn>(sym("sln_mpi_finalize"));
-  return lib;
-}
+// RTLD_GLOBAL: OpenMPI dlopens its components, which need libmpi's symbols globally.
+const DlSpec kSpec = {"MPI", "SLN_MPI_LOAD", RTLD_NOW | RTLD_GLOBAL,
+                      "rebuild it with `npm run build:mpi` (needs openmpi-bin and libopenmpi-dev)",
+                      "rebuild it with `npm run build:mpi`", "sln_mpi_abi_version", SLN_MPI_ABI_VERSION};
 
 // The library, initialised; call with g_mu held.
 MpiLib& ready_or_throw(const char* what) {
@@ -202,33 +165,9 @@ const DistHooks* mpi_dist_hooks(bool sync_bn) {
 
 namespace {
 
-Napi::Value MpiLoad(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return guarded(env, [&]() -> Napi::Value {
-    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "mpiLoad(path: string)");
-    std::string path = info[0].As<Napi::String>();
-    std::lock_guard<std::mutex> lk(g_mu);
-    if (g_lib) {
-      if (g_lib->path != path)
-        SLN_FAIL(InvalidArgument, "SLN_MPI_LOAD",
-                 "mpiLoad: " << g_lib->path << " is already loaded; cannot load " << path << " as well");
-      return env.Undefined();
-    }
-    g_lib = load(path);
-    return env.Undefined();
-  });
-}
+Napi::Value MpiLoad(const Napi::CallbackInfo& info) { return load_entry(info, "mpiLoad", kSpec, g_mu, g_lib); }
 
-Napi::Value MpiDescribe(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return guarded(env, [&]() -> Napi::Value {
-    std::lock_guard<std::mutex> lk(g_mu);
-    if (!g_lib) return env.Null();
-    char out[1024] = {0};
-    g_lib->describe(out, sizeof out);
-    return Napi::String::New(env, out);
-  });
-}
+Napi::Value MpiDescribe(const Napi::CallbackInfo& info) { return describe_entry(info, g_mu, g_lib); }
 
 Napi::Value MpiInit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

@@ -1,6 +1,7 @@
 // Loading libselflabel_nccl.so (see addon/nccl_loader.h) and its JS entry points:
 //   ncclLoad(path)                 dlopen(RTLD_NOW | RTLD_LOCAL), ABI check, dlsym of every
-//                                  symbol; throws Error code SLN_NCCL_LOAD with dlerror()'s text
+//                                  symbol (addon/dl_library.h); throws Error code SLN_NCCL_LOAD
+//                                  with dlerror()'s text
 //   ncclDescribe()                 NCCL's version and the CUDA device count, or null (not loaded)
 //   ncclUniqueId()                 Uint8Array(128): ncclGetUniqueId (rank 0 only)
 //   ncclInit(id, rank, size, dev)  Promise: ncclCommInitRank (returns when every rank joined)
@@ -17,6 +18,7 @@
 #include <string>
 
 #include "addon/common.h"
+#include "addon/dl_library.h"
 #include "addon/cuda_loader.h"
 #include "sln/nccl_api.h"
 
@@ -24,54 +26,20 @@ namespace sln::addon {
 
 namespace {
 
-struct NcclLib {
-  std::string path;
-  void* handle = nullptr;
-  sln_nccl_describe_fn describe = nullptr;
-  sln_nccl_unique_id_fn unique_id = nullptr;
-  sln_nccl_init_fn init = nullptr;
-  sln_nccl_allreduce_fn allreduce = nullptr;
-  sln_nccl_finalize_fn finalize = nullptr;
+#define SLN_NCCL_FUNCTIONS(X) \
+  X(sln_nccl, describe) X(sln_nccl, unique_id) X(sln_nccl, init) X(sln_nccl, allreduce) X(sln_nccl, finalize)
+
+struct NcclLib : DlLib {
+  SLN_NCCL_FUNCTIONS(SLN_DL_MEMBER)
+  explicit NcclLib(const DlOpen& dl) : DlLib(dl) { SLN_NCCL_FUNCTIONS(SLN_DL_LOOKUP) }
 };
 
 std::mutex g_mu;                  // guards g_lib / g_ready and serialises every NCCL call
 std::unique_ptr<NcclLib> g_lib;   // never unloaded once loaded
 bool g_ready = false;             // a communicator exists
 
-std::unique_ptr<NcclLib> load(const std::string& path) {
-  dlerror();
-  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!h) {
-    const char* e = dlerror();
-    SLN_FAIL(Library, "SLN_NCCL_LOAD", "cannot load the NCCL library " << path << ": " << (e ? e : "unknown error")
-                                                                      << "; rebuild it with `npm run build:nccl`");
-  }
-  auto lib = std::make_unique<NcclLib>();
-  lib->path = path;
-  lib->handle = h;
-  auto sym = [&](const char* name) -> void* {
-    dlerror();
-    void* p = dlsym(h, name);
-    if (!p) {
-      dlclose(h);
-      SLN_FAIL(Library, "SLN_NCCL_LOAD", "the NCCL library " << path << " lacks the symbol " << name
-                                                            << ": rebuild it with `npm run build:nccl`");
-    }
-    return p;
-  };
-  const int abi = reinterpret_cast<sln_nccl_abi_version_fn>(sym("sln_nccl_abi_version"))();
-  if (abi != SLN_NCCL_ABI_VERSION) {
-    dlclose(h);
-    SLN_FAIL(Library, "SLN_NCCL_LOAD", "the NCCL library " << path << " has ABI version " << abi << ", this addon needs "
-                                                          << SLN_NCCL_ABI_VERSION << ": rebuild it with `npm run build:nccl`");
-  }
-  lib->describe = reinterpret_cast<sln_nccl_describe_fn>(sym("sln_nccl_describe"));
-  lib->unique_id = reinterpret_cast<sln_nccl_unique_id_fn>(sym("sln_nccl_unique_id"));
-  lib->init = reinterpret_cast<sln_nccl_init_fn>(sym("sln_nccl_init"));
-  lib->allreduce = reinterpret_cast<sln_nccl_allreduce_fn>(sym("sln_nccl_allreduce"));
-  lib->finalize = reinterpret_cast<sln_nccl_finalize_fn>(sym("sln_nccl_finalize"));
-  return lib;
-}
+const DlSpec kSpec = {"NCCL", "SLN_NCCL_LOAD", RTLD_NOW | RTLD_LOCAL, "rebuild it with `npm run build:nccl`",
+                      "rebuild it with `npm run build:nccl`", "sln_nccl_abi_version", SLN_NCCL_ABI_VERSION};
 
 NcclLib& loaded_or_throw(const char* what) {
   if (!g_lib)
@@ -119,33 +87,9 @@ const DistHooks* nccl_dist_hooks(Backend& backend) {
 
 namespace {
 
-Napi::Value NcclLoad(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return guarded(env, [&]() -> Napi::Value {
-    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "ncclLoad(path: string)");
-    std::string path = info[0].As<Napi::String>();
-    std::lock_guard<std::mutex> lk(g_mu);
-    if (g_lib) {
-      if (g_lib->path != path)
-        SLN_FAIL(InvalidArgument, "SLN_NCCL_LOAD",
-                 "ncclLoad: " << g_lib->path << " is already loaded; cannot load " << path << " as well");
-      return env.Undefined();
-    }
-    g_lib = load(path);
-    return env.Undefined();
-  });
-}
+Napi::Value NcclLoad(const Napi::CallbackInfo& info) { return load_entry(info, "ncclLoad", kSpec, g_mu, g_lib); }
 
-Napi::Value NcclDescribe(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return guarded(env, [&]() -> Napi::Value {
-    std::lock_guard<std::mutex> lk(g_mu);
-    if (!g_lib) return env.Null();
-    char out[512] = {0};
-    g_lib->describe(out, sizeof out);
-    return Napi::String::New(env, out);
-  });
-}
+Napi::Value NcclDescribe(const Napi::CallbackInfo& info) { return describe_entry(info, g_mu, g_lib); }
 
 Napi::Value NcclUniqueId(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
