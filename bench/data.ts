@@ -1,4 +1,4 @@
-// npm run bench -- data [--fmnist DIR] [--images N] [--jpeg-size WxH] [--torch-images N] [--workers N] [--no-torch] [--no-fmnist]
+// npm run bench -- data [--fmnist DIR] [--images N] [--jpeg-size WxH] [--torch-images N] [--workers N] [--no-torch] [--no-fmnist] [--no-steps]
 // Images/s of the data path, with torchvision on the same files in the same run
 // when /usr/bin/python3 has torch and torchvision:
 //   (a) Fashion-MNIST IDX, level 2 (Resize 32, RandomResizedCrop 28, flip) at 28 px
@@ -7,6 +7,11 @@
 //       cache + augment) with jimp and with sharp, later epochs (cache). The decode
 //       also prints CPU ms per image (all threads of the process), which a busy
 //       machine disturbs less than the wall-clock rate.
+//   (c) unless --no-steps: where a first-epoch decode's time goes, measured in
+//       this thread one image at a time over the same files (CPU ms per image):
+//       the file read, each decoder's decode for the cache, writing the pixels
+//       to a file and reading that file back, as buildImageFolderCache and
+//       loadImageFolder do.
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -14,7 +19,7 @@ import { spawnSync } from "node:child_process";
 import { Jimp } from "jimp";
 import { native } from "../lib/binding";
 import { Loader, openDataset, loadImageFolder, Dataset } from "../lib/data";
-import { loadSharp, DecoderName } from "../lib/data/decoders";
+import { decodeForCache, loadSharp, DecoderName } from "../lib/data/decoders";
 
 function arg(args: string[], name: string, def: string): string {
   const i = args.indexOf(name);
@@ -146,7 +151,7 @@ export async function main(args: string[]): Promise<void> {
   await makeJpegFolder(folder, nImages, jpegW, jpegH);
   let fileBytes = 0;
   for (const c of fs.readdirSync(path.join(folder, "train"))) for (const f of fs.readdirSync(path.join(folder, "train", c))) fileBytes += fs.statSync(path.join(folder, "train", c, f)).size;
-  console.log(`\n(b) ImageFolder: ${nImages} JPEGs ${jpegW}x${jpegH} (${(fileBytes / nImages / 1024).toFixed(0)} KB each) in ${folder} (ready in ${Date.now() - tg} ms); cached at shorter side 256, level 3 to 224, batch 64, ${workers} decode workers`);
+  console.log(`\n(b) ImageFolder: ${nImages} JPEGs ${jpegW}x${jpegH} (${(fileBytes / nImages / 1024).toFixed(0)} KB each) in ${folder} (ready in ${Date.now() - tg} ms); cached at shorter side 256, level 3 to 224, batch 64, ${workers} decode threads (jimp) or files at once (sharp)`);
   // first epoch (decode + cache + augment) with each decoder, jimp first as the baseline
   const firstEpochRate = async (decoder: DecoderName, dir: string) => {
     const prev = process.env.SELFLABEL_DECODER;
@@ -199,4 +204,50 @@ export async function main(args: string[]): Promise<void> {
     fs.rmSync(cacheDir, { recursive: true, force: true });
     fs.rmSync(jimpDir, { recursive: true, force: true });
   }
+  if (!args.includes("--no-steps")) await steps(folder);
+}
+
+/** (c): the parts of a first-epoch decode, one image at a time in this thread, CPU ms per image. */
+async function steps(folder: string): Promise<void> {
+  const files: string[] = [];
+  for (const c of fs.readdirSync(path.join(folder, "train")).sort()) for (const f of fs.readdirSync(path.join(folder, "train", c)).sort()) files.push(path.join(folder, "train", c, f));
+  const bufs = files.map((f) => fs.readFileSync(f));
+  const cpuMs = async (fn: (i: number) => unknown): Promise<number> => {
+    for (let i = 0; i < Math.min(10, files.length); i++) await fn(i); // warm-up
+    const c0 = process.cpuUsage();
+    for (let i = 0; i < files.length; i++) await fn(i);
+    const c = process.cpuUsage(c0);
+    return (c.user + c.system) / 1e3 / files.length;
+  };
+  console.log(`
+(c) one image at a time in this thread, CPU ms per image (load ${os.loadavg()[0].toFixed(1)}):`);
+  const read = await cpuMs((i) => fs.readFileSync(files[i]));
+  const row: string[] = [`read ${read.toFixed(2)}`];
+  const decoded: Uint8Array[] = [];
+  for (const d of ["jimp", "sharp"] as const) {
+    if (d === "sharp" && !loadSharp()) continue;
+    const ms = await cpuMs(async (i) => {
+      const r = await decodeForCache(bufs[i], d, 256);
+      if (d === "sharp") decoded[i] = r.data;
+    });
+    row.push(`${d} decode ${ms.toFixed(2)}`);
+  }
+  if (decoded.length) {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sln-bench-steps-"));
+    const file = path.join(tmp, "cache.u8");
+    try {
+      const fh = await fs.promises.open(file, "w");
+      const write = await cpuMs((i) => fh.write(decoded[i], 0, decoded[i].length));
+      await fh.close();
+      const bytes = fs.statSync(file).size;
+      const c0 = process.cpuUsage();
+      await fs.promises.readFile(file);
+      const c = process.cpuUsage(c0);
+      const back = (c.user + c.system) / 1e3 / files.length;
+      row.push(`cache write ${write.toFixed(2)}`, `cache read back ${back.toFixed(2)} (${(bytes / 1e6).toFixed(0)} MB in one read)`);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+  console.log(`  ${row.join(", ")}`);
 }

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Jimp } from "jimp";
-import { decodeForCache, decodeRgba, decoderName, jpegMayHaveExif, loadSharp } from "../lib/data/decoders";
+import { decodeForCache, decodeRgba, decoderName, jpegOrientation, loadSharp } from "../lib/data/decoders";
 import { loadImageFolder } from "../lib/data";
 import { Prng } from "../lib/prng";
 
@@ -124,9 +124,9 @@ test("sharp shrinks a large JPEG on load: cache size and pixels as with jimp + t
     const buf = orientation === 1 ? raw : await sharp(raw).jpeg({ quality: 95 }).withMetadata({ orientation }).toBuffer();
     fs.writeFileSync(path.join(root, rel), buf);
   }
-  // only the EXIF one asks sharp for the orientation
-  assert.deepEqual(["a/0.jpg", "b/0.jpg"].map((f) => jpegMayHaveExif(fs.readFileSync(path.join(root, f)))), [false, true]);
-  assert.equal(jpegMayHaveExif(Buffer.from([0xff, 0xd8, 0x00, 0x01, 0x02])), true, "unreadable markers: ask sharp");
+  // the orientation from the header: 1 without EXIF, 6 from the EXIF block; null (sharp reads it) when the markers cannot be followed
+  assert.deepEqual(["a/0.jpg", "b/0.jpg"].map((f) => jpegOrientation(fs.readFileSync(path.join(root, f)))), [1, 6]);
+  assert.equal(jpegOrientation(Buffer.from([0xff, 0xd8, 0x00, 0x01, 0x02])), null, "unreadable markers: ask sharp");
   const plan = await decodeForCache(fs.readFileSync(path.join(root, "a/0.jpg")), "sharp", 64);
   assert.deepEqual([plan.width, plan.height, plan.channels, plan.resized], [96, 64, 3, true]);
   const small = await decodeForCache(fs.readFileSync(path.join(root, "b/1.jpg")), "sharp", 64);
@@ -162,4 +162,56 @@ test("sharp shrinks a large JPEG on load: cache size and pixels as with jimp + t
   }
   await s.close();
   await j.close();
+});
+
+test("jpegOrientation: the EXIF orientation from the header, null where sharp must read it", () => {
+  const seg = (m: number, body: Buffer) => Buffer.concat([Buffer.from([0xff, m, (body.length + 2) >> 8, (body.length + 2) & 255]), body]);
+  // a TIFF block whose IFD0 holds one entry: tag, type, count, value
+  const tiff = (le: boolean, tag: number, type: number, count: number, value: number) => {
+    const b = Buffer.alloc(8 + 2 + 12 + 4);
+    b.write(le ? "II" : "MM", 0, "latin1");
+    const u16 = (v: number, o: number) => (le ? b.writeUInt16LE(v, o) : b.writeUInt16BE(v, o));
+    const u32 = (v: number, o: number) => (le ? b.writeUInt32LE(v, o) : b.writeUInt32BE(v, o));
+    u16(42, 2);
+    u32(8, 4);
+    u16(1, 8);
+    u16(tag, 10);
+    u16(type, 12);
+    u32(count, 14);
+    u16(value, 18);
+    return b;
+  };
+  const exif = (t: Buffer) => seg(0xe1, Buffer.concat([Buffer.from("Exif\0\0", "latin1"), t]));
+  const sof = seg(0xc0, Buffer.from([8, 0, 16, 0, 16, 3, 1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0]));
+  const jpeg = (...parts: Buffer[]) => Buffer.concat([Buffer.from([0xff, 0xd8]), ...parts, Buffer.from([0xff, 0xda, 0, 2])]);
+  assert.equal(jpegOrientation(jpeg(seg(0xe0, Buffer.from("JFIF\0\x01\x01", "latin1")), sof)), 1, "no EXIF");
+  assert.equal(jpegOrientation(jpeg(exif(tiff(true, 0x0112, 3, 1, 6)), sof)), 6, "little-endian");
+  assert.equal(jpegOrientation(jpeg(exif(tiff(false, 0x0112, 3, 1, 8)), sof)), 8, "big-endian");
+  assert.equal(jpegOrientation(jpeg(exif(tiff(true, 0x010f, 2, 1, 0)), sof)), 1, "EXIF without an orientation tag");
+  assert.equal(jpegOrientation(jpeg(sof, exif(tiff(true, 0x0112, 3, 1, 3)))), 3, "EXIF after the frame header, before the scan (libjpeg still reads it)");
+  assert.equal(jpegOrientation(jpeg(seg(0xe1, Buffer.from("http://ns.adobe.com/xap/1.0/\0<x/>", "latin1")), sof)), 1, "an XMP APP1 is not EXIF");
+  assert.equal(jpegOrientation(jpeg(exif(tiff(true, 0x0112, 3, 1, 6)), exif(tiff(true, 0x0112, 3, 1, 1)), sof)), null, "two EXIF blocks");
+  assert.equal(jpegOrientation(jpeg(exif(tiff(true, 0x0112, 3, 1, 9)), sof)), null, "orientation out of 1-8");
+  assert.equal(jpegOrientation(jpeg(exif(tiff(true, 0x0112, 4, 1, 6)), sof)), null, "orientation not a SHORT");
+  assert.equal(jpegOrientation(jpeg(exif(Buffer.from("XX*\0\x08\0\0\0", "latin1")), sof)), null, "not a TIFF block");
+  assert.equal(jpegOrientation(jpeg(exif(tiff(true, 0x0112, 3, 1, 6))).subarray(0, 20)), null, "truncated");
+});
+
+test("sharp with the orientation from the header: as sharp's own auto-orientation, for all 8 orientations", async (t) => {
+  if (!loadSharp()) return t.skip("sharp is not installed (optional dependency)");
+  const sharp = loadSharp() as unknown as (b: Buffer) => {
+    jpeg(o: object): { withMetadata(o: object): { toBuffer(): Promise<Buffer> } };
+    metadata(): Promise<{ orientation?: number }>;
+    rotate(): { removeAlpha(): { raw(): { toBuffer(o: object): Promise<{ data: Buffer; info: { width: number; height: number } }> } } };
+  };
+  const raw = Buffer.from(await (await image(37, 23, 5)).getBuffer("image/jpeg", { quality: 90 }));
+  for (let o = 1; o <= 8; o++) {
+    const buf = await sharp(raw).jpeg({ quality: 90 }).withMetadata({ orientation: o }).toBuffer();
+    assert.equal(jpegOrientation(buf), (await sharp(buf).metadata()).orientation ?? 1, `orientation ${o}`);
+    const want = await sharp(buf).rotate().removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    // 37x23 at shortSide 16: above the cache size but not twice it, so decoded at full size (no shrink)
+    const got = await decodeForCache(buf, "sharp", 16);
+    assert.deepEqual([got.width, got.height, got.channels, got.resized], [want.info.width, want.info.height, 3, false], `orientation ${o}`);
+    assert.ok(Buffer.from(got.data).equals(want.data), `orientation ${o}: pixels as sharp's rotate()`);
+  }
 });

@@ -1,19 +1,30 @@
 // Image decoders for ImageFolder: sharp (libvips with libjpeg-turbo and libpng,
 // shipped prebuilt by npm as an optional dependency: no system library) when it
 // is installed, else jimp (pure JavaScript, always there; about 10-30x slower
-// on JPEG). Both apply the EXIF orientation and return RGBA. SELFLABEL_DECODER=jimp
-// forces jimp. The two decode JPEG with different IDCTs (pixels differ by a few
-// levels); the decode cache keeps whichever built it, so a dataset's fingerprint
-// does not depend on the decoder. sharp is loaded in the main thread before the
-// decode workers start (libvips must not be unloaded with a worker).
+// on JPEG). Both apply the EXIF orientation. SELFLABEL_DECODER=jimp forces
+// jimp. The two decode JPEG with different IDCTs (pixels differ by a few
+// levels); the decode cache keeps whichever built it, so a dataset's
+// fingerprint does not depend on the decoder.
+//
+// Where they run (decodeFile, the ImageFolder decode pool): jimp on
+// worker_threads (its decode is JavaScript); sharp in the calling thread,
+// whose libvips work runs on libuv's threads anyway (one libvips thread per
+// image, sharp.concurrency(1); its operation cache off): a decode thread per
+// core only added its start (about 0.2 s of CPU each, sharp's import) and a
+// message and a copy per image. sharp is loaded in the main thread (libvips
+// must not be unloaded with a worker).
 //
 // For the decode cache (decodeForCache): a JPEG whose shorter side is at least
 // twice the cache's is shrunk while it is decoded (libjpeg's scaled IDCT,
 // sharp's fastShrinkOnLoad: a 1024x768 photo decodes at 512x384) and resized to
 // the cache size by libvips (triangle kernel, like the native resize), which is
 // where sharp gets most of its speed on photos; every other image is decoded at
-// full size and resized by the native resize, as with jimp.
-import { MAX_IMAGE_PIXELS, imageHeader } from "./image_limits";
+// full size and resized by the native resize, as with jimp. Sizes and the EXIF
+// orientation of a JPEG come from its header (image_limits.ts, jpegOrientation
+// below): sharp's metadata() (about 1 ms) is asked only when the header cannot
+// be read, and a JPEG without an orientation to apply skips the rotation.
+import * as fs from "node:fs";
+import { MAX_IMAGE_PIXELS, checkImagePixels, imageHeader } from "./image_limits";
 
 export type DecoderName = "sharp" | "jimp";
 
@@ -33,7 +44,10 @@ interface SharpInstance {
   raw(): SharpInstance;
   toBuffer(o: { resolveWithObject: true }): Promise<{ data: Buffer; info: { width: number; height: number; channels: number } }>;
 }
-type SharpModule = ((input: Buffer, options?: Record<string, unknown>) => SharpInstance) & { concurrency?(n: number): number };
+type SharpModule = ((input: Buffer, options?: Record<string, unknown>) => SharpInstance) & {
+  concurrency?(n: number): number;
+  cache?(enabled: boolean): unknown;
+};
 
 let sharpModule: SharpModule | null | undefined;
 
@@ -45,6 +59,9 @@ export function loadSharp(): SharpModule | null {
       sharpModule = require("sharp") as SharpModule;
       // one libvips thread per decode: the decode pool runs several decodes at once
       sharpModule.concurrency?.(1);
+      // no operation cache: every image is decoded once, and the cache only kept
+      // the last 100 inputs and outputs alive
+      sharpModule.cache?.(false);
     } catch {
       sharpModule = null;
     }
@@ -108,24 +125,28 @@ export async function decodeForCache(buf: Buffer, name: DecoderName, shortSide: 
   }
   const sharp = loadSharp();
   if (!sharp) throw new Error("sharp is not installed");
-  const img = sharp(buf, { failOn: "error", limitInputPixels: MAX_IMAGE_PIXELS });
-  // the header says whether to shrink (a rotation keeps the shorter side); only an
-  // EXIF JPEG needs sharp's metadata (about 1 ms), for the orientation
+  const img = sharp(buf, { failOn: "error", limitInputPixels: MAX_IMAGE_PIXELS, sequentialRead: true });
   const hdr = imageHeader(buf);
-  const shrink = hdr !== null && hdr.format === "jpeg" && Math.min(hdr.width, hdr.height) >= 2 * shortSide;
+  const jpeg = hdr !== null && hdr.format === "jpeg";
+  // 1-8, or null: not a JPEG, or a header this reader does not follow (libvips decides)
+  const orientation = jpeg ? jpegOrientation(buf) : null;
+  // the header says whether to shrink (a rotation keeps the shorter side)
+  const shrink = jpeg && Math.min(hdr!.width, hdr!.height) >= 2 * shortSide;
   let [th, tw] = [0, 0];
   if (shrink) {
     let h = hdr!.height,
-      w = hdr!.width;
-    if (jpegMayHaveExif(buf)) {
+      w = hdr!.width,
+      o = orientation;
+    if (o === null) {
       const meta = await img.metadata();
-      [h, w] = [meta.height ?? h, meta.width ?? w];
-      if ((meta.orientation ?? 1) >= 5) [h, w] = [w, h]; // EXIF orientations 5-8 swap the sides
+      [h, w, o] = [meta.height ?? h, meta.width ?? w, meta.orientation ?? 1];
     }
+    if (o >= 5) [h, w] = [w, h]; // EXIF orientations 5-8 swap the sides
     [th, tw] = cacheSize(h, w, shortSide);
   }
-  let p = img.rotate();
+  let p = orientation === 1 ? img : img.rotate();
   if (shrink) p = p.resize({ width: tw, height: th, fit: "fill", kernel: "linear", fastShrinkOnLoad: true });
+  // RGB out (sharp's raw output is sRGB, a grey JPEG too; removeAlpha for a PNG with alpha)
   const { data, info } = await p.removeAlpha().raw().toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new Error(`sharp returned ${info.channels} channels`);
   if (shrink && (info.width !== tw || info.height !== th)) throw new Error(`sharp resized to ${info.width}x${info.height}, expected ${tw}x${th}`);
@@ -133,14 +154,16 @@ export async function decodeForCache(buf: Buffer, name: DecoderName, shortSide: 
 }
 
 /**
- * Does a JPEG carry an APP1 "Exif" segment before its first frame (where an
- * orientation would be)? True also when the markers cannot be walked, so the
- * caller asks sharp.
+ * The EXIF orientation (1-8) a JPEG's decoder applies: 1 when no APP1 "Exif"
+ * segment comes before the first scan or it has no orientation tag; null when
+ * the markers or the EXIF block cannot be followed, or there is more than one
+ * EXIF block (then sharp reads it).
  */
-export function jpegMayHaveExif(b: Uint8Array): boolean {
+export function jpegOrientation(b: Uint8Array): number | null {
   let p = 2;
+  let found: number | null = null;
   while (p + 4 <= b.length) {
-    if (b[p] !== 0xff) return true;
+    if (b[p] !== 0xff) return null;
     const m = b[p + 1];
     if (m === 0xff) {
       p++;
@@ -150,11 +173,64 @@ export function jpegMayHaveExif(b: Uint8Array): boolean {
       p += 2;
       continue;
     }
-    if ((m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) || m === 0xda) return false; // a frame or scan: no EXIF before it
+    if (m === 0xda || m === 0xd9) return found ?? 1; // the first scan: libjpeg reads no markers past it
     const len = (b[p + 2] << 8) | b[p + 3];
-    if (len < 2) return true;
-    if (m === 0xe1 && len >= 8 && p + 10 <= b.length && String.fromCharCode(b[p + 4], b[p + 5], b[p + 6], b[p + 7]) === "Exif") return true;
+    if (len < 2 || p + 2 + len > b.length) return null;
+    if (m === 0xe1 && len >= 8 && b[p + 4] === 0x45 && b[p + 5] === 0x78 && b[p + 6] === 0x69 && b[p + 7] === 0x66 && b[p + 8] === 0 && b[p + 9] === 0) {
+      if (found !== null) return null;
+      found = exifOrientation(b.subarray(p + 10, p + 2 + len));
+      if (found === null) return null;
+    }
     p += 2 + len;
   }
-  return true;
+  return null;
+}
+
+/** Orientation tag (0x0112) of a TIFF-structured EXIF block's IFD0: 1 when absent, null when unreadable or out of 1-8. */
+function exifOrientation(t: Uint8Array): number | null {
+  if (t.length < 8) return null;
+  const le = t[0] === 0x49 && t[1] === 0x49;
+  if (!le && !(t[0] === 0x4d && t[1] === 0x4d)) return null;
+  const u16 = (o: number) => (le ? t[o] | (t[o + 1] << 8) : (t[o] << 8) | t[o + 1]);
+  const u32 = (o: number) => (le ? (t[o] | (t[o + 1] << 8) | (t[o + 2] << 16)) + t[o + 3] * 2 ** 24 : t[o] * 2 ** 24 + ((t[o + 1] << 16) | (t[o + 2] << 8) | t[o + 3]));
+  if (u16(2) !== 42) return null;
+  const ifd = u32(4);
+  if (ifd < 8 || ifd + 2 > t.length) return null;
+  const n = u16(ifd);
+  if (ifd + 2 + 12 * n > t.length) return null;
+  for (let i = 0; i < n; i++) {
+    const e = ifd + 2 + 12 * i;
+    if (u16(e) !== 0x0112) continue;
+    if (u16(e + 2) !== 3 || u32(e + 4) !== 1) return null;
+    const v = u16(e + 8);
+    return v >= 1 && v <= 8 ? v : null;
+  }
+  return 1;
+}
+
+export type DecodeResult =
+  | { ok: true; width: number; height: number; channels: 3 | 4; resized: boolean; pixels: Uint8Array }
+  | { ok: false; error: string };
+
+/**
+ * Read and decode one image file for the decode cache: the header's pixel
+ * cap first (image_limits.ts), then decodeForCache. A file that cannot be
+ * read or decoded is { ok: false, error } (one line); never throws.
+ */
+export async function decodeFile(file: string, name: DecoderName, shortSide: number): Promise<DecodeResult> {
+  try {
+    // synchronously: 20-100 us for a photo; an asynchronous read cost about 1 ms more per image
+    const buf = fs.readFileSync(file);
+    if (buf.length === 0) return { ok: false, error: "empty file" };
+    checkImagePixels(buf); // the pixel cap, from the header, before any decoding
+    const { width, height, channels, data, resized } = await decodeForCache(buf, name, shortSide);
+    const bytes = width * height * channels;
+    if (!(width >= 1 && height >= 1) || data.length < bytes) {
+      return { ok: false, error: `decoder returned a ${width}x${height}x${channels} bitmap of ${data.length} bytes` };
+    }
+    return { ok: true, width, height, channels, resized, pixels: data.length === bytes ? data : data.subarray(0, bytes) };
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    return { ok: false, error: msg.split("\n")[0] || "decode failed" };
+  }
 }

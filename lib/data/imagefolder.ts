@@ -22,7 +22,7 @@ import { native } from "../binding";
 import { Dataset, InMemoryDataset, SourceBatch, Split } from "./dataset";
 import { DataError, DataUsageError, EmptyDatasetError } from "./errors";
 import type { DecodeReply } from "./decode_worker";
-import { cacheSize, decoderName, resizedSize } from "./decoders";
+import { cacheSize, decodeFile, decoderName, resizedSize } from "./decoders";
 
 export { resizedSize };
 
@@ -181,8 +181,11 @@ interface PoolWorker {
 }
 
 /**
- * A pool of image decoders (sharp or jimp: decoders.ts) on worker_threads. A
- * file that fails to decode is a reply with ok: false. A file that is still
+ * A pool of image decoders (sharp or jimp: decoders.ts): jimp on n
+ * worker_threads; sharp in this thread, n files at a time (libvips decodes on
+ * libuv's threads: decode threads only added their start and a message and a
+ * copy per image; see decoders.ts). A file that fails to decode is a reply
+ * with ok: false. A file that is still
  * decoding after `timeoutMs` (a corrupt file on which a decoder loops: no
  * header check can rule out every such case) is too: its thread is
  * terminated and replaced. A decoder thread that dies otherwise is an
@@ -200,13 +203,42 @@ class DecodePool {
   private closing = false;
   private readonly script = path.join(__dirname, "decode_worker.js");
   private readonly decoder = decoderName(); // loads sharp here first, when it is installed (see decoders.ts)
+  /** sharp: decodes in this thread, at most `size` files at once (running), each with its timer. */
+  private readonly inThread = this.decoder === "sharp";
+  private running = 0;
+  private timers = new Set<NodeJS.Timeout>();
 
   constructor(
-    n: number,
+    private readonly size: number,
     private readonly shortSide: number,
     private readonly timeoutMs: number,
   ) {
-    for (let i = 0; i < n; i++) this.spawn();
+    if (!this.inThread) for (let i = 0; i < size; i++) this.spawn();
+  }
+
+  /**
+   * Decode one file with sharp in this thread. Past the time limit the file
+   * is reported as undecodable and its slot freed; libvips' work on it cannot
+   * be stopped and finishes unseen.
+   */
+  private runInThread(job: { id: number; file: string }): void {
+    this.running++;
+    let done = false;
+    const finish = (r: DecodeReply) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      this.timers.delete(timer);
+      this.running--;
+      this.settle(r);
+      this.pump();
+    };
+    const timer = setTimeout(
+      () => finish({ id: job.id, ok: false, error: `still decoding after ${this.timeoutMs / 1000} s (not waited for; a corrupt file can make a decoder loop)` }),
+      this.timeoutMs,
+    );
+    this.timers.add(timer);
+    void decodeFile(job.file, "sharp", this.shortSide).then((r) => finish({ id: job.id, ...r }));
   }
 
   private spawn(): void {
@@ -263,6 +295,7 @@ class DecodePool {
   }
 
   private pump(): void {
+    while (this.inThread && this.running < this.size && this.queue.length) this.runInThread(this.queue.shift()!);
     while (this.idle.length && this.queue.length) {
       const pw = this.idle.pop()!;
       if (!this.workers.has(pw)) continue;
@@ -275,6 +308,7 @@ class DecodePool {
   async close(): Promise<void> {
     this.closing = true;
     for (const pw of this.workers) if (pw.job) clearTimeout(pw.job.timer);
+    for (const t of this.timers) clearTimeout(t);
     await Promise.all([...this.workers].map((pw) => pw.worker.terminate()));
   }
 }
@@ -331,7 +365,7 @@ export async function buildImageFolderCache(
       const f = scan.files[i];
       results[i] = pool.decode(path.join(scan.dir, f.rel)).then(async (r) => {
         if (!r.ok) return { error: r.error };
-        const px = new Uint8Array(r.pixels);
+        const px = r.pixels;
         if (r.resized) return { rgb: px, h: r.height, w: r.width }; // sharp shrank it on load (decoders.ts)
         const [h, w] = cacheSize(r.height, r.width, shortSide);
         if (r.channels === 3 && h === r.height && w === r.width) return { rgb: px, h, w };
