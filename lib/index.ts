@@ -45,6 +45,7 @@ export type { ReportOptions } from "./eval/report";
 export { SelflabelError, UsageError, InputError, AbortError, AddonLoadError } from "./errors";
 export { DataError, DataNotFoundError, UnknownFormatError, EmptyDatasetError, TruncatedFileError, BadFileError, DataUsageError } from "./data/errors";
 export { CheckpointError } from "./train/checkpoint";
-export { SafetensorsError } from "./safetensors";
+export { SafetensorsError, SafetensorsIoError, WriteError } from "./safetensors";
+export { ExperimentLockedError } from "./train/lock";
 export { PthError } from "./pth";
 export { DeviceUnavailableError } from "./model";

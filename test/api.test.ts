@@ -46,6 +46,10 @@ test("public surface: train and the error classes; internals only in selflabel-n
     [new api.DeviceUnavailableError("x"), "SLN_NO_DEVICE"],
     [new api.DataNotFoundError("p"), "SLN_DATA_NOT_FOUND"],
     [new api.DataUsageError("x"), "SLN_DATA_USAGE"],
+    // train() throws these too: another run holds the experiment; a write or read the system refused (the errno's code)
+    [new api.ExperimentLockedError("x"), "SLN_EXP_LOCKED"],
+    [new api.WriteError("f", 1, Object.assign(new Error("x"), { code: "ENOSPC" })), "ENOSPC"],
+    [new api.SafetensorsIoError("f", Object.assign(new Error("x"), { code: "ENOENT" })), "ENOENT"],
   ];
   for (const [e, code] of errors) {
     assert.ok(e instanceof Error);

@@ -22,6 +22,7 @@ export interface LockInfo {
 
 export class ExperimentLockedError extends Error {
   readonly exitCode = 2;
+  readonly code = "SLN_EXP_LOCKED";
   constructor(message: string) {
     super(message);
     this.name = "ExperimentLockedError";
