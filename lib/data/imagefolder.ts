@@ -207,12 +207,19 @@ class DecodePool {
   private readonly inThread = this.decoder === "sharp";
   private running = 0;
   private timers = new Set<NodeJS.Timeout>();
+  /**
+   * sharp's decodes and the cache's file writes share libuv's thread pool (4
+   * threads unless UV_THREADPOOL_SIZE): one is left for the writes, which
+   * would otherwise queue behind the decodes (--workers above 3).
+   */
+  private readonly inThreadMax: number;
 
   constructor(
     private readonly size: number,
     private readonly shortSide: number,
     private readonly timeoutMs: number,
   ) {
+    this.inThreadMax = Math.max(1, Math.min(size, (Number(process.env.UV_THREADPOOL_SIZE) || 4) - 1));
     if (!this.inThread) for (let i = 0; i < size; i++) this.spawn();
   }
 
@@ -295,7 +302,7 @@ class DecodePool {
   }
 
   private pump(): void {
-    while (this.inThread && this.running < this.size && this.queue.length) this.runInThread(this.queue.shift()!);
+    while (this.inThread && this.running < this.inThreadMax && this.queue.length) this.runInThread(this.queue.shift()!);
     while (this.idle.length && this.queue.length) {
       const pw = this.idle.pop()!;
       if (!this.workers.has(pw)) continue;
