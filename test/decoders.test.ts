@@ -7,6 +7,7 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { spawnSync } from "node:child_process";
 import { Jimp } from "jimp";
 import { decodeForCache, decodeRgba, decoderName, jpegOrientation, loadSharp } from "../lib/data/decoders";
 import { loadImageFolder } from "../lib/data";
@@ -213,5 +214,31 @@ test("sharp with the orientation from the header: as sharp's own auto-orientatio
     const got = await decodeForCache(buf, "sharp", 16);
     assert.deepEqual([got.width, got.height, got.channels, got.resized], [want.info.width, want.info.height, 3, false], `orientation ${o}`);
     assert.ok(Buffer.from(got.data).equals(want.data), `orientation ${o}: pixels as sharp's rotate()`);
+  }
+});
+
+test("a full disk while writing the decode cache: an error naming the cache file and the bytes, no file left", async () => {
+  const root = path.join(tmp, "full");
+  fs.mkdirSync(path.join(root, "a"), { recursive: true });
+  // 200x200: 120000 bytes of pixels in the cache, above the preload's threshold
+  fs.writeFileSync(path.join(root, "a", "0.png"), await (await image(200, 200, 3)).getBuffer("image/png"));
+  const preload = path.join(tmp, "enospc-cache.js");
+  fs.writeFileSync(
+    preload,
+    `const fs=require("fs");const w=fs.writeSync;fs.writeSync=function(f,d,...r){` +
+      `if(typeof f==="number"&&d&&d.length>100000){const e=new Error("ENOSPC: no space left on device, write");e.code="ENOSPC";e.syscall="write";throw e}` +
+      `return w.call(this,f,d,...r)};`,
+  );
+  const cacheDir = path.join(tmp, "cache-full");
+  const script =
+    `require(${JSON.stringify(path.join(__dirname, "..", "lib", "data"))}).loadImageFolder(${JSON.stringify(root)}, { split: "train", cacheDir: ${JSON.stringify(cacheDir)} })` +
+    `.then(() => console.log("loaded"), (e) => console.log(JSON.stringify({ code: e.code, message: e.message })))`;
+  for (const decoder of ["jimp", ...(loadSharp() ? ["sharp"] : [])]) {
+    const r = spawnSync(process.execPath, ["--require", preload, "-e", script], { encoding: "utf8", env: { ...process.env, SELFLABEL_DECODER: decoder } });
+    assert.equal(r.status, 0, r.stderr);
+    const e = JSON.parse(r.stdout.trim()) as { code: string; message: string };
+    assert.equal(e.code, "SLN_CACHE_UNWRITABLE", decoder);
+    assert.match(e.message, /imagefolder-[0-9a-f]+\.u8\.\d+\.\d+\.tmp: cannot write 120000 bytes of the image cache \(no space left on the device \(ENOSPC\)\); free some space/, decoder);
+    assert.deepEqual(fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir) : [], [], `${decoder}: nothing left in the cache directory`);
   }
 });

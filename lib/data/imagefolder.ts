@@ -320,6 +320,25 @@ class DecodePool {
   }
 }
 
+/**
+ * Append an image's pixels to the cache file being built, synchronously: the
+ * write lands in the page cache, and an asynchronous write took twice the CPU
+ * (0.16-0.53 against 0.07-0.14 ms per 245 KB image) and a thread of the pool
+ * sharp decodes on. A failure (disk full, ...) names the file and the bytes.
+ */
+function writePixels(fd: number, px: Uint8Array, file: string): void {
+  try {
+    for (let off = 0; off < px.length; ) off += fs.writeSync(fd, px, off, px.length - off);
+  } catch (e) {
+    const x = e as NodeJS.ErrnoException;
+    const why = x.code === "ENOSPC" || x.code === "EDQUOT" ? `no space left on the device (${x.code})` : (x.code ?? x.message);
+    throw new DataError(
+      "SLN_CACHE_UNWRITABLE",
+      `${file}: cannot write ${px.length} bytes of the image cache (${why}); free some space, or set --cache-dir or SELFLABEL_CACHE_DIR to another directory`,
+    );
+  }
+}
+
 function cachePaths(cacheDir: string, key: string): { meta: string; data: string } {
   return { meta: path.join(cacheDir, `imagefolder-${key}.json`), data: path.join(cacheDir, `imagefolder-${key}.u8`) };
 }
@@ -391,7 +410,7 @@ export async function buildImageFolderCache(
         warn(`skipping ${path.join(scan.dir, f.rel)}: cannot decode (${r.error})`);
         meta.skipped.push({ path: f.rel, reason: r.error });
       } else {
-        await fh.write(r.rgb, 0, r.rgb.length);
+        writePixels(fh.fd, r.rgb, tmp);
         meta.paths.push(f.rel);
         meta.labels.push(f.label);
         meta.heights.push(r.h);
