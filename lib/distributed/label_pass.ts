@@ -10,10 +10,9 @@
 // The rank's loader yields the single-process pass's batches cut to its rows
 // (Loader's `rows`): with --paugs > 0 every image keeps its single-process
 // augmentation draws.
-import { Model } from "../model";
 import { Dataset, Loader, AugLevel } from "../data";
 import type { ResolvedOptions } from "../train/options";
-import { HeadPassSummary, LabelPassResult, LabelPassState, headPassSummary } from "../train/label_pass";
+import { HeadPassSummary, LabelPassResult, LabelPassRun, headPassSummary, passSinkhornOptions } from "../train/label_pass";
 import { myRows, gatherLabels } from "./sinkhorn";
 
 /** A label loader over this rank's rows: the single-process label loader's batches (same size, level, seed), cut to them. */
@@ -22,32 +21,16 @@ export function shardLabelLoader(ds: Dataset, o: ResolvedOptions, size: number):
   return new Loader(ds, { batchSize: Math.max(o.batchSize, 512), size, level: o.paugs as AugLevel, seed: o.seed + 1, shuffle: false, rows: [b, e] });
 }
 
-export async function distributedLabelPass(
-  model: Model,
-  loader: Loader,
-  N: number,
-  o: ResolvedOptions,
-  state: LabelPassState,
-  pass: number,
-  truth: Int32Array | null,
-): Promise<LabelPassResult> {
+/** The pass over this rank's rows (`loader`: shardLabelLoader's) of the N images; `precision` is float32 here. */
+export async function distributedLabelPass({ model, loader, o, pass, truth, precision, state }: LabelPassRun, N: number): Promise<LabelPassResult> {
   const tp = Date.now();
   const [b, e] = myRows(N);
   await model.setLabelRows(b, e);
-  for await (const batch of loader.epoch(pass)) await model.collect(batch.data, batch.indices, { mode: o.labelMode });
+  for await (const batch of loader.epoch(pass)) await model.collect(batch.data, batch.indices, { mode: o.labelMode, precision });
   const featureSeconds = (Date.now() - tp) / 1000;
   // CPU: exact mode (the single-process labels, bit for bit); CUDA: all-reduce mode over NCCL
   const exact = model.device !== "cuda";
-  const results = await model.relabel(
-    o.ncl.map((_, h) => ({
-      lambda: o.lamb,
-      tol: o.skTol,
-      maxIters: o.skMaxIters,
-      dtype: o.dtype,
-      warmStart: o.skWarm ? state.warm[h] : undefined,
-      shard: { nTotal: N, exact },
-    })),
-  );
+  const results = await model.relabel(passSinkhornOptions(o, state).map((so) => ({ ...so, shard: { nTotal: N, exact } })));
   const heads: HeadPassSummary[] = [];
   for (let h = 0; h < o.hc; h++) {
     const res = results[h];

@@ -76,27 +76,39 @@ export interface LabelPassResult {
   featureSeconds: number;
 }
 
-/** Run pass number `pass` (0-based: it seeds the loader) over `loader`'s images; updates `state` in place. */
-export async function labelPass(
-  model: Model,
-  loader: Loader,
-  o: ResolvedOptions,
-  state: LabelPassState,
-  pass: number,
-  truth: Int32Array | null,
-  precision: "f32" | "bf16" = "f32",
-): Promise<LabelPassResult> {
-  const tp = Date.now();
-  for await (const b of loader.epoch(pass)) await model.collect(b.data, b.indices, { mode: o.labelMode, precision });
-  const featureSeconds = (Date.now() - tp) / 1000;
-  const skOpts: SinkhornOptions[] = o.ncl.map((_, h) => ({
+/** One label pass's inputs (the Sinkhorn, spectral and distributed passes take the same). */
+export interface LabelPassRun {
+  model: Model;
+  /** The label loader: the training images in dataset order, --paugs augmentation. */
+  loader: Loader;
+  o: ResolvedOptions;
+  /** The pass number, 0-based: it seeds the loader. */
+  pass: number;
+  /** The true classes when the data has them (the summary's NMI). */
+  truth: Int32Array | null;
+  /** The forward's precision (labelPrecision's). */
+  precision: "f32" | "bf16";
+  /** Updated in place. */
+  state: LabelPassState;
+}
+
+/** Every head's Sinkhorn options (the --sk-* flags; the warm start from the last pass's scaling with --sk-warm). */
+export function passSinkhornOptions(o: ResolvedOptions, state: LabelPassState): SinkhornOptions[] {
+  return o.ncl.map((_, h) => ({
     lambda: o.lamb,
     tol: o.skTol,
     maxIters: o.skMaxIters,
     dtype: o.dtype,
     warmStart: o.skWarm ? state.warm[h] : undefined,
   }));
-  const results = await model.relabel(skOpts);
+}
+
+/** A Sinkhorn label pass over the loader's images. */
+export async function labelPass({ model, loader, o, pass, truth, precision, state }: LabelPassRun): Promise<LabelPassResult> {
+  const tp = Date.now();
+  for await (const b of loader.epoch(pass)) await model.collect(b.data, b.indices, { mode: o.labelMode, precision });
+  const featureSeconds = (Date.now() - tp) / 1000;
+  const results = await model.relabel(passSinkhornOptions(o, state));
   const heads: HeadPassSummary[] = [];
   for (let h = 0; h < o.hc; h++) {
     const res = results[h];
@@ -119,15 +131,7 @@ export const FEATURE_SPECTRAL = { neighbors: 10, dims: 0, restarts: 10 };
  * fields: iterations = the eigensolver's sparse products, error = its
  * residual, cost = the share of graph edges inside a cluster.
  */
-export async function spectralLabelPass(
-  model: Model,
-  loader: Loader,
-  o: ResolvedOptions,
-  state: LabelPassState,
-  pass: number,
-  truth: Int32Array | null,
-  precision: "f32" | "bf16" = "f32",
-): Promise<LabelPassResult> {
+export async function spectralLabelPass({ model, loader, o, pass, truth, precision, state }: LabelPassRun): Promise<LabelPassResult> {
   const tp = Date.now();
   const n = state.labels[0].length,
     dim = model.featureDim;

@@ -20,7 +20,7 @@ import { cachedPixelBaseline, KmeansBaseline } from "../eval/baselines";
 import { firstLabels } from "./first_labels";
 import { resolveRecipe, stepLearningRate, labelSchedule, SPECTRAL_MAX_K } from "./recipe";
 import { SIZE_PRESETS } from "./options";
-import { labelPass as runLabelPass, labelPrecision, spectralLabelPass } from "./label_pass";
+import { labelPass as runLabelPass, labelPrecision, spectralLabelPass, LabelPassRun } from "./label_pass";
 import { startDistributed, configureDistributed } from "../distributed/train";
 import { distributedLabelPass, shardLabelLoader } from "../distributed/label_pass";
 import { startRunNccl, pickRankGpu } from "../distributed/nccl";
@@ -330,11 +330,12 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
       const labelPass = async (): Promise<void> => {
         progress({ type: "labelPass", pass: passes + 1, phase: "forward", done: 0, images: N });
         if (dist) await dist.syncBuffers(model);
+        const run: LabelPassRun = { model, loader: reporting, o, pass: passes, truth: ds.labels, precision: lp.precision, state: passState };
         const r = dist
-          ? await distributedLabelPass(model, labelLoader, N, o, passState, passes, ds.labels)
+          ? await distributedLabelPass({ ...run, loader: labelLoader }, N)
           : o.relabel === "spectral"
-            ? await spectralLabelPass(model, reporting, o, passState, passes, ds.labels, lp.precision)
-            : await runLabelPass(model, reporting, o, passState, passes, ds.labels, lp.precision);
+            ? await spectralLabelPass(run)
+            : await runLabelPass(run);
         labels = passState.labels;
         warm = passState.warm;
         for (const h of r.heads) if (h.warning) log(`warning: head ${h.head}: ${h.warning}`);
