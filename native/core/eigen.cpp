@@ -21,32 +21,55 @@ struct Rng : SplitMix64 {  // + Box-Muller
   double normal() { return std::sqrt(-2.0 * std::log(open_uniform())) * std::cos(6.283185307179586 * open_uniform()); }
 };
 
-// out (p, q) = sum over rows i of a_i^T b_i, a (n, p), b (n, q) row-major; chunked, combined in order.
-void cross(const double* a, int64_t p, const double* b, int64_t q, int64_t n, double* out, int threads) {
+// out (m) = the sum over rows i < n of what add_row(i, s) adds into s (m
+// values): one partial sum per chunk of kChunk rows, combined in chunk order
+// (fixed: the result does not depend on the threads).
+template <typename AddRow>
+void chunked_sum(int64_t n, int64_t m, double* out, int threads, const AddRow& add_row) {
   const int64_t nc = (n + kChunk - 1) / kChunk;
-  std::vector<double> part(static_cast<size_t>(nc * p * q), 0.0);
+  std::vector<double> part(static_cast<size_t>(nc * m), 0.0);
 #pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t c = 0; c < nc; ++c) {
-    double* s = part.data() + c * p * q;
-    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
-      for (int64_t u = 0; u < p; ++u) {
-        const double au = a[i * p + u];
-        for (int64_t v = 0; v < q; ++v) s[u * q + v] += au * b[i * q + v];
-      }
-  }
-  std::fill(out, out + p * q, 0.0);
   for (int64_t c = 0; c < nc; ++c)
-    for (int64_t j = 0; j < p * q; ++j) out[j] += part[c * p * q + j];
+    for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i) add_row(i, part.data() + c * m);
+  std::fill(out, out + m, 0.0);
+  for (int64_t c = 0; c < nc; ++c)
+    for (int64_t j = 0; j < m; ++j) out[j] += part[c * m + j];
+}
+
+// Element (i, u) of a row-major matrix with p columns, and of x - mu (x float
+// (n, d), mu the column means): the left operands of cross and right_multiply.
+struct Dense {
+  const double* a;
+  int64_t p;
+  double operator()(int64_t i, int64_t u) const { return a[i * p + u]; }
+};
+struct Centred {
+  const float* x;
+  const double* mu;
+  int64_t d;
+  double operator()(int64_t i, int64_t j) const { return static_cast<double>(x[i * d + j]) - mu[j]; }
+};
+
+// out (p, q) = sum over rows i of a_i^T b_i, a (n, p), b (n, q) row-major; chunked_sum's order.
+template <typename A>
+void cross(const A& a, int64_t p, const double* b, int64_t q, int64_t n, double* out, int threads) {
+  chunked_sum(n, p * q, out, threads, [&](int64_t i, double* s) {
+    for (int64_t u = 0; u < p; ++u) {
+      const double au = a(i, u);
+      for (int64_t v = 0; v < q; ++v) s[u * q + v] += au * b[i * q + v];
+    }
+  });
 }
 
 // y (n, q) = x (n, p) r (p, q), row-parallel.
-void right_multiply(const double* x, int64_t n, int64_t p, const double* r, int64_t q, double* y, int threads) {
+template <typename X>
+void right_multiply(const X& x, int64_t n, int64_t p, const double* r, int64_t q, double* y, int threads) {
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     double* yi = y + i * q;
     std::fill(yi, yi + q, 0.0);
     for (int64_t u = 0; u < p; ++u) {
-      const double xu = x[i * p + u];
+      const double xu = x(i, u);
       for (int64_t v = 0; v < q; ++v) yi[v] += xu * r[u * q + v];
     }
   }
@@ -59,7 +82,7 @@ void orthonormalise(std::vector<double>& y, int64_t n, int64_t p, Rng& rng, int 
   std::vector<double> g(static_cast<size_t>(p * p)), w, q, r(static_cast<size_t>(p * p)), tmp(y.size());
   for (int pass = 0, clean = 0; clean < 2; ++pass) {
     SLN_CHECK_ARG(pass < 20, "eigen: could not orthonormalise a block of " << p << " vectors of length " << n);
-    cross(y.data(), p, y.data(), p, n, g.data(), threads);
+    cross(Dense{y.data(), p}, p, y.data(), p, n, g.data(), threads);
     // unit columns first (the span is the same; a column far shorter than the others is not mistaken for a dependent one)
     for (int64_t j = 0; j < p; ++j) r[j * p + j] = g[j * p + j] > 0 ? 1 / std::sqrt(g[j * p + j]) : 1;
     for (int64_t i = 0; i < n; ++i)
@@ -83,7 +106,7 @@ void orthonormalise(std::vector<double>& y, int64_t n, int64_t p, Rng& rng, int 
     }
     for (int64_t u = 0; u < p; ++u)
       for (int64_t v = 0; v < p; ++v) r[u * p + v] = q[u * p + v] / std::sqrt(w[v]);
-    right_multiply(y.data(), n, p, r.data(), p, tmp.data(), threads);
+    right_multiply(Dense{y.data(), p}, n, p, r.data(), p, tmp.data(), threads);
     y.swap(tmp);
     ++clean;
   }
@@ -144,51 +167,20 @@ std::vector<float> principal_directions(const float* x, int64_t n, int64_t d, in
   const int64_t kept = std::min(dims, l);           // directions beyond it stay zero
   // column means (chunked, in order)
   std::vector<double> mu(static_cast<size_t>(d), 0.0);
-  {
-    const int64_t nc = (n + kChunk - 1) / kChunk;
-    std::vector<double> part(static_cast<size_t>(nc * d), 0.0);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t c = 0; c < nc; ++c)
-      for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
-        for (int64_t j = 0; j < d; ++j) part[c * d + j] += x[i * d + j];
-    for (int64_t c = 0; c < nc; ++c)
-      for (int64_t j = 0; j < d; ++j) mu[j] += part[c * d + j];
-    for (double& m : mu) m /= static_cast<double>(n);
-  }
+  chunked_sum(n, d, mu.data(), threads, [&](int64_t i, double* s) {
+    for (int64_t j = 0; j < d; ++j) s[j] += x[i * d + j];
+  });
+  for (double& m : mu) m /= static_cast<double>(n);
+  const Centred xc{x, mu.data(), d};
   Rng rng;
   rng.s = seed ^ 0x9ca5a1d3e7b20f11ull;
   std::vector<double> om(static_cast<size_t>(d * l));
   for (double& v : om) v = rng.normal();
   std::vector<double> y(static_cast<size_t>(n * l)), z(static_cast<size_t>(d * l));
-  // y = (x - mu) om
-  auto times_om = [&](const std::vector<double>& m) {
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-      double* yi = y.data() + i * l;
-      std::fill(yi, yi + l, 0.0);
-      for (int64_t j = 0; j < d; ++j) {
-        const double xj = static_cast<double>(x[i * d + j]) - mu[j];
-        for (int64_t v = 0; v < l; ++v) yi[v] += xj * m[j * l + v];
-      }
-    }
-  };
-  // z (d, l) = (x - mu)^T y, chunked
-  auto transpose_times_y = [&]() {
-    const int64_t nc = (n + kChunk - 1) / kChunk;
-    std::vector<double> part(static_cast<size_t>(nc * d * l), 0.0);
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t c = 0; c < nc; ++c) {
-      double* s = part.data() + c * d * l;
-      for (int64_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
-        for (int64_t j = 0; j < d; ++j) {
-          const double xj = static_cast<double>(x[i * d + j]) - mu[j];
-          for (int64_t v = 0; v < l; ++v) s[j * l + v] += xj * y[i * l + v];
-        }
-    }
-    std::fill(z.begin(), z.end(), 0.0);
-    for (int64_t c = 0; c < nc; ++c)
-      for (int64_t j = 0; j < d * l; ++j) z[j] += part[c * d * l + j];
-  };
+  // y (n, l) = (x - mu) m
+  auto times_om = [&](const std::vector<double>& m) { right_multiply(xc, n, d, m.data(), l, y.data(), threads); };
+  // z (d, l) = (x - mu)^T y
+  auto transpose_times_y = [&]() { cross(xc, d, y.data(), l, n, z.data(), threads); };
   times_om(om);
   for (int64_t it = 0; it < power; ++it) {
     orthonormalise(y, n, l, rng, threads);
@@ -199,7 +191,7 @@ std::vector<float> principal_directions(const float* x, int64_t n, int64_t d, in
   orthonormalise(y, n, l, rng, threads);
   transpose_times_y();  // z = (x - mu)^T q: its columns span the top directions
   std::vector<double> g(static_cast<size_t>(l * l)), w, q;
-  cross(z.data(), l, z.data(), l, d, g.data(), threads);  // z^T z = B B^T
+  cross(Dense{z.data(), l}, l, z.data(), l, d, g.data(), threads);  // z^T z = B B^T
   sym_eigen(g, l, w, q);
   std::vector<float> out(static_cast<size_t>(d * dims), 0.0f);
   for (int64_t c = 0; c < kept; ++c) {
@@ -242,13 +234,13 @@ EigResult top_eigen(const Csr& a, int64_t nev, const EigOptions& o) {
   auto rayleigh_ritz = [&]() {
     csr_multiply(a, v.data(), p, w.data(), o.threads);
     ++r.products;
-    cross(v.data(), p, w.data(), p, n, h.data(), o.threads);
+    cross(Dense{v.data(), p}, p, w.data(), p, n, h.data(), o.threads);
     for (int64_t u = 0; u < p; ++u)  // symmetrise the rounding
       for (int64_t t = u + 1; t < p; ++t) h[u * p + t] = h[t * p + u] = 0.5 * (h[u * p + t] + h[t * p + u]);
     sym_eigen(h, p, theta, q);
-    right_multiply(v.data(), n, p, q.data(), p, tmp.data(), o.threads);
+    right_multiply(Dense{v.data(), p}, n, p, q.data(), p, tmp.data(), o.threads);
     v.swap(tmp);
-    right_multiply(w.data(), n, p, q.data(), p, tmp.data(), o.threads);
+    right_multiply(Dense{w.data(), p}, n, p, q.data(), p, tmp.data(), o.threads);
     w.swap(tmp);
     double worst = 0;
     for (int64_t j = 0; j < nev; ++j) {
