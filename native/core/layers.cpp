@@ -38,22 +38,6 @@ void ConvLayer::init(Arena& a, InitRng& rng) {
   if (d_.bias) std::fill_n(a.host_param(b_), d_.K, 0.f);
 }
 
-std::unique_ptr<Conv2dOp> ConvLayer::make_op(const RunCtx& c) {
-  Conv2dDesc d = d_;
-  d.N = c.N;
-  return c.backend->conv2d(d);
-}
-
-void ConvLayer::forward(RunCtx& c, const float* x, float* y) {
-  Arena& a = *c.arena;
-  op(c).forward(x, a.param(w_), d_.bias ? a.param(b_) : nullptr, y);
-}
-
-void ConvLayer::backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) {
-  Arena& a = *c.arena;
-  op(c).backward(x, a.param(w_), dy, dx, a.grad(w_), d_.bias ? a.grad(b_) : nullptr);
-}
-
 // ---------------------------------------------------------------- batch norm
 
 BatchNormLayer::BatchNormLayer(Arena& a, const std::string& nm, Shape3 i) {
@@ -175,22 +159,6 @@ LinearLayer::LinearLayer(Arena& a, const std::string& nm, Shape3 i, int outf, bo
 void LinearLayer::init(Arena& a, InitRng& rng) {
   rng.fill_normal(a.host_param(w_), static_cast<size_t>(d_.out) * d_.in, 0.01);
   if (d_.bias) std::fill_n(a.host_param(b_), d_.out, 0.f);
-}
-
-std::unique_ptr<LinearOp> LinearLayer::make_op(const RunCtx& c) {
-  LinearDesc d = d_;
-  d.N = c.N;
-  return c.backend->linear(d);
-}
-
-void LinearLayer::forward(RunCtx& c, const float* x, float* y) {
-  Arena& a = *c.arena;
-  op(c).forward(x, a.param(w_), d_.bias ? a.param(b_) : nullptr, y);
-}
-
-void LinearLayer::backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) {
-  Arena& a = *c.arena;
-  op(c).backward(x, a.param(w_), dy, dx, a.grad(w_), d_.bias ? a.grad(b_) : nullptr);
 }
 
 // ---------------------------------------------------------------- dropout

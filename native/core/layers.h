@@ -120,19 +120,40 @@ class OpLayer : public Layer {
   OpCache<Op> ops_;
 };
 
-class ConvLayer final : public OpLayer<Conv2dOp> {
+// The backend op of a descriptor (one overload per weighted op).
+inline std::unique_ptr<Conv2dOp> make_backend_op(Backend& be, const Conv2dDesc& d) { return be.conv2d(d); }
+inline std::unique_ptr<LinearOp> make_backend_op(Backend& be, const LinearDesc& d) { return be.linear(d); }
+
+// conv2d and linear: a weight, an optional bias (d_.bias) and one op that reads
+// both (forward(x, w, b, y), backward(x, w, dy, dx, dw, db)).
+template <typename Op, typename Desc>
+class WeightedLayer : public OpLayer<Op> {
+ public:
+  void forward(RunCtx& c, const float* x, float* y) override {
+    Arena& a = *c.arena;
+    this->op(c).forward(x, a.param(w_), d_.bias ? a.param(b_) : nullptr, y);
+  }
+  void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) override {
+    Arena& a = *c.arena;
+    this->op(c).backward(x, a.param(w_), dy, dx, a.grad(w_), d_.bias ? a.grad(b_) : nullptr);
+  }
+
+ protected:
+  std::unique_ptr<Op> make_op(const RunCtx& c) override {
+    Desc d = d_;
+    d.N = c.N;
+    return make_backend_op(*c.backend, d);
+  }
+  Desc d_;
+  size_t w_ = 0, b_ = 0;
+};
+
+class ConvLayer final : public WeightedLayer<Conv2dOp, Conv2dDesc> {
  public:
   bool infer_step(Arena& a, std::vector<InferStep>& steps) override;
   ConvLayer(Arena& a, const std::string& nm, Shape3 i, int K, int k, int stride, int pad, bool bias);
   const char* kind() const override { return "conv2d"; }
   void init(Arena& a, InitRng& rng) override;
-  void forward(RunCtx& c, const float* x, float* y) override;
-  void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) override;
-
- private:
-  std::unique_ptr<Conv2dOp> make_op(const RunCtx& c) override;
-  Conv2dDesc d_;
-  size_t w_ = 0, b_ = 0;
 };
 
 class BatchNormLayer final : public OpLayer<BatchNormOp> {
@@ -183,18 +204,11 @@ class PoolLayer final : public OpLayer<Pool2dOp> {
 
 // nn.Linear on the flattened input (C*H*W, torch's x.view(N, -1) of NCHW).
 // Init as the reference: weight normal(0, 0.01), bias 0.
-class LinearLayer final : public OpLayer<LinearOp> {
+class LinearLayer final : public WeightedLayer<LinearOp, LinearDesc> {
  public:
   LinearLayer(Arena& a, const std::string& nm, Shape3 i, int out, bool bias = true);
   const char* kind() const override { return "linear"; }
   void init(Arena& a, InitRng& rng) override;
-  void forward(RunCtx& c, const float* x, float* y) override;
-  void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) override;
-
- private:
-  std::unique_ptr<LinearOp> make_op(const RunCtx& c) override;
-  LinearDesc d_;
-  size_t w_ = 0, b_ = 0;
 };
 
 // nn.Dropout(p): active only in training mode. The mask seed is the step seed
