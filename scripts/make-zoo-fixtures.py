@@ -309,9 +309,20 @@ def full(outdir):
                                 "layer2.0.downsample.0.weight", "layer2.0.downsample.1.bias", "layer4.1.bn2.weight",
                                 "layer4.2.bn3.weight", "top_layer.weight", "top_layer.bias", "top_layer0.weight")
                     if k in params]
+            # PyTorch float32 once more in channels_last: other kernels, another
+            # rounding, the second yardstick (test/zoo.test.ts). torchvision
+            # resnet18 at 224 px, batch 2 has ReLU inputs and max-pool winners so
+            # close to their kinks that rounding alone moves its gradients by
+            # about 1e-3 of their scale; the NCHW run happens not to cross them
+            mcl = copy.deepcopy(m).to(memory_format=torch.channels_last)
+            mcl.zero_grad()
+            outs_cl = mcl(x.contiguous(memory_format=torch.channels_last))
+            (sum(F.cross_entropy(o, y) for o in outs_cl) / len(outs_cl)).backward()
+            params_cl = dict(mcl.named_parameters())
             for k in pick:
                 io_["grad." + k] = params[k].grad.detach().clone()
                 io_["grad64." + k] = params64[k].grad.detach().clone()
+                io_["gradcl." + k] = params_cl[k].grad.detach().contiguous().clone()
             rec["grads"] = pick
         torch.save(io_, os.path.join(outdir, name + "-io.pth"))
         with open(os.path.join(outdir, name + ".json"), "w") as fh:

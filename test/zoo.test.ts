@@ -438,25 +438,30 @@ test("forward and gradients equal PyTorch's: torchvision resnet18 (224 px, 2 hea
         // nets in train-mode BN at batch 2 are ill-conditioned (resnet50-small:
         // PyTorch's own float32 gradient is up to ~1.5% of the scale off the
         // float64 one), so the bound is relative to PyTorch's float32 error on
-        // that tensor: at most 3x it, plus 3e-5 of the scale for the
-        // well-conditioned cases (observed ~3e-6), plus one ulp of
-        // max(|w0|, |w1|) for the rounding of w1 = w0 - g.
+        // that tensor, the larger of its NCHW and its channels_last run (other
+        // kernels, another rounding: torchvision resnet18 at 224 px has ReLU
+        // inputs and max-pool winners so near their kinks that channels_last
+        // lands 1e-2 off where NCHW happens to stay at 3e-6, and so does our
+        // blocked-layout trunk at 2e-3): at most 3x it, plus 3e-5 of the
+        // scale for the well-conditioned cases (observed ~3e-6), plus one ulp
+        // of max(|w0|, |w1|) for the rounding of w1 = w0 - g.
         const a = w0[k].data,
           b = w1[k].data,
           g64 = (io.get("grad64." + k) as PthTensor).data as Float64Array,
-          g32 = get("grad." + k);
+          g32 = get("grad." + k),
+          gcl = get("gradcl." + k);
         let scale = 0,
           torchErr = 0,
           ours = 0;
         for (let i = 0; i < g64.length; i++) scale = Math.max(scale, Math.abs(g64[i]));
         for (let i = 0; i < g64.length; i++) {
-          torchErr = Math.max(torchErr, Math.abs(g32[i] - g64[i]) / scale);
+          torchErr = Math.max(torchErr, Math.abs(g32[i] - g64[i]) / scale, Math.abs(gcl[i] - g64[i]) / scale);
           const ulp = 2 ** -23 * Math.max(Math.abs(a[i]), Math.abs(b[i]));
           ours = Math.max(ours, (Math.abs(a[i] - b[i] - g64[i]) - ulp) / scale);
         }
         assert.ok(
           ours <= 3 * torchErr + 3e-5,
-          `${name}: gradient of ${k} is ${ours.toExponential(2)} of its scale off float64 (PyTorch float32: ${torchErr.toExponential(2)})`,
+          `${name}: gradient of ${k} is ${ours.toExponential(2)} of its scale off float64 (PyTorch float32, NCHW or channels_last: ${torchErr.toExponential(2)})`,
         );
       }
     }
