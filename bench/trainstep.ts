@@ -1,4 +1,4 @@
-// npm run bench -- trainstep [--steps N] [--warmup W] [--threads T] [--gemm N] [--no-torch]
+// npm run bench -- trainstep [--steps N] [--warmup W] [--threads T] [--gemm N] [--no-torch] [--no-layouts]
 // images/s of the smallcnn training step (batch 256) and forward (batch 512) on
 // 1x28x28 and 3x32x32, next to PyTorch (same model, same threads, same timing:
 // median of N steps after W warm-up steps) timed in the same run when a python3
@@ -54,6 +54,25 @@ export async function main(args: string[]): Promise<void> {
     flops[fk] = forwardFlops(model).total;
     model.dispose();
   }
+  // the same cases with the trunk's activations kept NCHW (SELFLABEL_LAYOUT=plain,
+  // read when a model is built): what the blocked layout (nChw16c) gains
+  const nchw: Record<string, number> = {};
+  if (!args.includes("--no-layouts")) {
+    process.env.SELFLABEL_LAYOUT = "plain";
+    for (const [c, h, w] of [
+      [1, 28, 28],
+      [3, 32, 32],
+    ] as [number, number, number][]) {
+      const model = await createModel({ arch: "smallcnn", numClasses: [10], inputShape: [c, h, w], seed: 1 });
+      const x = new Float32Array(256 * c * h * w).map(() => Math.random() * 2 - 1);
+      const y = new Int32Array(256).map(() => Math.floor(Math.random() * 10));
+      nchw[`train ${c}x${h}x${w} b256`] = 256 / (await medianSeconds(() => model.trainStep(x, [y], { lr: 0.05, momentum: 0.9, weightDecay: 1e-5 }), steps, warmup));
+      const xf = new Float32Array(512 * c * h * w).map(() => Math.random() * 2 - 1);
+      nchw[`forward ${c}x${h}x${w} b512`] = 512 / (await medianSeconds(() => model.forward(xf, { mode: "eval", output: "logits" }), steps, warmup));
+      model.dispose();
+    }
+    delete process.env.SELFLABEL_LAYOUT;
+  }
   const py = args.includes("--no-torch") ? null : findTorchPython();
   let theirs: Record<string, number> = {};
   if (py)
@@ -62,6 +81,12 @@ export async function main(args: string[]): Promise<void> {
   const gemmAfter = sgemmGflops(gemmN, threads, 5).gflops;
   console.log(`# float32 GEMM ${gemmN}^2: ${gemmAfter.toFixed(1)} GFLOP/s (after the cases); the table divides by the larger of the two`);
   printRatios(ours, theirs, 24, 0);
+  if (Object.keys(nchw).length) {
+    console.log(`# ours with the trunk's activations in NCHW (SELFLABEL_LAYOUT=plain) vs the default (blocked nChw16c where the CPU has AVX-512)`);
+    console.log(`${"case".padEnd(24)} ${"default img/s".padStart(14)} ${"NCHW img/s".padStart(11)} ${"ratio".padStart(7)}`);
+    for (const k of Object.keys(nchw))
+      console.log(`${k.padEnd(24)} ${ours[k].toFixed(0).padStart(14)} ${nchw[k].toFixed(0).padStart(11)} ${(ours[k] / nchw[k]).toFixed(2).padStart(6)}x`);
+  }
   const gemm = Math.max(gemmBefore, gemmAfter);
   console.log(`${"case".padEnd(24)} ${"MFLOP/img".padStart(10)} ${"ours GFLOP/s".padStart(13)} ${"of GEMM".padStart(8)} ${"torch GFLOP/s".padStart(14)} ${"of GEMM".padStart(8)}`);
   for (const k of Object.keys(ours)) {

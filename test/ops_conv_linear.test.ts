@@ -3,53 +3,8 @@
 // reference itself against finite differences; bad descriptors give errors.
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { Rng, runOp, checkFiniteDiff, Params } from "./helpers/opcheck";
+import { Rng, runOp, checkFiniteDiff, Params, assertWithinBound, absInputs } from "./helpers/opcheck";
 import { HarnessTensors } from "./helpers/test_addon";
-
-// Unit roundoff of float32.
-const U32 = 2 ** -24;
-
-/**
- * Elementwise float32 error bound. For a sum of L products computed in float32
- * in ANY order (oneDNN blocks and reorders its reductions), the classic bound is
- * |err| <= (L-1)*u * sum|terms|; rounding x and w (or dy) to float32 adds 2u,
- * rounding the result adds u. So we allow (L+3)*u * sum|terms| per element,
- * where sum|terms| is the reference run on |inputs| (exact bound, no guessed
- * scale). A wrong or missing term costs about sum|terms|/L, far above this.
- */
-function assertWithinBound(
-  actual: Float64Array,
-  expected: Float64Array,
-  absSum: Float64Array,
-  L: number,
-  what: string,
-): void {
-  assert.equal(actual.length, expected.length, `${what}: length ${actual.length} != ${expected.length}`);
-  const k = (L + 3) * U32;
-  let worst = 0;
-  let wi = -1;
-  for (let i = 0; i < actual.length; i++) {
-    // 1e-30: elements whose every term is padding must be (near) exactly 0
-    const r = Math.abs(actual[i] - expected[i]) / (k * absSum[i] + 1e-30);
-    if (!(r <= worst)) {
-      worst = r;
-      wi = i;
-    }
-  }
-  if (!(worst <= 1)) {
-    assert.fail(
-      `${what}: mismatch at [${wi}]: got ${actual[wi]}, expected ${expected[wi]}, ` +
-        `bound ${(k * absSum[wi]).toExponential(2)} (L=${L}), ratio ${worst.toExponential(2)}`,
-    );
-  }
-}
-
-const abs = (a: Float64Array): Float64Array => a.map(Math.abs);
-function absInputs(inp: HarnessTensors): HarnessTensors {
-  const out: HarnessTensors = {};
-  for (const k of Object.keys(inp)) out[k] = abs(inp[k]);
-  return out;
-}
 
 // ---------------------------------------------------------------- conv2d
 

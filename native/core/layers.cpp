@@ -38,6 +38,11 @@ void ConvLayer::init(Arena& a, InitRng& rng) {
   if (d_.bias) std::fill_n(a.host_param(b_), d_.K, 0.f);
 }
 
+void ConvLayer::set_layouts(Layout in_l, bool blocked_ok) {
+  in_layout = d_.src_layout = in_l;
+  out_layout = d_.dst_layout = blocked_ok && d_.K % 16 == 0 ? Layout::blocked16 : Layout::plain;
+}
+
 // ---------------------------------------------------------------- batch norm
 
 BatchNormLayer::BatchNormLayer(Arena& a, const std::string& nm, Shape3 i) {
@@ -66,8 +71,39 @@ void BatchNormLayer::check_train_batch(int N) const {
 std::unique_ptr<BatchNormOp> BatchNormLayer::make_op(const RunCtx& c) {
   BatchNormDesc d;
   d.N = c.N; d.C = in.C; d.H = in.H; d.W = in.W;
+  d.layout = in_layout;
   return c.backend->batchnorm(d);
 }
+
+// A plain view of an activation for code that reads NCHW only (the
+// synchronised batch norm): a host copy when the layer's layout is blocked.
+namespace {
+class Plain {
+ public:
+  Plain(RunCtx& c, Layout l, Shape3 s, const float* p) : c_(c), l_(l), s_(s), p_(const_cast<float*>(p)) {}
+  const float* in() {
+    if (l_ == Layout::plain || !p_) return p_;
+    tmp_.resize(static_cast<size_t>(c_.N) * s_.size());
+    c_.backend->reorder(p_, l_, tmp_.data(), Layout::plain, c_.N, s_.C, s_.H, s_.W);
+    return tmp_.data();
+  }
+  float* out() {
+    if (l_ == Layout::plain || !p_) return p_;
+    tmp_.resize(static_cast<size_t>(c_.N) * s_.size());
+    return tmp_.data();
+  }
+  void finish() {
+    if (l_ != Layout::plain && p_) c_.backend->reorder(tmp_.data(), Layout::plain, p_, l_, c_.N, s_.C, s_.H, s_.W);
+  }
+
+ private:
+  RunCtx& c_;
+  Layout l_;
+  Shape3 s_;
+  float* p_;
+  std::vector<float> tmp_;
+};
+}  // namespace
 
 bool BatchNormLayer::sync(const RunCtx& c) const {
   if (!c.training || !c.dist || !c.dist->bn_sum) return false;
@@ -81,8 +117,10 @@ void BatchNormLayer::forward(RunCtx& c, const float* x, float* y) {
   if (sync(c)) {
     BatchNormDesc d;
     d.N = c.N; d.C = in.C; d.H = in.H; d.W = in.W;
-    sync_batchnorm_forward(d, x, a.param(g_), a.param(b_), a.buffer(rm_), a.buffer(rv_), y, sync_mean_, sync_invstd_,
-                           c.dist->bn_sum);
+    Plain px(c, in_layout, in, x), py(c, in_layout, in, y);
+    sync_batchnorm_forward(d, px.in(), a.param(g_), a.param(b_), a.buffer(rm_), a.buffer(rv_), py.out(), sync_mean_,
+                           sync_invstd_, c.dist->bn_sum);
+    py.finish();
     return;
   }
   op(c).forward(x, a.param(g_), a.param(b_), a.buffer(rm_), a.buffer(rv_), y, c.training);
@@ -93,7 +131,10 @@ void BatchNormLayer::backward(RunCtx& c, const float* x, const float* y, const f
   if (sync(c)) {
     BatchNormDesc d;
     d.N = c.N; d.C = in.C; d.H = in.H; d.W = in.W;
-    sync_batchnorm_backward(d, x, a.param(g_), dy, sync_mean_, sync_invstd_, dx, a.grad(g_), a.grad(b_), c.dist->bn_sum);
+    Plain px(c, in_layout, in, x), pdy(c, in_layout, in, dy), pdx(c, in_layout, in, dx);
+    sync_batchnorm_backward(d, px.in(), a.param(g_), pdy.in(), sync_mean_, sync_invstd_, dx ? pdx.out() : nullptr,
+                            a.grad(g_), a.grad(b_), c.dist->bn_sum);
+    pdx.finish();
     return;
   }
   op(c).backward(x, a.param(g_), dy, dx, a.grad(g_), a.grad(b_));
@@ -134,6 +175,7 @@ PoolLayer::PoolLayer(const std::string& nm, Shape3 i, bool max, int kh, int kw, 
 std::unique_ptr<Pool2dOp> PoolLayer::make_op(const RunCtx& c) {
   Pool2dDesc d = d_;
   d.N = c.N;
+  d.layout = in_layout;
   return max_ ? c.backend->maxpool2d(d) : c.backend->avgpool2d(d);
 }
 

@@ -153,6 +153,8 @@ class ConvLayer final : public WeightedLayer<Conv2dOp, Conv2dDesc> {
   bool infer_step(Arena& a, std::vector<InferStep>& steps) override;
   ConvLayer(Arena& a, const std::string& nm, Shape3 i, int K, int k, int stride, int pad, bool bias);
   const char* kind() const override { return "conv2d"; }
+  Layout input_layout(Layout arriving, bool) const override { return arriving; }
+  void set_layouts(Layout in_l, bool blocked_ok) override;
   void init(Arena& a, InitRng& rng) override;
 };
 
@@ -161,6 +163,8 @@ class BatchNormLayer final : public OpLayer<BatchNormOp> {
   bool infer_step(Arena& a, std::vector<InferStep>& steps) override;
   BatchNormLayer(Arena& a, const std::string& nm, Shape3 i);
   const char* kind() const override { return "batchnorm2d"; }
+  Layout input_layout(Layout arriving, bool) const override { return arriving; }
+  void set_layouts(Layout in_l, bool) override { in_layout = out_layout = in_l; }
   void init(Arena& a, InitRng& rng) override;
   void check_train_batch(int N) const override;
   void forward(RunCtx& c, const float* x, float* y) override;
@@ -179,6 +183,8 @@ class ReluLayer final : public OpLayer<ReluOp> {
   bool infer_step(Arena& a, std::vector<InferStep>& steps) override;
   ReluLayer(const std::string& nm, Shape3 i);
   const char* kind() const override { return "relu"; }
+  Layout input_layout(Layout arriving, bool) const override { return arriving; }   // elementwise
+  void set_layouts(Layout in_l, bool) override { in_layout = out_layout = in_l; }
   void forward(RunCtx& c, const float* x, float* y) override;
   void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) override;
 
@@ -193,6 +199,12 @@ class PoolLayer final : public OpLayer<Pool2dOp> {
   bool infer_step(Arena& a, std::vector<InferStep>& steps) override;
   PoolLayer(const std::string& nm, Shape3 i, bool max, int kh, int kw, int stride, int pad);
   const char* kind() const override { return max_ ? "maxpool2d" : "avgpool2d"; }
+  Layout input_layout(Layout arriving, bool) const override { return arriving; }
+  // a 1x1 output is the same bytes in both layouts: say plain (no reorder after a global pool)
+  void set_layouts(Layout in_l, bool) override {
+    in_layout = in_l;
+    out_layout = out.H == 1 && out.W == 1 ? Layout::plain : in_l;
+  }
   void forward(RunCtx& c, const float* x, float* y) override;
   void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) override;
 

@@ -153,6 +153,7 @@ Model::Model(const ModelSpec& spec, Backend& backend) : spec_(spec), backend_(&b
     head->b = arena_.add(head->name + ".bias", {head->K}, true);
     heads_.push_back(std::move(head));
   }
+  assign_layouts();
   arena_.finalize(backend);
   scratch_.bind(backend);
   // initialisation on the host, in layer order, then heads: linear normal(0,
@@ -168,6 +169,28 @@ Model::Model(const ModelSpec& spec, Backend& backend) : spec_(spec), backend_(&b
 }
 
 Model::~Model() = default;
+
+void Model::assign_layouts() {
+  const bool ok = backend_->blocked_layouts();
+  Layout cur = Layout::plain;   // the images
+  reorder_in_.assign(trunk_.size(), 0);
+  for (size_t i = 0; i < trunk_.size(); i++) {
+    Layer& l = *trunk_[i];
+    const Layout want = l.input_layout(cur, ok);
+    reorder_in_[i] = want != cur;
+    l.set_layouts(want, ok);
+    cur = l.out_layout;
+  }
+  features_layout_ = cur;
+}
+
+const float* Model::layer_input(Plan& p, size_t i, const float* x) {
+  if (!reorder_in_[i]) return x;
+  const Layer& l = *trunk_[i];
+  const Layout from = i == 0 ? Layout::plain : trunk_[i - 1]->out_layout;
+  backend_->reorder(x, from, p.reord[i].f32(), l.in_layout, p.N, l.in.C, l.in.H, l.in.W);
+  return p.reord[i].f32();
+}
 
 Model::Plan& Model::plan_for(int N, bool training) {
   auto key = std::make_pair(N, training);
@@ -199,6 +222,12 @@ Model::Plan& Model::plan_for(int N, bool training) {
     p->ping = floats(max_act);
     p->pong = floats(max_act);
   }
+  p->reord.resize(trunk_.size());
+  bool any = false;
+  for (size_t i = 0; i < trunk_.size(); i++)
+    if (reorder_in_[i]) p->reord[i] = floats(static_cast<size_t>(N) * trunk_[i]->in.size()), any = true;
+  if (training && (any || features_layout_ != Layout::plain)) p->grad_c = floats(max_act);
+  if (features_layout_ != Layout::plain) p->feat_plain = floats(static_cast<size_t>(N) * feature_dim_);
   for (auto& h : heads_) {
     p->logits.push_back(floats(static_cast<size_t>(N) * h->K));
     if (training) p->dlogits.push_back(floats(static_cast<size_t>(N) * h->K));
@@ -254,8 +283,13 @@ void Model::run_trunk(Plan& p, RunCtx& c, const float* images) {
   const float* x = images;
   for (size_t i = 0; i < trunk_.size(); i++) {
     float* y = p.training ? p.acts[i].f32() : ((i % 2 == 0) ? p.ping.f32() : p.pong.f32());
-    trunk_[i]->forward(c, x, y);
+    trunk_[i]->forward(c, layer_input(p, i, x), y);
     x = y;
+  }
+  if (features_layout_ != Layout::plain) {
+    const Shape3& s = trunk_.back()->out;
+    backend_->reorder(x, features_layout_, p.feat_plain.f32(), Layout::plain, p.N, s.C, s.H, s.W);
+    x = p.feat_plain.f32();
   }
   p.features = x;
 }
@@ -332,11 +366,23 @@ StepResult Model::step_from(Plan& p, const float* x0, const std::vector<const in
     if (h > 0) be.add_inplace(p.dfeat.f32(), p.dfeat_tmp.f32(), static_cast<size_t>(N) * D);
   }
   // trunk in reverse
+  // (each layer's dy in its output layout, its dx in its input layout; a
+  // gradient crossing a reorder goes back through grad_c)
   const float* dy = p.dfeat.f32();
+  if (features_layout_ != Layout::plain) {
+    const Shape3& s = trunk_.back()->out;
+    be.reorder(dy, Layout::plain, p.grad_c.f32(), features_layout_, N, s.C, s.H, s.W);
+    dy = p.grad_c.f32();
+  }
   for (size_t i = trunk_.size(); i-- > 0;) {
-    const float* x = i == 0 ? x0 : p.acts[i - 1].f32();
+    const float* x = reorder_in_[i] ? p.reord[i].f32() : i == 0 ? x0 : p.acts[i - 1].f32();
     float* dx = i == 0 ? nullptr : ((dy == p.grad_a.f32()) ? p.grad_b.f32() : p.grad_a.f32());
     trunk_[i]->backward(c, x, p.acts[i].f32(), dy, dx);
+    if (dx && reorder_in_[i]) {
+      const Layer& l = *trunk_[i];
+      be.reorder(dx, l.in_layout, p.grad_c.f32(), trunk_[i - 1]->out_layout, N, l.in.C, l.in.H, l.in.W);
+      dx = p.grad_c.f32();
+    }
     dy = dx;
   }
   const size_t P = arena_.num_params();
@@ -467,12 +513,18 @@ void Model::forward_taps(const float* images, int N, const std::vector<int>& tap
   const float* x = stage_images(p, images);
   RunCtx c = run_ctx(p, false);
   std::vector<float> host;   // device backends: the tapped activation, downloaded for the sink
+  std::vector<float> plain;   // a tapped activation in a blocked layout, reordered for the sink
   for (int i = 0; i <= deepest; i++) {
     float* y = (i % 2 == 0) ? p.ping.f32() : p.pong.f32();
-    trunk_[i]->forward(c, x, y);
+    trunk_[i]->forward(c, layer_input(p, i, x), y);
     for (size_t t = 0; t < taps.size(); t++) {
       if (taps[t] != i) continue;
-      if (backend_->host_memory()) {
+      const Layer& l = *trunk_[i];
+      if (l.out_layout != Layout::plain) {
+        plain.resize(static_cast<size_t>(N) * l.out.size());
+        backend_->reorder(y, l.out_layout, plain.data(), Layout::plain, N, l.out.C, l.out.H, l.out.W);
+        sink(t, plain.data());
+      } else if (backend_->host_memory()) {
         sink(t, y);
       } else {
         host.resize(static_cast<size_t>(N) * trunk_[i]->out.size());

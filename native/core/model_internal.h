@@ -38,6 +38,9 @@ struct Model::Plan {
                                                // for train_step_fill (allocated there)
   std::vector<Buffer> labels;                  // per head (N) int32, device backends only
   const float* features = nullptr;             // (N, D) after run_trunk
+  std::vector<Buffer> reord;                   // per trunk layer: its input reordered (Model::reorder_in_)
+  Buffer grad_c;                               // backward: a gradient reordered between layouts
+  Buffer feat_plain;                           // the features reordered to plain (features_layout_ blocked)
 };
 
 // Index of the first NaN/Inf in images (N, in), checked on the host: throws

@@ -23,6 +23,30 @@ void ResidualBlock::finish() {
   out = m;
 }
 
+Layout ResidualBlock::input_layout(Layout, bool blocked_ok) const {
+  bool ok = blocked_ok && in.C % 16 == 0;
+  for (auto& l : main_) ok = ok && l->out.C % 16 == 0;
+  for (auto& l : shortcut_) ok = ok && l->out.C % 16 == 0;
+  return ok ? Layout::blocked16 : Layout::plain;
+}
+
+void ResidualBlock::set_layouts(Layout in_l, bool blocked_ok) {
+  const bool ok = in_l == Layout::blocked16;   // input_layout said the block can run blocked
+  auto chain = [&](std::vector<std::unique_ptr<Layer>>& ls) {
+    Layout cur = in_l;
+    for (auto& l : ls) {
+      SLN_CHECK_ARG(l->input_layout(cur, ok) == cur, name << ": sublayer " << l->name << " cannot read its input's layout");
+      l->set_layouts(cur, ok);
+      cur = l->out_layout;
+    }
+    return cur;
+  };
+  const Layout m = chain(main_), s = chain(shortcut_);
+  SLN_CHECK_ARG(m == s, name << ": the branches end in different layouts");
+  in_layout = in_l;
+  out_layout = m;
+}
+
 void ResidualBlock::init(Arena& a, InitRng& rng) {
   for (auto& l : main_) l->init(a, rng);
   for (auto& l : shortcut_) l->init(a, rng);

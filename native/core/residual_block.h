@@ -33,6 +33,10 @@ class ResidualBlock final : public Layer {
   void finish();   // checks the two branches agree; sets out
 
   const char* kind() const override { return "residual"; }
+  // blocked through the whole block (both branches, the add and the ReLU)
+  // when every channel count allows it; otherwise plain
+  Layout input_layout(Layout arriving, bool blocked_ok) const override;
+  void set_layouts(Layout in_l, bool blocked_ok) override;
   void init(Arena& a, InitRng& rng) override;
   void check_train_batch(int N) const override;
   void forward(RunCtx& c, const float* x, float* y) override;

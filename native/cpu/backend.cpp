@@ -1,5 +1,7 @@
 // The CPU backend object: threads, description, and dispatch to the op files.
 #include <cstdlib>
+#include <cstring>
+#include <string>
 #include <sstream>
 #include <thread>
 
@@ -61,7 +63,9 @@ class CpuBackend final : public Backend {
     return os.str();
   }
   std::unique_ptr<Conv2dOp> conv2d(const Conv2dDesc& d) override { return make_conv2d(d); }
-  std::unique_ptr<BatchNormOp> batchnorm(const BatchNormDesc& d) override { return make_batchnorm(d); }
+  std::unique_ptr<BatchNormOp> batchnorm(const BatchNormDesc& d) override {
+    return d.layout == Layout::blocked16 ? make_batchnorm_blocked(d) : make_batchnorm(d);
+  }
   std::unique_ptr<ReluOp> relu(const EltwiseDesc& d) override { return make_relu(d); }
   std::unique_ptr<Pool2dOp> maxpool2d(const Pool2dDesc& d) override { return make_maxpool2d(d); }
   std::unique_ptr<Pool2dOp> avgpool2d(const Pool2dDesc& d) override { return make_avgpool2d(d); }
@@ -79,12 +83,51 @@ class CpuBackend final : public Backend {
     apply_threads();
     cpu::sgd_step(w, g, buf, n, lr, momentum, weight_decay, first);
   }
+  bool blocked_layouts() const override { return cpu::blocked_layouts(); }
+  void reorder(const float* src, Layout from, float* dst, Layout to, int N, int C, int H, int W) override {
+    reorder_layout(src, from, dst, to, N, C, H, W);
+  }
   void add_inplace(float* y, const float* x, size_t n) override {
     apply_threads();
 #pragma omp parallel for schedule(static)
     for (long i = 0; i < static_cast<long>(n); i++) y[i] += x[i];
   }
 };
+
+// Blocked (nChw16c) activations through the trunk where the vectors are 16
+// floats wide (AVX-512): there oneDNN's convolutions, batch norm and pooling
+// all prefer that layout. SELFLABEL_LAYOUT=plain|blocked overrides (to compare).
+bool blocked_layouts() {   // read when a model is built
+  const char* e = std::getenv("SELFLABEL_LAYOUT");
+  if (e && std::string(e) == "plain") return false;
+  if (e && std::string(e) == "blocked") return true;
+  return dnnl::get_effective_cpu_isa() >= dnnl::cpu_isa::avx512_core;
+}
+
+void reorder_layout(const float* src, Layout from, float* dst, Layout to, int N, int C, int H, int W) {
+  apply_threads();
+  check_layout(from, C, "reorder");
+  check_layout(to, C, "reorder");
+  const size_t HW = static_cast<size_t>(H) * W;
+  if (from == to) {
+    std::memcpy(dst, src, static_cast<size_t>(N) * C * HW * sizeof(float));
+    return;
+  }
+  // one (image, 16-channel block) per iteration: 16 planes <-> one interleaved block
+  const long blocks = static_cast<long>(N) * (C / 16);
+#pragma omp parallel for schedule(static)
+  for (long nb = 0; nb < blocks; nb++) {
+    const float* s = src + static_cast<size_t>(nb) * 16 * HW;
+    float* d = dst + static_cast<size_t>(nb) * 16 * HW;
+    if (to == Layout::blocked16) {
+      for (size_t i = 0; i < HW; i++)
+        for (int c = 0; c < 16; c++) d[i * 16 + c] = s[c * HW + i];
+    } else {
+      for (int c = 0; c < 16; c++)
+        for (size_t i = 0; i < HW; i++) d[c * HW + i] = s[i * 16 + c];
+    }
+  }
+}
 
 }  // namespace sln::cpu
 

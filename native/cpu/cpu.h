@@ -30,8 +30,21 @@ int threads();
     }                                                                                          \
   } while (0)
 
+// The oneDNN tag of an (N, C, H, W) activation in layout l.
+inline dnnl::memory::format_tag layout_tag(Layout l) {
+  return l == Layout::blocked16 ? dnnl::memory::format_tag::nChw16c : dnnl::memory::format_tag::nchw;
+}
+// A blocked descriptor needs C % 16 == 0 (no padded channels).
+inline void check_layout(Layout l, int C, const std::string& what) {
+  SLN_CHECK_ARG(l == Layout::plain || (l == Layout::blocked16 && C % 16 == 0),
+                what << ": a blocked16 activation needs channels divisible by 16, got " << C);
+}
+void reorder_layout(const float* src, Layout from, float* dst, Layout to, int N, int C, int H, int W);
+bool blocked_layouts();
+
 std::unique_ptr<Conv2dOp> make_conv2d(const Conv2dDesc& d);
-std::unique_ptr<BatchNormOp> make_batchnorm(const BatchNormDesc& d);
+std::unique_ptr<BatchNormOp> make_batchnorm(const BatchNormDesc& d);          // NCHW (oneDNN)
+std::unique_ptr<BatchNormOp> make_batchnorm_blocked(const BatchNormDesc& d);  // nChw16c (cpu/batchnorm_blocked.cpp)
 std::unique_ptr<ReluOp> make_relu(const EltwiseDesc& d);
 std::unique_ptr<Pool2dOp> make_maxpool2d(const Pool2dDesc& d);
 std::unique_ptr<Pool2dOp> make_avgpool2d(const Pool2dDesc& d);

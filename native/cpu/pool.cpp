@@ -1,7 +1,7 @@
 // Max and average pooling on oneDNN (pooling_max with a workspace kept for
 // backward; pooling_avg_include_padding = torch's count_include_pad=True).
 // Floor output size as torch: oneDNN's (H - k + pad_l + pad_r) / stride + 1
-// with pad_r = pad_l rounds down the same way.
+// with pad_r = pad_l rounds down the same way. NCHW or nChw16c (Layout).
 #include <sstream>
 #include <unordered_map>
 
@@ -21,6 +21,7 @@ class CpuPool final : public Pool2dOp {
  public:
   CpuPool(const Pool2dDesc& d, bool is_max) : d_(d), max_(is_max), name_(is_max ? "maxpool2d" : "avgpool2d") {
     check_pool(name_, d);
+    check_layout(d.layout, d.C, name_);
     SLN_DNNL("pooling primitives for " << pool_shape(name_, d), init());
     fwd_args_ = {{DNNL_ARG_SRC, x_}, {DNNL_ARG_DST, y_}};
     bwd_args_ = {{DNNL_ARG_DIFF_DST, dy_}, {DNNL_ARG_DIFF_SRC, dx_}};
@@ -34,8 +35,8 @@ class CpuPool final : public Pool2dOp {
     const Pool2dDesc& d = d_;
     const bool is_max = max_;
     auto& eng = engine();
-    memory::desc src({d.N, d.C, d.H, d.W}, dt::f32, tag::nchw);       // (N,C,H,W)
-    memory::desc dst({d.N, d.C, d.OH(), d.OW()}, dt::f32, tag::nchw);  // (N,C,OH,OW)
+    memory::desc src({d.N, d.C, d.H, d.W}, dt::f32, layout_tag(d.layout));       // (N,C,H,W)
+    memory::desc dst({d.N, d.C, d.OH(), d.OW()}, dt::f32, layout_tag(d.layout));  // (N,C,OH,OW)
     memory::dims strides = {d.stride, d.stride}, kernel = {d.KH(), d.KW()}, pad = {d.pad, d.pad};
     const auto alg = is_max ? dnnl::algorithm::pooling_max : dnnl::algorithm::pooling_avg_include_padding;
     {

@@ -275,11 +275,28 @@ void CudaBackend::synchronize() {
 
 // ---- ops ----------------------------------------------------------------------
 
-std::unique_ptr<Conv2dOp> CudaBackend::conv2d(const Conv2dDesc& d) { return make_conv2d(*this, d); }
-std::unique_ptr<BatchNormOp> CudaBackend::batchnorm(const BatchNormDesc& d) { return make_batchnorm(*this, d); }
+// blocked_layouts() is false here: the model never asks for Layout::blocked16
+static void plain_only(Layout l, const char* op) {
+  SLN_CHECK_ARG(l == Layout::plain, op << ": the CUDA backend takes NCHW activations only");
+}
+std::unique_ptr<Conv2dOp> CudaBackend::conv2d(const Conv2dDesc& d) {
+  plain_only(d.src_layout, "conv2d");
+  plain_only(d.dst_layout, "conv2d");
+  return make_conv2d(*this, d);
+}
+std::unique_ptr<BatchNormOp> CudaBackend::batchnorm(const BatchNormDesc& d) {
+  plain_only(d.layout, "batchnorm");
+  return make_batchnorm(*this, d);
+}
 std::unique_ptr<ReluOp> CudaBackend::relu(const EltwiseDesc& d) { return make_relu(*this, d); }
-std::unique_ptr<Pool2dOp> CudaBackend::maxpool2d(const Pool2dDesc& d) { return make_maxpool2d(*this, d); }
-std::unique_ptr<Pool2dOp> CudaBackend::avgpool2d(const Pool2dDesc& d) { return make_avgpool2d(*this, d); }
+std::unique_ptr<Pool2dOp> CudaBackend::maxpool2d(const Pool2dDesc& d) {
+  plain_only(d.layout, "maxpool2d");
+  return make_maxpool2d(*this, d);
+}
+std::unique_ptr<Pool2dOp> CudaBackend::avgpool2d(const Pool2dDesc& d) {
+  plain_only(d.layout, "avgpool2d");
+  return make_avgpool2d(*this, d);
+}
 std::unique_ptr<LinearOp> CudaBackend::linear(const LinearDesc& d) { return make_linear(*this, d); }
 std::unique_ptr<DropoutOp> CudaBackend::dropout(const DropoutDesc& d) { return make_dropout(*this, d); }
 

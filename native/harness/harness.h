@@ -47,6 +47,13 @@ Buffer upload_i32(Backend& be, const std::vector<int32_t>& v);
 Buffer alloc_f32(Backend& be, size_t n);                         // uninitialised
 std::vector<double> download_f64(Backend& be, const Buffer& b, size_t n);   // n float32 -> float64
 
+// Activations in a backend layout (sln/ops.h Layout) at the harness's edges:
+// the cases keep NCHW tensors; a case run with a layout param reorders its
+// inputs into the op's layout before upload and its outputs back after download.
+Layout layout_param(const Params& p, const char* name);   // 0 plain, 1 blocked16
+std::vector<double> to_layout(const std::vector<double>& v, Layout l, int N, int C, int H, int W);
+std::vector<double> from_layout(const std::vector<double>& v, Layout l, int N, int C, int H, int W);
+
 #define SLN_HARNESS(op, fn) static ::sln::HarnessRegistrar sln_harness_registrar_##fn(op, fn)
 
 }  // namespace sln

@@ -1,4 +1,5 @@
-// Harness case "batchnorm2d": params N,C,H,W, eps, momentum, training (1/0).
+// Harness case "batchnorm2d": params N,C,H,W, eps, momentum, training (1/0),
+// layout (0 plain, 1 blocked16: the backend op's activations).
 // inputs x (N,C,H,W), gamma, beta, running_mean, running_var (C), optional dy
 // (N,C,H,W; backward after a training forward).
 // outputs y, running_mean, running_var; with dy: dx, dgamma, dbeta.
@@ -16,6 +17,8 @@ static Tensors run_batchnorm(Backend* be, const Params& p, const Tensors& in) {
   d.eps = static_cast<float>(param(p, "eps", 1e-5));
   d.momentum = static_cast<float>(param(p, "momentum", 0.1));
   const bool training = param(p, "training", 1) != 0;
+  d.layout = layout_param(p, "layout");
+  const Layout l = d.layout;
   std::unique_ptr<BatchNormOp> op;   // the backend op validates its descriptor itself
   if (be)
     op = be->batchnorm(d);
@@ -59,14 +62,16 @@ static Tensors run_batchnorm(Backend* be, const Params& p, const Tensors& in) {
     out["running_var"] = std::vector<double>(rvf.begin(), rvf.end());
   } else {
     Backend& B = *be;
-    Buffer xd = upload_f32(B, x), gd = upload_f32(B, gamma), bd = upload_f32(B, beta);   // (N,C,H,W), (C), (C)
+    Buffer xd = upload_f32(B, to_layout(x, l, d.N, d.C, d.H, d.W)), gd = upload_f32(B, gamma), bd = upload_f32(B, beta);
     Buffer rmd = upload_f32(B, rm), rvd = upload_f32(B, rv), yd = alloc_f32(B, n);       // (C), (C), (N,C,H,W)
     op->forward(xd.f32(), gd.f32(), bd.f32(), rmd.f32(), rvd.f32(), yd.f32(), training);
-    y = download_f64(B, yd, n);
+    y = from_layout(download_f64(B, yd, n), l, d.N, d.C, d.H, d.W);
     if (bwd) {
-      Buffer dyd = upload_f32(B, *dy), dxd = alloc_f32(B, n), dgd = alloc_f32(B, C), dbd = alloc_f32(B, C);
+      Buffer dyd = upload_f32(B, to_layout(*dy, l, d.N, d.C, d.H, d.W)), dxd = alloc_f32(B, n), dgd = alloc_f32(B, C),
+             dbd = alloc_f32(B, C);
       op->backward(xd.f32(), gd.f32(), dyd.f32(), dxd.f32(), dgd.f32(), dbd.f32());
-      dx = download_f64(B, dxd, n), dgamma = download_f64(B, dgd, C), dbeta = download_f64(B, dbd, C);
+      dx = from_layout(download_f64(B, dxd, n), l, d.N, d.C, d.H, d.W), dgamma = download_f64(B, dgd, C),
+      dbeta = download_f64(B, dbd, C);
     }
     out["running_mean"] = download_f64(B, rmd, C), out["running_var"] = download_f64(B, rvd, C);
   }

@@ -1,4 +1,5 @@
-// Harness case "conv2d". Params: N,C,H,W,K,R,S,stride,pad,bias.
+// Harness case "conv2d". Params: N,C,H,W,K,R,S,stride,pad,bias, src_layout and
+// dst_layout (0 plain, 1 blocked16: the backend op's x/dx and y/dy layouts).
 // Inputs: x (N,C,H,W), w (K,C,R,S), b (K) when bias, dy (N,K,OH,OW) optional.
 // Outputs: y; with dy also dx, dw and db (db when bias). Param need_dx=0 runs
 // backward with dx = null (a first layer) and returns no dx.
@@ -15,6 +16,7 @@ static Tensors conv2d_case(Backend* backend, const Params& p, const Tensors& in)
   d.N = iparam(p, "N", 1), d.C = iparam(p, "C", 1), d.H = iparam(p, "H", 1), d.W = iparam(p, "W", 1);
   d.K = iparam(p, "K", 1), d.R = iparam(p, "R", 1), d.S = iparam(p, "S", 1);
   d.stride = iparam(p, "stride", 1), d.pad = iparam(p, "pad", 0), d.bias = iparam(p, "bias", 0) != 0;
+  d.src_layout = layout_param(p, "src_layout"), d.dst_layout = layout_param(p, "dst_layout");
   // The backend op validates its own descriptor; create it before anything else.
   std::unique_ptr<Conv2dOp> op = backend ? backend->conv2d(d) : nullptr;
   check_conv2d(d);
@@ -48,19 +50,21 @@ static Tensors conv2d_case(Backend* backend, const Params& p, const Tensors& in)
     return out;
   }
   Backend& B = *backend;
-  Buffer xd = upload_f32(B, x), wd = upload_f32(B, w);   // (N,C,H,W), (K,C,R,S)
+  const Layout xl = d.src_layout, yl = d.dst_layout;
+  const int OH = d.OH(), OW = d.OW();
+  Buffer xd = upload_f32(B, to_layout(x, xl, d.N, d.C, d.H, d.W)), wd = upload_f32(B, w);   // (N,C,H,W), (K,C,R,S)
   Buffer bd = b ? upload_f32(B, *b) : Buffer();          // (K)
   Buffer yd = alloc_f32(B, ny);                          // (N,K,OH,OW)
   op->forward(xd.f32(), wd.f32(), b ? bd.f32() : nullptr, yd.f32());
-  out["y"] = download_f64(B, yd, ny);
+  out["y"] = from_layout(download_f64(B, yd, ny), yl, d.N, d.K, OH, OW);
   if (bwd) {
-    Buffer dyd = upload_f32(B, *dy);                                  // (N,K,OH,OW)
+    Buffer dyd = upload_f32(B, to_layout(*dy, yl, d.N, d.K, OH, OW));   // (N,K,OH,OW)
     Buffer dxd = need_dx ? alloc_f32(B, nx) : Buffer();               // (N,C,H,W)
     Buffer dwd = alloc_f32(B, nw);                                    // (K,C,R,S)
     Buffer dbd = d.bias ? alloc_f32(B, size_t(d.K)) : Buffer();       // (K)
     op->backward(xd.f32(), wd.f32(), dyd.f32(), need_dx ? dxd.f32() : nullptr, dwd.f32(),
                  d.bias ? dbd.f32() : nullptr);
-    if (need_dx) out["dx"] = download_f64(B, dxd, nx);
+    if (need_dx) out["dx"] = from_layout(download_f64(B, dxd, nx), xl, d.N, d.C, d.H, d.W);
     out["dw"] = download_f64(B, dwd, nw);
     if (d.bias) out["db"] = download_f64(B, dbd, size_t(d.K));
   }

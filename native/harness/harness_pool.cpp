@@ -1,5 +1,6 @@
 // Harness cases "maxpool2d" and "avgpool2d": params N,C,H,W, kernel, stride,
-// pad, kernel_h, kernel_w (0 = kernel). inputs x (N,C,H,W), optional dy
+// pad, kernel_h, kernel_w (0 = kernel), layout (0 plain, 1 blocked16: the
+// backend op's activations). inputs x (N,C,H,W), optional dy
 // (N,C,OH,OW); outputs y, with dy: dx.
 #include "harness/harness_util.h"
 #include "ref/ref.h"
@@ -12,6 +13,7 @@ static Tensors run_pool(bool is_max, Backend* be, const Params& p, const Tensors
   d.N = iparam(p, "N", 1), d.C = iparam(p, "C", 1), d.H = iparam(p, "H", 1), d.W = iparam(p, "W", 1);
   d.kernel = iparam(p, "kernel", 2), d.stride = iparam(p, "stride", d.kernel), d.pad = iparam(p, "pad", 0);
   d.kernel_h = iparam(p, "kernel_h", 0), d.kernel_w = iparam(p, "kernel_w", 0);
+  d.layout = layout_param(p, "layout");
   // the backend op validates its descriptor (and its message is what the tests
   // check); the reference trusts it, so check the basics here first
   std::unique_ptr<Pool2dOp> op;
@@ -37,13 +39,14 @@ static Tensors run_pool(bool is_max, Backend* be, const Params& p, const Tensors
       if (bwd) ref::avgpool2d_backward(d, dy->data(), dx.data());
     }
   } else {
-    Buffer xd = upload_f32(*be, x), yd = alloc_f32(*be, ny);   // (N,C,H,W), (N,C,OH,OW)
+    const Layout l = d.layout;
+    Buffer xd = upload_f32(*be, to_layout(x, l, d.N, d.C, d.H, d.W)), yd = alloc_f32(*be, ny);   // (N,C,H,W), (N,C,OH,OW)
     op->forward(xd.f32(), yd.f32(), param(p, "training", 1) != 0);
-    y = download_f64(*be, yd, ny);
+    y = from_layout(download_f64(*be, yd, ny), l, d.N, d.C, d.OH(), d.OW());
     if (bwd) {
-      Buffer dyd = upload_f32(*be, *dy), dxd = alloc_f32(*be, nx);
+      Buffer dyd = upload_f32(*be, to_layout(*dy, l, d.N, d.C, d.OH(), d.OW())), dxd = alloc_f32(*be, nx);
       op->backward(dyd.f32(), dxd.f32());
-      dx = download_f64(*be, dxd, nx);
+      dx = from_layout(download_f64(*be, dxd, nx), l, d.N, d.C, d.H, d.W);
     }
   }
   Tensors out{{"y", y}};

@@ -36,7 +36,7 @@ struct Result;
 //      Backend::infer / bf16_native (sln/ops.h) added.
 //   3: sinkhorn::Shard::device_allreduce added; sln_cuda_sinkhorn honours
 //      Options::shard (a row-sharded solve over NCCL, all-reduce mode).
-#define SLN_CUDA_ABI_VERSION 3
+#define SLN_CUDA_ABI_VERSION 4
 
 extern "C" {
 

@@ -152,6 +152,14 @@ class Layer {
   // Throw a clear error when a training forward with batch N cannot run
   // (batch norm with a single value per channel, as PyTorch).
   virtual void check_train_batch(int N) const {}
+  // Activation layouts (sln/ops.h Layout): what forward reads in x (and
+  // backward writes in dx), and what it writes in y (and reads in dy).
+  // Model::assign_layouts sets them once, after the trunk is built: a layer
+  // gets its input in input_layout(arriving) (the model reorders when that
+  // differs), then set_layouts() picks its output's. The defaults: plain only.
+  Layout in_layout = Layout::plain, out_layout = Layout::plain;
+  virtual Layout input_layout(Layout arriving, bool blocked_ok) const { return Layout::plain; }
+  virtual void set_layouts(Layout in_l, bool blocked_ok) { in_layout = in_l, out_layout = Layout::plain; }
   // The fused inference trunk (sln/ops.h InferDesc): append this layer to
   // `steps` (a conv or pool starts a step; batch norm and ReLU join the conv
   // before them); false when it cannot join (the trunk then has no fused form).
@@ -279,6 +287,14 @@ class Model {
   struct Plan;
   Plan& plan_for(int N, bool training);
   void run_trunk(Plan& p, RunCtx& c, const float* images);
+  // Layouts through the trunk (Layer::input_layout): set once by the
+  // constructor; reorder_in_[i]: layer i's input is reordered from the
+  // previous layer's output layout (into Plan::reord[i]).
+  void assign_layouts();
+  // Layer i's input in the layout it reads: x itself, or x reordered into p.reord[i].
+  const float* layer_input(Plan& p, size_t i, const float* x);
+  std::vector<char> reorder_in_;
+  Layout features_layout_ = Layout::plain;
   const float* stage_images(Plan& p, const float* images);
   void check_step_args(int N, const std::vector<const int32_t*>& labels);
   RunCtx run_ctx(Plan& p, bool training);

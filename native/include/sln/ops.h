@@ -1,6 +1,10 @@
 // Op descriptors and the backend interface.
 //
-// Layout: every activation is NCHW float32, contiguous. Weights use PyTorch's
+// Layout: activations are NCHW float32, contiguous, unless a descriptor says
+// Layout::blocked16 (nChw16c: channel blocks of 16 innermost, C % 16 == 0, so
+// the same number of floats; oneDNN's preferred layout on AVX-512). Only a
+// backend whose blocked_layouts() is true gets blocked descriptors (the CPU);
+// with H = W = 1 the two layouts are the same bytes. Weights use PyTorch's
 // layouts: conv (Cout, Cin, kh, kw), linear (out, in).
 //
 // Gradient rule (written once, here): every backward() OVERWRITES its outputs
@@ -20,10 +24,19 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace sln {
+
+enum class Layout : int32_t { plain = 0, blocked16 = 1 };
+
+// Element (n, c, h, w) of an (N, C, H, W) activation in layout l.
+inline size_t layout_index(Layout l, size_t n, size_t c, size_t h, size_t w, size_t C, size_t H, size_t W) {
+  if (l == Layout::plain) return ((n * C + c) * H + h) * W + w;
+  return (((n * (C / 16) + c / 16) * H + h) * W + w) * 16 + c % 16;
+}
 
 struct Conv2dDesc {
   int N = 1, C = 1, H = 1, W = 1;   // input (N, C, H, W)
@@ -31,6 +44,7 @@ struct Conv2dDesc {
   int R = 1, S = 1;                 // kernel height, width
   int stride = 1, pad = 0;
   bool bias = false;
+  Layout src_layout = Layout::plain, dst_layout = Layout::plain;   // x and dx; y and dy
   int OH() const { return (H + 2 * pad - R) / stride + 1; }
   int OW() const { return (W + 2 * pad - S) / stride + 1; }
 };
@@ -44,6 +58,7 @@ struct Pool2dDesc {
   int N = 1, C = 1, H = 1, W = 1;
   int kernel = 2, stride = 2, pad = 0;
   int kernel_h = 0, kernel_w = 0;   // 0 = kernel
+  Layout layout = Layout::plain;    // x, y, dx, dy
   int KH() const { return kernel_h > 0 ? kernel_h : kernel; }
   int KW() const { return kernel_w > 0 ? kernel_w : kernel; }
   int OH() const { return (H + 2 * pad - KH()) / stride + 1; }
@@ -54,6 +69,7 @@ struct BatchNormDesc {
   int N = 1, C = 1, H = 1, W = 1;   // H = W = 1 for batchnorm1d
   float eps = 1e-5f;
   float momentum = 0.1f;            // running = (1 - m) * running + m * batch (unbiased var)
+  Layout layout = Layout::plain;    // x, y, dx, dy
 };
 
 struct LinearDesc {
@@ -195,6 +211,14 @@ class Backend {
   // (then the model runs its layers one by one). bf16_native(): the hardware
   // computes bfloat16 natively (AVX512-BF16 or AMX on the CPU).
   virtual std::unique_ptr<InferOp> infer(const InferDesc& d) { return nullptr; }
+  // Whether conv, batch norm and pooling take Layout::blocked16 descriptors
+  // (the model then keeps the trunk's activations blocked between them).
+  virtual bool blocked_layouts() const { return false; }
+  // Reorder an (N, C, H, W) activation between layouts (only called when
+  // blocked_layouts() is true; src and dst do not overlap).
+  virtual void reorder(const float* src, Layout from, float* dst, Layout to, int N, int C, int H, int W) {
+    throw std::logic_error("this backend has no blocked layouts");
+  }
   virtual bool bf16_native() const { return false; }
 
   // ---- Memory ------------------------------------------------------------
