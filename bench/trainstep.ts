@@ -36,29 +36,8 @@ export async function main(args: string[]): Promise<void> {
   console.log(`# float32 GEMM ${gemmN}^2 (oneDNN sgemm, ${threads} threads, median of 5): ${gemmBefore.toFixed(1)} GFLOP/s (before the cases)`);
   const ours: Record<string, number> = {};
   const flops: Record<string, number> = {};
-  for (const [c, h, w] of [
-    [1, 28, 28],
-    [3, 32, 32],
-  ] as [number, number, number][]) {
-    const model = await createModel({ arch: "smallcnn", numClasses: [10], inputShape: [c, h, w], seed: 1 });
-    const x = new Float32Array(256 * c * h * w).map(() => Math.random() * 2 - 1);
-    const y = new Int32Array(256).map(() => Math.floor(Math.random() * 10));
-    let t = await medianSeconds(() => model.trainStep(x, [y], { lr: 0.05, momentum: 0.9, weightDecay: 1e-5 }), steps, warmup);
-    const tk = `train ${c}x${h}x${w} b256`;
-    ours[tk] = 256 / t;
-    flops[tk] = trainStepFlops(model);
-    const xf = new Float32Array(512 * c * h * w).map(() => Math.random() * 2 - 1);
-    t = await medianSeconds(() => model.forward(xf, { mode: "eval", output: "logits" }), steps, warmup);
-    const fk = `forward ${c}x${h}x${w} b512`;
-    ours[fk] = 512 / t;
-    flops[fk] = forwardFlops(model).total;
-    model.dispose();
-  }
-  // the same cases with the trunk's activations kept NCHW (SELFLABEL_LAYOUT=plain,
-  // read when a model is built): what the blocked layout (nChw16c) gains
-  const nchw: Record<string, number> = {};
-  if (!args.includes("--no-layouts")) {
-    process.env.SELFLABEL_LAYOUT = "plain";
+  // images/s of each case's training step and forward, with the models built now
+  const timeCases = async (out: Record<string, number>, fl?: Record<string, number>) => {
     for (const [c, h, w] of [
       [1, 28, 28],
       [3, 32, 32],
@@ -66,11 +45,22 @@ export async function main(args: string[]): Promise<void> {
       const model = await createModel({ arch: "smallcnn", numClasses: [10], inputShape: [c, h, w], seed: 1 });
       const x = new Float32Array(256 * c * h * w).map(() => Math.random() * 2 - 1);
       const y = new Int32Array(256).map(() => Math.floor(Math.random() * 10));
-      nchw[`train ${c}x${h}x${w} b256`] = 256 / (await medianSeconds(() => model.trainStep(x, [y], { lr: 0.05, momentum: 0.9, weightDecay: 1e-5 }), steps, warmup));
+      const tk = `train ${c}x${h}x${w} b256`;
+      out[tk] = 256 / (await medianSeconds(() => model.trainStep(x, [y], { lr: 0.05, momentum: 0.9, weightDecay: 1e-5 }), steps, warmup));
       const xf = new Float32Array(512 * c * h * w).map(() => Math.random() * 2 - 1);
-      nchw[`forward ${c}x${h}x${w} b512`] = 512 / (await medianSeconds(() => model.forward(xf, { mode: "eval", output: "logits" }), steps, warmup));
+      const fk = `forward ${c}x${h}x${w} b512`;
+      out[fk] = 512 / (await medianSeconds(() => model.forward(xf, { mode: "eval", output: "logits" }), steps, warmup));
+      if (fl) (fl[tk] = trainStepFlops(model)), (fl[fk] = forwardFlops(model).total);
       model.dispose();
     }
+  };
+  await timeCases(ours, flops);
+  // the same cases with the trunk's activations kept NCHW (SELFLABEL_LAYOUT=plain,
+  // read when a model is built): what the blocked layout (nChw16c) gains
+  const nchw: Record<string, number> = {};
+  if (!args.includes("--no-layouts")) {
+    process.env.SELFLABEL_LAYOUT = "plain";
+    await timeCases(nchw);
     delete process.env.SELFLABEL_LAYOUT;
   }
   const py = args.includes("--no-torch") ? null : findTorchPython();
