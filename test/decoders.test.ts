@@ -221,22 +221,26 @@ test("a full disk while writing the decode cache: an error naming the cache file
   const root = path.join(tmp, "full");
   fs.mkdirSync(path.join(root, "a"), { recursive: true });
   // 200x200: 120000 bytes of pixels in the cache, above the preload's threshold
-  fs.writeFileSync(path.join(root, "a", "0.png"), await (await image(200, 200, 3)).getBuffer("image/png"));
+  const png = await (await image(200, 200, 3)).getBuffer("image/png");
+  for (let i = 0; i < 12; i++) fs.writeFileSync(path.join(root, "a", `${i}.png`), png);
   const preload = path.join(tmp, "enospc-cache.js");
   fs.writeFileSync(
     preload,
     `const fs=require("fs");const w=fs.writeSync;fs.writeSync=function(f,d,...r){` +
       `if(typeof f==="number"&&d&&d.length>100000){const e=new Error("ENOSPC: no space left on device, write");e.code="ENOSPC";e.syscall="write";throw e}` +
-      `return w.call(this,f,d,...r)};`,
+      `return w.call(this,f,d,...r)};` +
+      // image files read after the build has failed: a stopped build must not go on decoding its queue
+      `const rf=fs.readFileSync;globalThis.lateReads=0;fs.readFileSync=function(f,...r){if(globalThis.failed&&/\.png$/.test(String(f)))globalThis.lateReads++;return rf.call(this,f,...r)};`,
   );
   const cacheDir = path.join(tmp, "cache-full");
   const script =
     `require(${JSON.stringify(path.join(__dirname, "..", "lib", "data"))}).loadImageFolder(${JSON.stringify(root)}, { split: "train", cacheDir: ${JSON.stringify(cacheDir)} })` +
-    `.then(() => console.log("loaded"), (e) => console.log(JSON.stringify({ code: e.code, message: e.message })))`;
+    `.then(() => console.log("loaded"), (e) => { globalThis.failed = true; setTimeout(() => console.log(JSON.stringify({ code: e.code, message: e.message, lateReads: globalThis.lateReads })), 500); })`;
   for (const decoder of ["jimp", ...(loadSharp() ? ["sharp"] : [])]) {
     const r = spawnSync(process.execPath, ["--require", preload, "-e", script], { encoding: "utf8", env: { ...process.env, SELFLABEL_DECODER: decoder } });
     assert.equal(r.status, 0, r.stderr);
-    const e = JSON.parse(r.stdout.trim()) as { code: string; message: string };
+    const e = JSON.parse(r.stdout.trim()) as { code: string; message: string; lateReads: number };
+    assert.equal(e.lateReads, 0, `${decoder}: files read after the build failed`);
     assert.equal(e.code, "SLN_CACHE_UNWRITABLE", decoder);
     assert.match(e.message, /imagefolder-[0-9a-f]+\.u8\.\d+\.\d+\.tmp: cannot write 120000 bytes of the image cache \(no space left on the device \(ENOSPC\)\); free some space/, decoder);
     assert.deepEqual(fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir) : [], [], `${decoder}: nothing left in the cache directory`);

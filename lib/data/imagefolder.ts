@@ -302,7 +302,8 @@ class DecodePool {
   }
 
   private pump(): void {
-    while (this.inThread && this.running < this.inThreadMax && this.queue.length) this.runInThread(this.queue.shift()!);
+    // closed (the build stopped on an error): no new in-thread decodes for the queue left behind
+    while (this.inThread && !this.closing && this.running < this.inThreadMax && this.queue.length) this.runInThread(this.queue.shift()!);
     while (this.idle.length && this.queue.length) {
       const pw = this.idle.pop()!;
       if (!this.workers.has(pw)) continue;
