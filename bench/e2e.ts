@@ -19,11 +19,12 @@
 // Prints, per run: the wall time of the child process (start to exit: imports,
 // data decoding, first labels and checkpoints included), the label passes'
 // seconds and share of the wall, the training phase's images/s (between label
-// passes), the NMI of the final labels against the true classes; then the
-// ratio of the walls ours/PyTorch. --subset N: a seeded N-image subset (quick
-// checks; each side draws its own subset). --no-torch: ours only. Without a
-// python3 that has torch, torchvision, sklearn and PIL the PyTorch run says
-// "skipped".
+// passes), the NMI of the final labels against the true classes, the solver's
+// iterations per pass (Sinkhorn; the eigensolver's sparse products for spectral
+// passes); then the ratio of the walls ours/PyTorch. --subset N: a seeded
+// N-image subset (quick checks; each side draws its own subset). --no-torch:
+// ours only. Without a python3 that has torch, torchvision, sklearn and PIL
+// the PyTorch run says "skipped".
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -170,7 +171,7 @@ export async function main(args: string[]): Promise<void> {
       console.log(`# load average after the default recipe: ${loads()}`);
     }
     console.log("");
-    console.log(`${"run".padEnd(26)} ${"wall s".padStart(8)} ${"label passes s".padStart(15)} ${"share".padStart(6)} ${"fwd s".padStart(6)} ${"train img/s".padStart(12)} ${"NMI".padStart(6)}  Sinkhorn iterations`);
+    console.log(`${"run".padEnd(26)} ${"wall s".padStart(8)} ${"label passes s".padStart(15)} ${"share".padStart(6)} ${"fwd s".padStart(6)} ${"train img/s".padStart(12)} ${"NMI".padStart(6)}  solver iterations per pass`);
     for (const r of runs) {
       console.log(
         `${r.name.padEnd(26)} ${r.wall.toFixed(1).padStart(8)} ${`${r.label.toFixed(1)} (${r.passes})`.padStart(15)} ${((100 * r.label) / r.wall).toFixed(0).padStart(5)}% ${r.labelForward.toFixed(1).padStart(6)} ${r.trainImagesPerSec.toFixed(0).padStart(12)} ${r.nmi.toFixed(3).padStart(6)}  ${r.iterations.join(" ")}`,
