@@ -151,9 +151,11 @@ test("image headers: what a decoder allocates beyond width x height is checked t
 });
 
 test("ImageFolder: a file still decoding after the time limit is skipped with the reason, its decoder thread replaced", async () => {
-  // a real 9000x9000 PNG (81 MP, under the pixel cap: a decoder that runs long
-  // without any header check failing, like the GIF on which omggif looped)
-  // before and between small ones; one thread, so the replacement does the rest
+  // a real 10000x10000 PNG (100 MP, the pixel cap) whose every row is Paeth
+  // filtered: jimp needs about 4.7 s of CPU for it (a decoder that runs long
+  // without any header check failing, like the GIF on which omggif looped),
+  // against a 1 s limit; the small ones take milliseconds. It comes first; one
+  // thread, so the replacement thread decodes the rest
   const chunk = (type: string, data: Buffer) => {
     const len = Buffer.alloc(4);
     len.writeUInt32BE(data.length);
@@ -162,16 +164,18 @@ test("ImageFolder: a file still decoding after the time limit is skipped with th
     crc.writeUInt32BE(zlib.crc32(td) >>> 0);
     return Buffer.concat([len, td, crc]);
   };
-  const big = 9000;
+  const big = 10000;
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(big, 0);
   ihdr.writeUInt32BE(big, 4);
   ihdr[8] = 8;
   ihdr[9] = 2;
+  const rows = Buffer.alloc(big * (3 * big + 1));
+  for (let y = 0; y < big; y++) rows[y * (3 * big + 1)] = 4; // filter type 4 (Paeth) on every row
   const slow = Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk("IHDR", ihdr),
-    chunk("IDAT", zlib.deflateSync(Buffer.alloc(big * (3 * big + 1)), { level: 1 })),
+    chunk("IDAT", zlib.deflateSync(rows, { level: 1 })),
     chunk("IEND", Buffer.alloc(0)),
   ]);
   const root = path.join(tmp, "if-slow");
@@ -185,9 +189,9 @@ test("ImageFolder: a file still decoding after the time limit is skipped with th
   const saved = process.env.SELFLABEL_DECODER;
   process.env.SELFLABEL_DECODER = "jimp";
   try {
-    const ds = await openDataset({ data: root, cacheDir: path.join(tmp, "cache-slow"), workers: 1, decodeTimeoutMs: 400, onWarning: (m: string) => warnings.push(m) });
+    const ds = await openDataset({ data: root, cacheDir: path.join(tmp, "cache-slow"), workers: 1, decodeTimeoutMs: 1000, onWarning: (m: string) => warnings.push(m) });
     assert.equal(ds.count, 4, warnings.join("\n"));
-    assert.ok(warnings.some((w) => /skipping .*0-slow\.png: cannot decode \(still decoding after 0\.4 s \(decoder stopped/.test(w)), warnings.join("\n"));
+    assert.ok(warnings.some((w) => /skipping .*0-slow\.png: cannot decode \(still decoding after 1 s \(decoder stopped/.test(w)), warnings.join("\n"));
     await ds.close();
   } finally {
     if (saved === undefined) delete process.env.SELFLABEL_DECODER;
