@@ -13,7 +13,9 @@ function probeBinary(): string {
   const bin = path.join(root, "build/bench-probe");
   if (!fs.existsSync(bin) || fs.statSync(bin).mtimeMs < fs.statSync(src).mtimeMs) {
     fs.mkdirSync(path.dirname(bin), { recursive: true });
-    execFileSync(process.env.CXX || "g++", ["-O3", "-std=c++17", "-fopenmp", src, "-o", bin, "-ldnnl"], { stdio: "inherit" });
+    // CXX may carry a launcher ("ccache g++")
+    const [cxx, ...pre] = (process.env.CXX || "g++").trim().split(/\s+/);
+    execFileSync(cxx, [...pre, "-O3", "-std=c++17", "-fopenmp", src, "-o", bin, "-ldnnl"], { stdio: "inherit" });
   }
   return bin;
 }
