@@ -176,6 +176,13 @@ class InferOp {
   virtual void forward(const float* x, float* y) = 0;
 };
 
+// libselflabel_cuda.so implements this interface behind a C ABI: a change to
+// it (a virtual method added, removed, reordered or given another contract,
+// an op descriptor's layout) needs SLN_CUDA_ABI_VERSION bumped in
+// sln/cuda_api.h, where the rule and the versions' history are written, so
+// that the loader refuses a library built against the old one. (The test-only
+// addon calls it too, through the addon's backendHandle; it is always built
+// from the same sources, so no version guards that.)
 class Backend {
  public:
   virtual ~Backend() = default;
