@@ -395,10 +395,7 @@ Result solve_impl(const LogitSource& src, int64_t N, int64_t K, const Options& o
     cost += row[Kp];
   }
   res.cost = cost / static_cast<double>(Nt);
-  res.log_r.resize(K);
-  for (int64_t k = 0; k < K; ++k) res.log_r[k] = std::log(r[k]) - M[k];
-  res.log_c.resize(N);
-  for (int64_t j = 0; j < N; ++j) res.log_c[j] = std::log(c[j]);
+  set_log_scalings(res, r.data(), M.data(), K, c.data(), N);
   return res;
 }
 

@@ -1,6 +1,7 @@
-// The solver's argument checks and its maxIters warning, shared by the CPU
-// solver (core/sinkhorn.cpp) and the CUDA one (cuda/sinkhorn.cu, which does not
-// link the CPU solver): header-only, so both say the same in the same words.
+// The solver's argument checks, its maxIters warning and the scalings it
+// returns, shared by the CPU solver (core/sinkhorn.cpp) and the CUDA one
+// (cuda/sinkhorn.cu, which does not link the CPU solver): header-only, so both
+// say and return the same in the same words.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -41,6 +42,16 @@ inline std::string max_iters_warning(const Options& o, double error) {
   os << "sinkhorn: stopped at maxIters=" << o.max_iters << " with error " << error << " > tol " << o.tol
      << "; the labels are those of the last iterate (raise maxIters or tol, or lower lambda)";
   return os.str();
+}
+
+// The result's scalings from the final r (K), the logits' column shifts M (K)
+// and c (N): log_r = log r - M (relative to the unshifted logits: a later
+// solve's warm start) and log_c = log c.
+inline void set_log_scalings(Result& res, const double* r, const double* M, int64_t K, const double* c, int64_t N) {
+  res.log_r.resize(K);
+  for (int64_t k = 0; k < K; ++k) res.log_r[k] = std::log(r[k]) - M[k];
+  res.log_c.resize(N);
+  for (int64_t j = 0; j < N; ++j) res.log_c[j] = std::log(c[j]);
 }
 
 }  // namespace sln::sinkhorn

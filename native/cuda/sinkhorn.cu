@@ -499,10 +499,7 @@ sinkhorn::Result solve_cuda(cudaStream_t st, const float* z, int64_t N, int64_t 
     cost = v[K];
   }
   res.cost = cost / NT;
-  res.log_r.resize(K);
-  for (int64_t k = 0; k < K; ++k) res.log_r[k] = std::log(hr[k]) - h_M[k];
-  res.log_c.resize(N);
-  for (int64_t j = 0; j < N; ++j) res.log_c[j] = std::log(hc[j]);
+  set_log_scalings(res, hr.data(), h_M.data(), K, hc.data(), N);
   return res;
 }
 
