@@ -36,6 +36,8 @@ struct Result;
 //      Backend::infer / bf16_native (sln/ops.h) added.
 //   3: sinkhorn::Shard::device_allreduce added; sln_cuda_sinkhorn honours
 //      Options::shard (a row-sharded solve over NCCL, all-reduce mode).
+//   4: the op descriptors carry a Layout; Backend::blocked_layouts / reorder
+//      (sln/ops.h) added.
 #define SLN_CUDA_ABI_VERSION 4
 
 extern "C" {
