@@ -138,9 +138,11 @@ test("orphaned .tmp- files of dead writers are removed at the next start; live w
 });
 
 test("a lock whose holder is a zombie (exited, not yet reaped) is taken over; a live holder's is not", async () => {
-  // sh prints the pid of a child that exits at once, then execs sleep, which
-  // never reaps it: the child stays a zombie until sleep ends.
-  const sh = spawn("sh", ["-c", 'sh -c "exit 0" & echo $!; exec sleep 20'], { stdio: ["ignore", "pipe", "ignore"] });
+  // sh prints the pid of a child, then execs sleep, which never reaps it: the
+  // child, exiting 1 s later (after the exec: had it exited before, sh itself
+  // could reap it, and /proc/PID/stat was gone; seen under load), stays a
+  // zombie until sleep ends.
+  const sh = spawn("sh", ["-c", 'sh -c "sleep 1; exit 0" & echo $!; exec sleep 20'], { stdio: ["ignore", "pipe", "ignore"] });
   try {
     const zombie = Number(await new Promise<string>((r) => sh.stdout!.once("data", (d) => r(String(d).trim()))));
     const tw = Date.now();
