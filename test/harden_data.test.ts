@@ -16,7 +16,7 @@ import { packageRoot } from "../lib/binding";
 import { openDataset, BadFileError } from "../lib/data";
 import { imageHeader, checkImagePixels, MAX_IMAGE_PIXELS } from "../lib/data/image_limits";
 import { resolveOptions, MAX } from "../lib/train/options";
-import { idx, pngHeader, malicious } from "./helpers/craft";
+import { idx, pngHeader, pngFile, malicious } from "./helpers/craft";
 
 const cli = path.join(packageRoot(), ".build-ts/lib/cli.js");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sln-hdata-"));
@@ -156,28 +156,10 @@ test("ImageFolder: a file still decoding after the time limit is skipped with th
   // without any header check failing, like the GIF on which omggif looped),
   // against a 1 s limit; the small ones take milliseconds. It comes first; one
   // thread, so the replacement thread decodes the rest
-  const chunk = (type: string, data: Buffer) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const td = Buffer.concat([Buffer.from(type, "latin1"), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(zlib.crc32(td) >>> 0);
-    return Buffer.concat([len, td, crc]);
-  };
   const big = 10000;
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(big, 0);
-  ihdr.writeUInt32BE(big, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 2;
   const rows = Buffer.alloc(big * (3 * big + 1));
   for (let y = 0; y < big; y++) rows[y * (3 * big + 1)] = 4; // filter type 4 (Paeth) on every row
-  const slow = Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk("IHDR", ihdr),
-    chunk("IDAT", zlib.deflateSync(rows, { level: 1 })),
-    chunk("IEND", Buffer.alloc(0)),
-  ]);
+  const slow = pngFile(big, big, zlib.deflateSync(rows, { level: 1 }));
   const root = path.join(tmp, "if-slow");
   const img = new Jimp({ width: 12, height: 10, color: 0x336699ff });
   for (const c of ["a", "b"]) {

@@ -142,8 +142,8 @@ export function safetensors(header: unknown, data: Buffer): Buffer {
   return Buffer.concat([len, h, data]);
 }
 
-/** A PNG of the given declared size: signature, IHDR, a tiny IDAT, IEND (only the header is real). */
-export function pngHeader(width: number, height: number): Buffer {
+/** An 8-bit RGB PNG: signature, IHDR of the given size, one IDAT holding `idat` (zlib data), IEND. */
+export function pngFile(width: number, height: number, idat: Buffer): Buffer {
   const chunk = (type: string, data: Buffer) => {
     const len = Buffer.alloc(4);
     len.writeUInt32BE(data.length);
@@ -160,9 +160,14 @@ export function pngHeader(width: number, height: number): Buffer {
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     chunk("IHDR", ihdr),
-    chunk("IDAT", zlib.deflateSync(Buffer.alloc(1024))),
+    chunk("IDAT", idat),
     chunk("IEND", Buffer.alloc(0)),
   ]);
+}
+
+/** A PNG of the given declared size: signature, IHDR, a tiny IDAT, IEND (only the header is real). */
+export function pngHeader(width: number, height: number): Buffer {
+  return pngFile(width, height, zlib.deflateSync(Buffer.alloc(1024)));
 }
 
 /** An IDX file: uint8 data of the given dims. */
