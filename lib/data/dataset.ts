@@ -49,41 +49,20 @@ export interface Dataset {
   close(): Promise<void>;
 }
 
-export interface InMemoryInit {
-  format: DataFormat;
-  name: string;
-  split: Split;
-  root: string | null;
-  channels: 1 | 3;
-  layout: PixelLayout;
+/** The fields of a Dataset (everything but its methods). */
+export type DatasetFields = Omit<Dataset, "read" | "close">;
+
+export type InMemoryInit = Omit<DatasetFields, "count" | "height" | "width" | "skipped"> & {
   data: Uint8Array;
   offsets: Float64Array;
-  heights: Int32Array;
-  widths: Int32Array;
-  labels: Int32Array | null;
-  classes: string[];
-  paths: string[] | null;
-  fingerprint: string;
   skipped?: number;
-}
+};
+
+// The Dataset fields are declared once (in Dataset) and merged into the class here;
+// the constructor fills them from one object literal that the compiler checks is complete.
+export interface InMemoryDataset extends DatasetFields {}
 
 export class InMemoryDataset implements Dataset {
-  readonly format: DataFormat;
-  readonly name: string;
-  readonly split: Split;
-  readonly root: string | null;
-  readonly count: number;
-  readonly channels: 1 | 3;
-  readonly height: number;
-  readonly width: number;
-  readonly heights: Int32Array;
-  readonly widths: Int32Array;
-  readonly layout: PixelLayout;
-  readonly labels: Int32Array | null;
-  readonly classes: string[];
-  readonly paths: string[] | null;
-  readonly fingerprint: string;
-  readonly skipped: number;
   readonly data: Uint8Array;
   readonly offsets: Float64Array;
 
@@ -92,22 +71,8 @@ export class InMemoryDataset implements Dataset {
     if (init.heights.length !== n || init.widths.length !== n) throw new Error("InMemoryDataset: offsets/heights/widths lengths differ");
     if (init.labels && init.labels.length !== n) throw new Error("InMemoryDataset: labels length differs from the image count");
     if (init.paths && init.paths.length !== n) throw new Error("InMemoryDataset: paths length differs from the image count");
-    this.format = init.format;
-    this.name = init.name;
-    this.split = init.split;
-    this.root = init.root;
-    this.count = n;
-    this.channels = init.channels;
-    this.layout = init.layout;
     this.data = init.data;
     this.offsets = init.offsets;
-    this.heights = init.heights;
-    this.widths = init.widths;
-    this.labels = init.labels;
-    this.classes = init.classes;
-    this.paths = init.paths;
-    this.fingerprint = init.fingerprint;
-    this.skipped = init.skipped ?? 0;
     let h = n > 0 ? init.heights[0] : 0;
     let w = n > 0 ? init.widths[0] : 0;
     for (let i = 1; i < n; i++) {
@@ -117,8 +82,25 @@ export class InMemoryDataset implements Dataset {
         break;
       }
     }
-    this.height = h;
-    this.width = w;
+    const fields: DatasetFields = {
+      format: init.format,
+      name: init.name,
+      split: init.split,
+      root: init.root,
+      count: n,
+      channels: init.channels,
+      height: h,
+      width: w,
+      heights: init.heights,
+      widths: init.widths,
+      layout: init.layout,
+      labels: init.labels,
+      classes: init.classes,
+      paths: init.paths,
+      fingerprint: init.fingerprint,
+      skipped: init.skipped ?? 0,
+    };
+    Object.assign(this, fields);
   }
 
   async read(indices: Int32Array): Promise<SourceBatch> {
