@@ -17,6 +17,22 @@ export function arg(args: string[], name: string, dflt: number): number {
   return i >= 0 ? Number(args[i + 1]) : dflt;
 }
 
+/** A string flag's value, or dflt when absent. */
+export function strArg(args: string[], name: string, dflt: string): string {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+}
+
+/** Numeric flags by name (`{ batch: 256 }` reads --batch, 256 when absent). */
+export function numArgs<K extends string>(args: string[], defaults: Record<K, number>): Record<K, number> {
+  const out = {} as Record<K, number>;
+  for (const k of Object.keys(defaults) as K[]) out[k] = arg(args, `--${k}`, defaults[k]);
+  return out;
+}
+
+/** Where the bench data defaults to: the real Fashion-MNIST IDX files. */
+export const FASHION_MNIST = "/usr/share/datasets/fashion-mnist";
+
 /** Run a baseline script; images/s per case, and a '# baseline' line naming PyTorch's version. */
 export function runTorchBaseline(py: string, script: string, scriptArgs: string[], threads: number): Record<string, number> {
   const theirs: Record<string, number> = {};

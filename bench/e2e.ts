@@ -29,7 +29,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { findTorchPython, arg } from "./_torch";
+import { findTorchPython, strArg, numArgs, FASHION_MNIST } from "./_torch";
 import { native } from "../lib/binding";
 
 interface RunSummary {
@@ -134,14 +134,8 @@ async function runTorch(py: string, data: string, o: { epochs: number; nopts: nu
 }
 
 export async function main(args: string[]): Promise<void> {
-  const di = args.indexOf("--data");
-  const data = di >= 0 ? args[di + 1] : "/usr/share/datasets/fashion-mnist";
-  const epochs = arg(args, "--epochs", 2);
-  const nopts = arg(args, "--nopts", 5);
-  const batch = arg(args, "--batch", 256);
-  const subset = arg(args, "--subset", 0);
-  const threads = arg(args, "--threads", 2);
-  const workers = arg(args, "--workers", 1);
+  const data = strArg(args, "--data", FASHION_MNIST);
+  const { epochs, nopts, batch, subset, threads, workers } = numArgs(args, { epochs: 2, nopts: 5, batch: 256, subset: 0, threads: 2, workers: 1 });
   const withTorch = !args.includes("--no-torch");
   const loads = () => os.loadavg().map((v) => v.toFixed(2)).join(" ");
   console.log(

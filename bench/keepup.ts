@@ -16,17 +16,12 @@ import { train } from "../lib/train/train";
 import type { TrainProgress } from "../lib/train/progress";
 import { createModel } from "../lib/model";
 import { native } from "../lib/binding";
-import { arg } from "./_torch";
+import { strArg, numArgs, FASHION_MNIST } from "./_torch";
 import { medianSeconds } from "./trainstep";
 
 export async function main(args: string[]): Promise<void> {
-  const di = args.indexOf("--data");
-  const data = di >= 0 ? args[di + 1] : "/usr/share/datasets/fashion-mnist";
-  const subset = arg(args, "--subset", 20000);
-  const batch = arg(args, "--batch", 256);
-  const nopts = arg(args, "--nopts", 4);
-  const threads = arg(args, "--threads", 2);
-  const steps = arg(args, "--steps", 20);
+  const data = strArg(args, "--data", FASHION_MNIST);
+  const { subset, batch, nopts, threads, steps } = numArgs(args, { subset: 20000, batch: 256, nopts: 4, threads: 2, steps: 20 });
   const exp = fs.mkdtempSync(path.join(os.tmpdir(), "sln-keepup-"));
   console.log(`# keepup: ${native().info().cpu}; ${data}, subset ${subset}, batch ${batch}, 1 epoch, ${nopts} label passes; load average ${os.loadavg().map((v) => v.toFixed(1)).join(" ")}`);
   let last = 0n,
