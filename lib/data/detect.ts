@@ -10,7 +10,8 @@ import { findIdxFiles, loadIdx } from "./idx";
 import { ImageFolderOptions, loadImageFolder, looksLikeImageFolder } from "./imagefolder";
 import { SyntheticOptions, loadSynthetic } from "./synthetic";
 
-export interface OpenDatasetOptions {
+/** The ImageFolder options (cacheDir, workers, decodeTimeoutMs, ...) are ImageFolderOptions' own, written once there. */
+export interface OpenDatasetOptions extends Omit<ImageFolderOptions, "split"> {
   /** Data path; omitted, null or "" means the built-in synthetic set. */
   data?: string | null;
   /** Force a format (--data-format); "auto" or omitted detects it. */
@@ -19,14 +20,6 @@ export interface OpenDatasetOptions {
   split?: Split | "val";
   /** Model input size; ImageFolder caches at shorter side round(inputSize * 256 / 224) unless shortSide is given. */
   inputSize?: number;
-  shortSide?: number;
-  cacheDir?: string;
-  workers?: number;
-  /** ImageFolder: the limit on one file's decode (ms; default 120000). */
-  decodeTimeoutMs?: number;
-  maxMemoryBytes?: number;
-  onProgress?: (done: number, total: number) => void;
-  onWarning?: (message: string) => void;
   synthetic?: SyntheticOptions;
 }
 
