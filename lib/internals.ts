@@ -24,5 +24,5 @@ export type { Experiment } from "./eval/experiment";
 export { evaluate, formatReport, extractFeatures } from "./eval/evaluate";
 export type { EvalReport, EvalOptions, HeadReport, Quality, ProbeRow } from "./eval/evaluate";
 export { probeLayers, resolveProbeLayers, extractTaps, referenceRecipe, trainLayerProbe, PROBE_DIM_BUDGET } from "./eval/probe";
-export type { ProbeTap, ProbeLayer, ProbeRecipe, LayerProbeResult } from "./eval/probe";
+export type { ProbeTap, ProbeGeometry, ProbeLayer, ProbeRecipe, LayerProbeResult } from "./eval/probe";
 export { writeClusterPages } from "./eval/clusters";

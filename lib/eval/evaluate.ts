@@ -8,7 +8,7 @@ import { Model } from "../model";
 import { clusteringScores, clusterAccuracy } from "../metrics";
 import { Experiment, DataOverride, openTrainData, openTestData, loadModel } from "./experiment";
 import { knnClassify, accuracy } from "./knn";
-import { resolveProbeLayers, extractTaps, referenceRecipe, trainLayerProbe, describePool, ProbeLayer, ProbeRecipe } from "./probe";
+import { resolveProbeLayers, extractTaps, referenceRecipe, trainLayerProbe, describePool, ProbeGeometry, ProbeLayer, ProbeRecipe } from "./probe";
 import type { TapPool } from "../model";
 import { evalBaselines, formatBaselines, KmeansBaseline } from "./baselines";
 
@@ -52,16 +52,10 @@ export interface EvalReport {
   seconds: { trainFeatures: number; testForward: number; probeFeatures: number; total: number };
 }
 
-export interface ProbeRow {
+export interface ProbeRow extends ProbeGeometry {
   /** Alias (conv1, layer2, penultimate) or module name. */
   layer: string;
-  /** PyTorch module whose output is probed. */
-  module: string;
-  /** The activation [C, H, W] and its pooled form. */
-  shape: [number, number, number];
   pooling: TapPool;
-  pooled: [number, number, number];
-  dim: number;
   testTop1: number;
   trainTop1: number;
   finalLoss: number;

@@ -74,18 +74,23 @@ export function probeLayers(arch: string): ProbeTap[] {
   }
 }
 
-/** A probe resolved against a model: where to tap, how to pool, the width. */
-export interface ProbeLayer {
-  name: string;
+/** Where a probe taps and what it sees (shared by ProbeLayer and the report's ProbeRow). */
+export interface ProbeGeometry {
+  /** PyTorch module whose output is probed. */
   module: string;
-  /** Index into model.trunkLayers(). */
-  layer: number;
   /** The tapped activation [C, H, W]. */
   shape: [number, number, number];
-  pool: TapPool;
   /** Pooled [C, H, W] and its size C*H*W. */
   pooled: [number, number, number];
   dim: number;
+}
+
+/** A probe resolved against a model: where to tap, how to pool, the width. */
+export interface ProbeLayer extends ProbeGeometry {
+  name: string;
+  /** Index into model.trunkLayers(). */
+  layer: number;
+  pool: TapPool;
   penultimate: boolean;
 }
 
