@@ -175,15 +175,20 @@ test("malicious safetensors files: each refused with a SafetensorsError naming t
   }
 });
 
-test("write failures name the file and the bytes (ENOSPC), exit code 2", () => {
-  const f = path.join(tmp, "full.safetensors");
+/** Make fs.writeFileSync fail as on a full disk (ENOSPC) until the returned mock is restored. */
+function fullDisk() {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const m = mock.method(require("node:fs") as typeof fs, "writeFileSync", () => {
+  return mock.method(require("node:fs") as typeof fs, "writeFileSync", () => {
     const e = new Error("ENOSPC: no space left on device, write") as NodeJS.ErrnoException;
     e.code = "ENOSPC";
     e.syscall = "write";
     throw e;
   });
+}
+
+test("write failures name the file and the bytes (ENOSPC), exit code 2", () => {
+  const f = path.join(tmp, "full.safetensors");
+  const m = fullDisk();
   try {
     assert.throws(
       () => save(f, { x: { shape: [4], data: new Float32Array(4) } }),
@@ -206,13 +211,7 @@ test("clusters: a full disk names the file and the bytes (WriteError, exit code 
   const { writeClusterPages } = await import("../lib/eval/clusters");
   const ds = await loadSynthetic("train", { count: 20 });
   const out = path.join(tmp, "clusters-full");
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const m = mock.method(require("node:fs") as typeof fs, "writeFileSync", () => {
-    const e = new Error("ENOSPC: no space left on device, write") as NodeJS.ErrnoException;
-    e.code = "ENOSPC";
-    e.syscall = "write";
-    throw e;
-  });
+  const m = fullDisk();
   try {
     await assert.rejects(
       writeClusterPages(ds, new Int32Array(20).map((_, i) => i % 2), 2, out),
