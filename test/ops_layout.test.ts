@@ -8,7 +8,7 @@
 import "./helpers/cpu_only";
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { Rng, runOp, assertClose, Params, assertWithinBound, absInputs } from "./helpers/opcheck";
+import { Rng, runOp, assertClose, Params, assertWithinBound, absInputs, bnInputs, assertBatchnormClose } from "./helpers/opcheck";
 import { createModel, Model, ModelOptions } from "../lib/model";
 import { native } from "../lib/binding";
 
@@ -58,32 +58,15 @@ test("batchnorm2d in nChw16c: training and eval match the float64 reference, als
     { N: 7, C: 16, H: 1, W: 1 },
     { N: 2, C: 16, H: 112, W: 112 },
   ]) {
-    const n = p.N * p.C * p.H * p.W;
-    const f = (a: Float64Array) => a.map((v) => Math.fround(v));
-    const inp = {
-      x: f(rng.tensor(n, 2).map((v) => v + 0.5)),
-      gamma: f(rng.tensor(p.C)),
-      beta: f(rng.tensor(p.C)),
-      running_mean: f(rng.tensor(p.C)),
-      running_var: f(rng.tensor(p.C).map((v) => 0.5 + Math.abs(v))),
-      dy: f(rng.tensor(n)),
-    };
+    const inp = bnInputs(rng, p, true);
     for (const training of [1, 0]) {
       const q = { ...p, layout: 1, training };
       const { dy: _dy, ...noDy } = inp;
       const i2 = training ? inp : noDy;
       const ref = runOp("batchnorm2d", "ref", q, i2);
       const cpu = runOp("batchnorm2d", "cpu", q, i2);
-      const tag = `batchnorm2d ${JSON.stringify(q)}`;
-      assertClose(cpu.y, ref.y, { atol: 1e-5, rtol: 1e-5 }, `${tag} y`);
-      assertClose(cpu.running_mean, ref.running_mean, { atol: 2e-6, rtol: 1e-6 }, `${tag} running_mean`);
-      assertClose(cpu.running_var, ref.running_var, { atol: 2e-6, rtol: 1e-6 }, `${tag} running_var`);
-      if (!training) continue;
-      // sums of M terms: the NCHW test's 3e-5 holds for M <= 196; here the sums
-      // are double, so the same bound holds at M = 25088
-      assertClose(cpu.dbeta, ref.dbeta, { atol: 3e-5, rtol: 1e-5 }, `${tag} dbeta`);
-      assertClose(cpu.dgamma, ref.dgamma, { atol: 3e-5, rtol: 1e-5 }, `${tag} dgamma`);
-      assertClose(cpu.dx, ref.dx, { atol: 2e-5, rtol: 1e-5 }, `${tag} dx`);
+      // the NCHW tolerances: the sums are double here, so they hold at M = 25088 too
+      assertBatchnormClose(cpu, ref, training === 1, `batchnorm2d ${JSON.stringify(q)}`);
     }
   }
 });

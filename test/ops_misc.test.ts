@@ -10,7 +10,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { native } from "../lib/binding";
-import { Rng, runOp, assertClose, checkFiniteDiff, Params } from "./helpers/opcheck";
+import { Rng, runOp, assertClose, checkFiniteDiff, Params, bnInputs, assertBatchnormClose } from "./helpers/opcheck";
 
 const EPS32 = 2 ** -24;
 // "exact": results that only select or copy float32 values. assertClose divides
@@ -45,20 +45,6 @@ const repro = (op: string, p: Params) => `${op} ${JSON.stringify(p)}`;
 
 // ---------------------------------------------------------------- batchnorm2d
 
-function bnInputs(rng: Rng, p: Params, withDy: boolean) {
-  const n = p.N * p.C * p.H * p.W;
-  const inp: Record<string, Float64Array> = {
-    // a per-tensor offset and scale so the mean is not ~0 and the variance not ~1
-    x: f32(rng.tensor(n, 2).map((v) => v + 0.5)),
-    gamma: randT(rng, p.C),
-    beta: randT(rng, p.C),
-    running_mean: randT(rng, p.C),
-    running_var: f32(rng.tensor(p.C).map((v) => 0.5 + Math.abs(v))),
-  };
-  if (withDy) inp.dy = randT(rng, n);
-  return inp;
-}
-
 function randomBnParams(rng: Rng): { N: number; C: number; H: number; W: number } {
   for (;;) {
     const p = { N: rng.int(1, 4), C: rng.int(1, 5), H: rng.int(1, 7), W: rng.int(1, 7) };
@@ -73,23 +59,7 @@ test("batchnorm2d training: cpu matches the float64 reference, forward and backw
   for (const p of shapes) {
     const inp = bnInputs(rng, p, true);
     const { ref, cpu } = both("batchnorm2d", p, inp);
-    const M = p.N * p.H * p.W;
-    // Reductions over M = N*H*W <= 196 float32 values of size ~1-3. The worst-case
-    // summation bound (M-1)*EPS32*sum|t| (~7e-3) is far above what rounding errors
-    // that add up like a random walk give, ~sqrt(M)*EPS32*max|t| ~ 3e-6 for the
-    // sums and less after normalising (observed max over 40 random shapes: 8e-7
-    // for y, 3.5e-6 for dgamma, 1.6e-6 for dx). The tolerances sit ~10x above.
-    // y = (x - mean) * invstd * gamma + beta: |xhat| <= sqrt(M), |gamma| <~ 3
-    assertClose(cpu.y, ref.y, { atol: 1e-5, rtol: 1e-5 }, repro("batchnorm2d y", p));
-    // running stats: one float32 update of values ~1 (observed 2e-7)
-    assertClose(cpu.running_mean, ref.running_mean, { atol: 2e-6, rtol: 1e-6 }, repro("batchnorm2d running_mean", p));
-    assertClose(cpu.running_var, ref.running_var, { atol: 2e-6, rtol: 1e-6 }, repro("batchnorm2d running_var", p));
-    // dgamma = sum(dy*xhat), dbeta = sum(dy): sums of M terms, |sum| up to ~40
-    assertClose(cpu.dbeta, ref.dbeta, { atol: 3e-5, rtol: 1e-5 }, repro("batchnorm2d dbeta", p));
-    assertClose(cpu.dgamma, ref.dgamma, { atol: 3e-5, rtol: 1e-5 }, repro("batchnorm2d dgamma", p));
-    // dx = gamma*invstd/M * (M*dy - dbeta - xhat*dgamma): the sums' errors divided
-    // by M, times gamma*invstd (~3/1.4), plus cancellation in the bracket
-    assertClose(cpu.dx, ref.dx, { atol: 2e-5, rtol: 1e-5 }, repro("batchnorm2d dx", p));
+    assertBatchnormClose(cpu, ref, true, repro("batchnorm2d", p));
   }
 });
 

@@ -5,9 +5,7 @@
 // outputs remains: a few EPS32 relative (2^-24 = 6e-8) of each output's
 // magnitude. The multi-rank sums are tested by test/distributed_train.test.ts.
 import { test } from "node:test";
-import { Rng, runOp, assertClose } from "./helpers/opcheck";
-
-const f32 = (a: Float64Array) => a.map((v) => Math.fround(v));
+import { Rng, runOp, assertClose, bnInputs } from "./helpers/opcheck";
 
 test("sync batchnorm (one rank) matches the float64 reference, forward and backward", () => {
   const rng = new Rng(171);
@@ -17,15 +15,7 @@ test("sync batchnorm (one rank) matches the float64 reference, forward and backw
     if (p.N * p.H * p.W >= 2) shapes.push(p);
   }
   for (const s of shapes) {
-    const n = s.N * s.C * s.H * s.W;
-    const inp = {
-      x: f32(rng.tensor(n, 2).map((v) => v + 0.5)),
-      gamma: f32(rng.tensor(s.C)),
-      beta: f32(rng.tensor(s.C)),
-      running_mean: f32(rng.tensor(s.C)),
-      running_var: f32(rng.tensor(s.C).map((v) => 0.5 + Math.abs(v))),
-      dy: f32(rng.tensor(n)),
-    };
+    const inp = bnInputs(rng, s, true);
     const ref = runOp("batchnorm2d", "ref", s, inp);
     const sync = runOp("batchnorm2d", "cpu", { ...s, sync: 1 }, inp);
     const what = (k: string) => `sync batchnorm ${k} ${JSON.stringify(s)}`;

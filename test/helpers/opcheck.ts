@@ -153,3 +153,48 @@ export function absInputs(inp: HarnessTensors): HarnessTensors {
   for (const k of Object.keys(inp)) out[k] = abs(inp[k]);
   return out;
 }
+
+// ---------------------------------------------------------------- batchnorm2d
+
+/**
+ * Float32-exact batch-norm inputs for shape p: x with a per-tensor offset and
+ * scale (so the mean is not ~0 and the variance not ~1), gamma, beta, running
+ * stats (running_var >= 0.5), and dy when withDy. Drawn in this order.
+ */
+export function bnInputs(rng: Rng, p: Params, withDy: boolean): HarnessTensors {
+  const f32 = (a: Float64Array) => a.map((v) => Math.fround(v));
+  const n = p.N * p.C * p.H * p.W;
+  const inp: HarnessTensors = {
+    x: f32(rng.tensor(n, 2).map((v) => v + 0.5)),
+    gamma: f32(rng.tensor(p.C)),
+    beta: f32(rng.tensor(p.C)),
+    running_mean: f32(rng.tensor(p.C)),
+    running_var: f32(rng.tensor(p.C).map((v) => 0.5 + Math.abs(v))),
+  };
+  if (withDy) inp.dy = f32(rng.tensor(n));
+  return inp;
+}
+
+/**
+ * A float32 batch norm against the float64 reference, with the tolerances every
+ * backend (CPU NCHW and nChw16c, CUDA) is held to. Reductions over M = N*H*W
+ * float32 values of size ~1-3: the worst-case summation bound (M-1)*EPS32*sum|t|
+ * is far above what rounding errors that add up like a random walk give,
+ * ~sqrt(M)*EPS32*max|t| ~ 3e-6 for M <= 196 (and for larger M where the sums
+ * are double). Observed max over 40 random shapes: 8e-7 for y, 3.5e-6 for
+ * dgamma, 1.6e-6 for dx; the tolerances sit ~10x above.
+ */
+export function assertBatchnormClose(got: HarnessTensors, ref: HarnessTensors, training: boolean, what: string): void {
+  // y = (x - mean) * invstd * gamma + beta: |xhat| <= sqrt(M), |gamma| <~ 3
+  assertClose(got.y, ref.y, { atol: 1e-5, rtol: 1e-5 }, `${what} y`);
+  // running stats: one float32 update of values ~1 (observed 2e-7)
+  assertClose(got.running_mean, ref.running_mean, { atol: 2e-6, rtol: 1e-6 }, `${what} running_mean`);
+  assertClose(got.running_var, ref.running_var, { atol: 2e-6, rtol: 1e-6 }, `${what} running_var`);
+  if (!training) return;
+  // dgamma = sum(dy*xhat), dbeta = sum(dy): sums of M terms, |sum| up to ~40
+  assertClose(got.dbeta, ref.dbeta, { atol: 3e-5, rtol: 1e-5 }, `${what} dbeta`);
+  assertClose(got.dgamma, ref.dgamma, { atol: 3e-5, rtol: 1e-5 }, `${what} dgamma`);
+  // dx = gamma*invstd/M * (M*dy - dbeta - xhat*dgamma): the sums' errors divided
+  // by M, times gamma*invstd (~3/1.4), plus cancellation in the bracket
+  assertClose(got.dx, ref.dx, { atol: 2e-5, rtol: 1e-5 }, `${what} dx`);
+}
