@@ -66,6 +66,7 @@ from PIL import Image  # noqa: E402
 from sklearn.metrics import normalized_mutual_info_score  # noqa: E402
 
 from torch_models import smallcnn  # noqa: E402  (bench/ is on sys.path: the script's folder)
+from sinkhorn_numpy import optimize_L_sk  # noqa: E402
 
 t_start = time.time()
 torch.set_num_threads(args.threads)
@@ -136,23 +137,8 @@ times = [0] if args.nopts == 1 else [round(total * (i / (args.nopts - 1)) ** 2) 
 
 def sinkhorn(PS):
     """The reference's optimize_L_sk on PS (N x K softmax, float64): labels and iterations."""
-    PS = PS.T  # K x N
-    r = np.ones((K, 1), dtype=np.float64) / K
-    c = np.ones((N, 1), dtype=np.float64) / N
-    PS **= args.lamb
-    inv_K, inv_N = 1.0 / K, 1.0 / N
-    err, it = 1e6, 0
-    while err > args.tol and it < args.max_iters:
-        r = inv_K / (PS @ c)
-        c_new = inv_N / (r.T @ PS).T
-        if it % 10 == 0:
-            err = np.nansum(np.abs(c / c_new - 1))
-        c = c_new
-        it += 1
-    PS *= np.squeeze(c)
-    PS = PS.T
-    PS *= np.squeeze(r)
-    return np.nanargmax(PS, 1), it, float(err)
+    labels, it, err, _ = optimize_L_sk(PS, args.lamb, args.tol, args.max_iters)
+    return labels, it, err
 
 
 passes = []
