@@ -2,7 +2,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { AddonLoadError } from "./errors";
-import type { SinkhornDtype, SinkhornOptions, SinkhornResult } from "./sinkhorn_types";
+import type { SinkhornDtype, SinkhornFeaturesFn, SinkhornOptions, SinkhornResult } from "./sinkhorn_types";
 import type { StepOptions, StepResult, TensorInfo, TrunkLayer, Tap } from "./model_types";
 
 /** Package root: the nearest parent directory whose package.json is ours. */
@@ -139,15 +139,7 @@ export interface NativeBinding {
   syntheticImages(seed: number, count: number): Promise<NativeSynthetic>;
   // sinkhorn_binding.cpp (wrapped by lib/sinkhorn.ts)
   sinkhornLogits(logits: Float32Array, n: number, k: number, opts: SinkhornOptions): Promise<SinkhornResult>;
-  sinkhornFeatures(
-    features: Float32Array,
-    n: number,
-    d: number,
-    weight: Float32Array,
-    bias: Float32Array | null,
-    k: number,
-    opts: SinkhornOptions,
-  ): Promise<SinkhornResult>;
+  sinkhornFeatures: SinkhornFeaturesFn;
   sinkhornTwoPass(logits: Float32Array, n: number, k: number, opts: SinkhornOptions): Promise<SinkhornResult>;
   sinkhornPlannedBytes(n: number, k: number, dtype: SinkhornDtype): number;
   // kmeans_binding.cpp (wrapped by lib/kmeans.ts)

@@ -1,8 +1,8 @@
 // Label assignment: the fused float64 Sinkhorn-Knopp solver of native/core/sinkhorn.h.
 // Every call runs off the event loop and resolves once the solve is done.
 import { native } from "./binding";
-import type { SinkhornDtype, SinkhornOptions, SinkhornResult } from "./sinkhorn_types";
-export type { SinkhornDtype, SinkhornOptions, SinkhornResult, SinkhornScaling } from "./sinkhorn_types";
+import type { SinkhornDtype, SinkhornFeaturesFn, SinkhornOptions, SinkhornResult } from "./sinkhorn_types";
+export type { SinkhornDtype, SinkhornFeaturesFn, SinkhornOptions, SinkhornResult, SinkhornScaling } from "./sinkhorn_types";
 
 /**
  * Solve the equipartition-constrained label assignment for one head.
@@ -23,18 +23,9 @@ export async function sinkhorn(
 /**
  * The same solve from the penultimate features (n, d) and the head's Linear weight
  * (k, d) and bias (k) or null: the logits are computed block by block inside the solver.
+ * Async, so bad arguments reject (never throw synchronously).
  */
-export async function sinkhornFromFeatures(
-  features: Float32Array,
-  n: number,
-  d: number,
-  weight: Float32Array,
-  bias: Float32Array | null,
-  k: number,
-  options: SinkhornOptions = {},
-): Promise<SinkhornResult> {
-  return native().sinkhornFeatures(features, n, d, weight, bias, k, options);
-}
+export const sinkhornFromFeatures: SinkhornFeaturesFn = async (...args) => native().sinkhornFeatures(...args);
 
 /**
  * The same solve as sinkhorn() on the GPU (sln_cuda_sinkhorn: float64 fused

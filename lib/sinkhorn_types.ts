@@ -48,3 +48,19 @@ export interface SinkhornResult {
   /** Median seconds of one iteration (for benchmarks on a busy machine). */
   medianIterSeconds: number;
 }
+
+/**
+ * The Sinkhorn solve from the penultimate features (n, d) and the head's Linear
+ * weight (k, d) and bias (k) or null: the logits are computed block by block
+ * inside the solver. The addon's sinkhornFeatures and lib/sinkhorn.ts's
+ * sinkhornFromFeatures share this signature.
+ */
+export type SinkhornFeaturesFn = (
+  features: Float32Array,
+  n: number,
+  d: number,
+  weight: Float32Array,
+  bias: Float32Array | null,
+  k: number,
+  options?: SinkhornOptions,
+) => Promise<SinkhornResult>;
