@@ -65,22 +65,28 @@ __device__ inline void covering(int i, int K, int stride, int pad, int O, int& l
   if (hi > O - 1) hi = O - 1;
 }
 
+// Calls f(o, oh, ow) for every output element o (an index into the whole y) whose
+// window covers input element i (an index into the whole x).
+template <class F>
+__device__ inline void for_each_covering(const PoolGeom& g, size_t i, F&& f) {
+  const int iw = static_cast<int>(i % g.W), ih = static_cast<int>((i / g.W) % g.H);
+  const size_t nc = i / (static_cast<size_t>(g.W) * g.H);
+  int oh0, oh1, ow0, ow1;
+  covering(ih, g.KH, g.stride, g.pad, g.OH, oh0, oh1);
+  covering(iw, g.KW, g.stride, g.pad, g.OW, ow0, ow1);
+  const size_t base = nc * g.OH * g.OW;
+  for (int oh = oh0; oh <= oh1; oh++)
+    for (int ow = ow0; ow <= ow1; ow++) f(base + static_cast<size_t>(oh) * g.OW + ow, oh, ow);
+}
+
 __global__ void maxpool_backward_kernel(const float* __restrict__ dy, const int32_t* __restrict__ argmax,
                                         float* __restrict__ dx, size_t total, PoolGeom g) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total; i += size_t(gridDim.x) * blockDim.x) {
-    const int iw = static_cast<int>(i % g.W), ih = static_cast<int>((i / g.W) % g.H);
-    const size_t nc = i / (static_cast<size_t>(g.W) * g.H);
-    const int self = ih * g.W + iw;
-    int oh0, oh1, ow0, ow1;
-    covering(ih, g.KH, g.stride, g.pad, g.OH, oh0, oh1);
-    covering(iw, g.KW, g.stride, g.pad, g.OW, ow0, ow1);
-    const size_t base = nc * g.OH * g.OW;
+    const int self = static_cast<int>(i % (static_cast<size_t>(g.W) * g.H));  // ih * W + iw
     float acc = 0.f;
-    for (int oh = oh0; oh <= oh1; oh++)
-      for (int ow = ow0; ow <= ow1; ow++) {
-        const size_t o = base + static_cast<size_t>(oh) * g.OW + ow;
-        if (argmax[o] == self) acc += dy[o];
-      }
+    for_each_covering(g, i, [&](size_t o, int, int) {
+      if (argmax[o] == self) acc += dy[o];
+    });
     dx[i] = acc;
   }
 }
@@ -105,16 +111,8 @@ __global__ void avgpool_forward_kernel(const float* __restrict__ x, float* __res
 
 __global__ void avgpool_backward_kernel(const float* __restrict__ dy, float* __restrict__ dx, size_t total, PoolGeom g) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total; i += size_t(gridDim.x) * blockDim.x) {
-    const int iw = static_cast<int>(i % g.W), ih = static_cast<int>((i / g.W) % g.H);
-    const size_t nc = i / (static_cast<size_t>(g.W) * g.H);
-    int oh0, oh1, ow0, ow1;
-    covering(ih, g.KH, g.stride, g.pad, g.OH, oh0, oh1);
-    covering(iw, g.KW, g.stride, g.pad, g.OW, ow0, ow1);
-    const size_t base = nc * g.OH * g.OW;
     float acc = 0.f;
-    for (int oh = oh0; oh <= oh1; oh++)
-      for (int ow = ow0; ow <= ow1; ow++)
-        acc += dy[base + static_cast<size_t>(oh) * g.OW + ow] / static_cast<float>(avg_divisor(g, oh, ow));
+    for_each_covering(g, i, [&](size_t o, int oh, int ow) { acc += dy[o] / static_cast<float>(avg_divisor(g, oh, ow)); });
     dx[i] = acc;
   }
 }
