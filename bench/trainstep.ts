@@ -1,11 +1,13 @@
-// npm run bench -- trainstep [--steps N] [--warmup W] [--threads T] [--gemm N] [--no-torch] [--no-layouts]
+// npm run bench -- trainstep [--steps N] [--warmup W] [--threads T] [--gemm N] [--no-torch] [--no-layouts] [--no-bf16]
 // images/s of the smallcnn training step (batch 256) and forward (batch 512) on
 // 1x28x28 and 3x32x32, next to PyTorch (same model, same threads, same timing:
 // median of N steps after W warm-up steps) timed in the same run when a python3
 // with torch is found. Each case also prints its achieved GFLOP/s (conv and
 // linear multiply-adds, bench/_flops.ts) beside oneDNN's float32 GEMM of two
 // --gemm x --gemm matrices on the same threads (bench/probe.ts), measured before
-// and after the cases: the arithmetic ceiling of this machine. Not a test: prints ratios.
+// and after the cases: the arithmetic ceiling of this machine. Then the same
+// cases with the trunk kept NCHW, and trained in mixed precision (--precision
+// bf16: bfloat16 convolutions) where the CPU has AVX512-BF16/AMX. Not a test: prints ratios.
 import { findTorchPython, arg, runTorchBaseline, printRatios } from "./_torch";
 import { createModel } from "../lib/model";
 import { native } from "../lib/binding";
@@ -37,12 +39,12 @@ export async function main(args: string[]): Promise<void> {
   const ours: Record<string, number> = {};
   const flops: Record<string, number> = {};
   // images/s of each case's training step and forward, with the models built now
-  const timeCases = async (out: Record<string, number>, fl?: Record<string, number>) => {
+  const timeCases = async (out: Record<string, number>, fl?: Record<string, number>, precision: "f32" | "bf16" = "f32") => {
     for (const [c, h, w] of [
       [1, 28, 28],
       [3, 32, 32],
     ] as [number, number, number][]) {
-      const model = await createModel({ arch: "smallcnn", numClasses: [10], inputShape: [c, h, w], seed: 1 });
+      const model = await createModel({ arch: "smallcnn", numClasses: [10], inputShape: [c, h, w], seed: 1, precision });
       const x = new Float32Array(256 * c * h * w).map(() => Math.random() * 2 - 1);
       const y = new Int32Array(256).map(() => Math.floor(Math.random() * 10));
       const tk = `train ${c}x${h}x${w} b256`;
@@ -63,6 +65,8 @@ export async function main(args: string[]): Promise<void> {
     await timeCases(nchw);
     delete process.env.SELFLABEL_LAYOUT;
   }
+  const bf16: Record<string, number> = {};
+  if (!args.includes("--no-bf16") && native().info().bf16) await timeCases(bf16, undefined, "bf16");
   const py = args.includes("--no-torch") ? null : findTorchPython();
   let theirs: Record<string, number> = {};
   if (py)
@@ -71,12 +75,16 @@ export async function main(args: string[]): Promise<void> {
   const gemmAfter = sgemmGflops(gemmN, threads, 5).gflops;
   console.log(`# float32 GEMM ${gemmN}^2: ${gemmAfter.toFixed(1)} GFLOP/s (after the cases); the table divides by the larger of the two`);
   printRatios(ours, theirs, 24, 0);
-  if (Object.keys(nchw).length) {
-    console.log(`# ours with the trunk's activations in NCHW (SELFLABEL_LAYOUT=plain) vs the default (blocked nChw16c where the CPU has AVX-512)`);
-    console.log(`${"case".padEnd(24)} ${"default img/s".padStart(14)} ${"NCHW img/s".padStart(11)} ${"ratio".padStart(7)}`);
-    for (const k of Object.keys(nchw))
-      console.log(`${k.padEnd(24)} ${ours[k].toFixed(0).padStart(14)} ${nchw[k].toFixed(0).padStart(11)} ${(ours[k] / nchw[k]).toFixed(2).padStart(6)}x`);
-  }
+  // a variant's images/s beside the default's; ratio = default / variant
+  const versus = (other: Record<string, number>, title: string, col: string) => {
+    if (!Object.keys(other).length) return;
+    console.log(title);
+    console.log(`${"case".padEnd(24)} ${"default img/s".padStart(14)} ${col.padStart(11)} ${"ratio".padStart(7)}`);
+    for (const k of Object.keys(other))
+      console.log(`${k.padEnd(24)} ${ours[k].toFixed(0).padStart(14)} ${other[k].toFixed(0).padStart(11)} ${(ours[k] / other[k]).toFixed(2).padStart(6)}x`);
+  };
+  versus(nchw, `# ours with the trunk's activations in NCHW (SELFLABEL_LAYOUT=plain) vs the default (blocked nChw16c where the CPU has AVX-512)`, "NCHW img/s");
+  versus(bf16, `# ours with --precision bf16 (mixed: bfloat16 convolutions, float32 accumulation) vs the default f32; ratio < 1: bf16 is faster`, "bf16 img/s");
   const gemm = Math.max(gemmBefore, gemmAfter);
   console.log(`${"case".padEnd(24)} ${"MFLOP/img".padStart(10)} ${"ours GFLOP/s".padStart(13)} ${"of GEMM".padStart(8)} ${"torch GFLOP/s".padStart(14)} ${"of GEMM".padStart(8)}`);
   for (const k of Object.keys(ours)) {

@@ -92,6 +92,7 @@ export interface NativeModelSpec {
   seed: number;
   archSpec?: "big" | "small";
   smallInput?: boolean;
+  precision?: "f32" | "bf16";
   device: "cpu" | "cuda";
 }
 

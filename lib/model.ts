@@ -28,6 +28,14 @@ export interface ModelOptions {
   smallInput?: boolean;
   device?: Device;
   seed?: number;
+  /**
+   * Training precision. "bf16": mixed precision, the convolutions round their
+   * inputs, weights and gradients to bfloat16 and accumulate in float32 (forward,
+   * training step and evaluation alike); the weights SGD updates, batch norm,
+   * pooling, the linear layers and the loss stay float32. CPU only; fast where
+   * the CPU computes bfloat16 natively (`native().info().bf16`). Default "f32".
+   */
+  precision?: "f32" | "bf16";
 }
 
 export interface ForwardOptions {
@@ -47,6 +55,8 @@ export class Model {
   readonly inputShape: [number, number, number];
   readonly device: "cpu" | "cuda";
   readonly seed: number;
+  /** The training precision (ModelOptions.precision). */
+  readonly precision: "f32" | "bf16";
   /** alexnet: "big" | "small"; other archs: undefined. */
   readonly archSpec?: ArchSpec;
   /** resnets: whether the small-input stem is used. */
@@ -60,6 +70,7 @@ export class Model {
     this.numClasses = [...opts.numClasses];
     this.inputShape = [...opts.inputShape] as [number, number, number];
     this.seed = opts.seed ?? 0;
+    this.precision = opts.precision ?? "f32";
     this.device = device;
     this.m = m;
     if (opts.arch === "alexnet") this.archSpec = opts.archSpec ?? "big";
@@ -324,6 +335,9 @@ export async function createModel(opts: ModelOptions): Promise<Model> {
       throw new TypeError(`createModel: smallInput applies only to the resnets, not ${opts.arch}`);
     }
   }
+  if (opts.precision !== undefined && opts.precision !== "f32" && opts.precision !== "bf16") {
+    throw new TypeError(`createModel: precision must be 'f32' or 'bf16', got '${String(opts.precision)}'`);
+  }
   const asked = opts.device ?? "auto";
   if (asked !== "cpu" && asked !== "auto" && asked !== "cuda") throw new TypeError(`createModel: device must be cpu, cuda or auto, got '${asked}'`);
   let device: "cpu" | "cuda" = "cpu";
@@ -333,6 +347,9 @@ export async function createModel(opts: ModelOptions): Promise<Model> {
     else if (asked === "cuda") throw new DeviceUnavailableError(`createModel: device 'cuda' is unavailable: ${st.reason}; use device 'cpu' or 'auto'`);
     else if (st.state !== "not-built" && st.state !== "disabled") cudaNoticeOnce(`CUDA unavailable, using the CPU: ${st.reason}`);
   }
+  if (device === "cuda" && opts.precision === "bf16") {
+    throw new TypeError("createModel: precision 'bf16' (mixed-precision training) is CPU-only; use precision 'f32' on CUDA");
+  }
   const m = new (native().NativeModel)({
     arch: opts.arch,
     numClasses: opts.numClasses,
@@ -340,6 +357,7 @@ export async function createModel(opts: ModelOptions): Promise<Model> {
     seed: opts.seed ?? 0,
     archSpec: opts.archSpec,
     smallInput: opts.arch.startsWith("resnet") ? opts.smallInput : undefined,
+    precision: opts.precision,
     device,
   });
   return new Model(opts, m, device);

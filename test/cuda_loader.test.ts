@@ -71,7 +71,8 @@ test("no library: info says so, --device cuda exits 2 with one line, auto trains
 test("a library with another ABI version or a missing symbol is refused with the loader's message", () => {
   const abi = info(fake("WRONG_ABI"));
   assert.equal(abi.state, "load-failed");
-  assert.match(abi.reason, /has ABI version 999, this addon needs 4: rebuild it with `npm run build:cuda`/);
+  const want = /#define SLN_CUDA_ABI_VERSION (\d+)/.exec(fs.readFileSync(path.join(root, "native/include/sln/cuda_api.h"), "utf8"))![1];
+  assert.match(abi.reason, new RegExp(`has ABI version 999, this addon needs ${want}: rebuild it with \`npm run build:cuda\``));
   oneLineExit2(trainCuda(fake("WRONG_ABI")), /--device cuda: .*ABI version 999/);
   const miss = info(fake("MISSING"));
   assert.equal(miss.state, "load-failed");

@@ -8,7 +8,7 @@
 import "./helpers/cpu_only";
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { Rng, runOp, assertClose, Params, assertWithinBound, absInputs, bnInputs, assertBatchnormClose } from "./helpers/opcheck";
+import { Rng, convCase, runOp, assertClose, Params, assertWithinBound, absInputs, bnInputs, assertBatchnormClose } from "./helpers/opcheck";
 import { createModel, Model, ModelOptions } from "../lib/model";
 import { native } from "../lib/binding";
 
@@ -29,14 +29,7 @@ test("conv2d in blocked layouts (x and/or y nChw16c) matches the float64 referen
     { N: 2, C: 32, H: 5, W: 5, K: 17, R: 3, S: 3, stride: 1, pad: 1, bias: 1, src_layout: 1, dst_layout: 0 },
   ];
   for (const p of cases) {
-    const OH = Math.floor((p.H + 2 * p.pad - p.R) / p.stride) + 1,
-      OW = Math.floor((p.W + 2 * p.pad - p.S) / p.stride) + 1;
-    const inp = {
-      x: rng.tensor(p.N * p.C * p.H * p.W),
-      w: rng.tensor(p.K * p.C * p.R * p.S, 1 / Math.sqrt(p.C * p.R * p.S)),
-      dy: rng.tensor(p.N * p.K * OH * OW),
-      ...(p.bias ? { b: rng.tensor(p.K) } : {}),
-    };
+    const { OH, OW, inp } = convCase(rng, p);
     const ref = runOp("conv2d", "ref", p, inp);
     const bound = runOp("conv2d", "ref", p, absInputs(inp));
     const cpu = runOp("conv2d", "cpu", p, inp);

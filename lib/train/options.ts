@@ -94,6 +94,15 @@ export const FLAGS = {
     default: "auto",
     describe: "label-pass forward precision: bf16 = fused bfloat16 trunk (float32 accumulation); auto: bf16 where the CPU has AVX512-BF16/AMX",
   }),
+  /**
+   * Precision of the training step (lib/model.ts ModelOptions.precision):
+   * bf16 = mixed precision, bfloat16 convolutions with float32 accumulation
+   * and float32 master weights. auto: bf16 where the CPU has AVX512-BF16/AMX.
+   */
+  precision: oneOf(["f32", "bf16", "auto"] as const, {
+    default: "f32",
+    describe: "training precision: bf16 = mixed (bfloat16 convolutions, float32 accumulation and master weights; CPU); auto: bf16 where the CPU has AVX512-BF16/AMX",
+  }),
   inputSize: num({ describe: "model input side (default: the data's for small images, else 224)" }),
   skTol: num({ default: 0.1, describe: "Sinkhorn tolerance" }),
   // The reference iterates until convergence; a trained network's peaked
@@ -274,6 +283,7 @@ export function resolveOptions(o: TrainOptions, smallImages: boolean, presetOver
   if (!isInt(res.seed) || res.seed < 0) bad(`--seed must be a non-negative integer, got ${res.seed}`);
   if (!isInt(res.logIter) || res.logIter < 1) bad(`--log-iter must be an integer >= 1, got ${res.logIter}`);
   if (res.labelMode !== "eval" && res.labelMode !== "train") bad(`--label-mode must be eval or train, got ${res.labelMode}`);
+  if (!["f32", "bf16", "auto"].includes(res.precision)) bad(`--precision must be f32, bf16 or auto, got ${res.precision}`);
   if (!["f32", "bf16", "auto"].includes(res.labelPrecision)) bad(`--label-precision must be f32, bf16 or auto, got ${res.labelPrecision}`);
   if (!isInt(res.inputSize) || res.inputSize < 0) bad(`--input-size must be a positive integer, got ${res.inputSize}`);
   if (!(res.skTol > 0)) bad(`--sk-tol must be positive, got ${res.skTol}`);

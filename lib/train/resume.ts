@@ -80,6 +80,7 @@ export function validateCheckpoint(c: Checkpoint, x: ResumeExpect): void {
     bad(`label schedule [${String(times).slice(0, 60)}] is not the tail of the one for ${epochs} epochs, ${N} images, ${nopts} passes`);
   if (!isInt(passes) || passes + times.length !== all.length) bad(`${String(passes)} label passes made + ${times.length} left != ${all.length}`);
   if (passes > 0 && all[passes - 1] > m.seen) bad(`label pass ${passes} was due at ${all[passes - 1]} images, after the ${m.seen} trained`);
+  if (ex.precision !== undefined && ex.precision !== "f32" && ex.precision !== "bf16") bad(`training precision ${JSON.stringify(ex.precision)} is not f32 or bf16`);
   if (ex.warm !== undefined) {
     if (!Array.isArray(ex.warm)) bad(`warm-start record is not a list`);
     (ex.warm as unknown[]).forEach((w, h) => {

@@ -20,6 +20,7 @@ import { cachedPixelBaseline, KmeansBaseline } from "../eval/baselines";
 import { firstLabels } from "./first_labels";
 import { resolveRecipe, stepLearningRate, labelSchedule, SPECTRAL_MAX_K } from "./recipe";
 import { SIZE_PRESETS } from "./options";
+import { trainPrecision } from "./precision";
 import { labelPass as runLabelPass, labelPrecision, spectralLabelPass, LabelPassRun } from "./label_pass";
 import { startDistributed, configureDistributed } from "../distributed/train";
 import { distributedLabelPass, shardLabelLoader } from "../distributed/label_pass";
@@ -226,12 +227,14 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
     const logFile = path.join(o.exp, "log.jsonl");
     const record = (r: Record<string, unknown>) => (dist && !dist.writer) || appendOrFail(logFile, JSON.stringify({ time: new Date().toISOString(), ...r }) + "\n");
 
+    const tp = trainPrecision(o.precision, device);
     const model: Model = await createModel({
       arch: o.arch,
       numClasses,
       inputShape,
       seed: o.seed,
       device,
+      precision: tp.precision,
       ...(o.arch === "alexnet" ? { archSpec: o.archspec } : {}),
     });
     try {
@@ -255,6 +258,8 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         }
         labels = resumeFrom.labels;
         const ex = resumeFrom.meta.extra ?? {};
+        const was = (ex.precision as string | undefined) ?? "f32";
+        if (was !== tp.precision) log(`warning: ${resumeFrom.file} was trained with --precision ${was}; continuing in ${tp.precision} (${tp.why}), so the run is no longer the one an uninterrupted run would give`);
         warm = ((ex.warm as number[][] | undefined) ?? []).map((w) => (w ? Float64Array.from(w) : undefined));
         while (warm.length < o.hc) warm.push(undefined);
         times = resumeFrom.meta.labelTimes;
@@ -277,7 +282,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
         ({ labels, pixelInit } = await firstLabels(model, ds, o, log, record));
         for (const f of oldCheckpoints) fs.rmSync(f);
         if (oldCheckpoints.length) log(`--no-resume: removed the old checkpoints in ${checkpointDir(o.exp)}`);
-        record({ event: "start", flags, n: N, inputShape, dataset: ds.name, fingerprint: ds.fingerprint, versions: runVersions(cudaProbe) });
+        record({ event: "start", flags, precision: tp.precision, n: N, inputShape, dataset: ds.name, fingerprint: ds.fingerprint, versions: runVersions(cudaProbe) });
       }
       log(
         `training ${o.arch} (${model.numParameters} parameters, ${o.hc} head${o.hc > 1 ? "s" : ""} of ${[...new Set(numClasses)].length === 1 ? numClasses[0] : numClasses.join("/")}) on ${ds.name}: ` +
@@ -325,6 +330,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
       const lp: { precision: "f32" | "bf16"; why: string } = dist
         ? { precision: "f32", why: "--distributed: the ranks' label passes gather float32 features" }
         : labelPrecision(model, o);
+      if (tp.precision !== "f32" || o.precision !== "f32") log(`training step: ${tp.precision === "bf16" ? "bf16 mixed precision" : "f32"} (${tp.why})`);
       log(`label passes: ${lp.precision} forward (${lp.why})`);
       const passState = { labels, warm };
       const labelPass = async (): Promise<void> => {
@@ -379,6 +385,7 @@ export async function train(opts: TrainOptions, hooks: TrainHooks = {}): Promise
           lrDropNext,
           extra: {
             warm: warm.map((w) => (w ? Array.from(w) : null)),
+            precision: tp.precision,
             passes,
             bestLoss,
             step: model.step,

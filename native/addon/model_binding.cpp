@@ -84,6 +84,12 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
       if (!si.IsBoolean()) throw Napi::TypeError::New(env, "createModel: smallInput must be a boolean");
       s.small_input = si.As<Napi::Boolean>().Value() ? 1 : 0;
     }
+    Napi::Value pr = o.Get("precision");
+    if (!pr.IsUndefined()) {
+      const std::string v = pr.IsString() ? pr.As<Napi::String>().Utf8Value() : "";
+      if (v != "f32" && v != "bf16") throw Napi::TypeError::New(env, "createModel: precision must be 'f32' or 'bf16'");
+      s.bf16 = v == "bf16";
+    }
     Napi::Value sd = o.Get("seed");
     if (sd.IsNumber()) s.seed = static_cast<uint64_t>(sd.As<Napi::Number>().Int64Value());
     Napi::Value dv = o.Get("device");

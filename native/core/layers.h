@@ -155,6 +155,7 @@ class ConvLayer final : public WeightedLayer<Conv2dOp, Conv2dDesc> {
   const char* kind() const override { return "conv2d"; }
   Layout input_layout(Layout arriving, bool) const override { return arriving; }
   void set_layouts(Layout in_l, bool blocked_ok) override;
+  void set_bf16(bool on) override { d_.bf16 = on; }
   void init(Arena& a, InitRng& rng) override;
 };
 

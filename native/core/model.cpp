@@ -154,6 +154,7 @@ Model::Model(const ModelSpec& spec, Backend& backend) : spec_(spec), backend_(&b
     heads_.push_back(std::move(head));
   }
   assign_layouts();
+  for (auto& l : trunk_) l->set_bf16(spec.bf16);
   arena_.finalize(backend);
   scratch_.bind(backend);
   // initialisation on the host, in layer order, then heads: linear normal(0,

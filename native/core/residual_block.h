@@ -37,6 +37,10 @@ class ResidualBlock final : public Layer {
   // when every channel count allows it; otherwise plain
   Layout input_layout(Layout arriving, bool blocked_ok) const override;
   void set_layouts(Layout in_l, bool blocked_ok) override;
+  void set_bf16(bool on) override {
+    for (auto& l : main_) l->set_bf16(on);
+    for (auto& l : shortcut_) l->set_bf16(on);
+  }
   void init(Arena& a, InitRng& rng) override;
   void check_train_batch(int N) const override;
   void forward(RunCtx& c, const float* x, float* y) override;

@@ -64,21 +64,24 @@ class Conv2dCpu final : public Conv2dOp {
     // floor division, which is PyTorch's output size; trailing rows are dropped alike.
     const memory::desc x_md(xd, dt::f32, layout_tag(d.src_layout)), w_md(wd, dt::f32, tag::oihw),
         b_md(bd, dt::f32, tag::x), y_md(yd, dt::f32, layout_tag(d.dst_layout));
-    auto pick = [&](const memory::desc& user) { return memory::desc(user.dims(), dt::f32, tag::any); };
+    // Mixed precision: the primitives read x, w and dy as bfloat16 (the staging
+    // reorders convert) and write y, dx, dw and db as float32.
+    const dt lo = d.bf16 ? dt::bf16 : dt::f32;
+    auto pick = [&](const memory::desc& user, dt t = dt::f32) { return memory::desc(user.dims(), t, tag::any); };
     const auto attr = user_scratchpad_attr();
     const auto alg = dnnl::algorithm::convolution_direct;
     using fwd_t = dnnl::convolution_forward;
     using bwd_data_t = dnnl::convolution_backward_data;
     using bwd_w_t = dnnl::convolution_backward_weights;
-    const auto fwd_d = d.bias ? fwd_t::desc(dnnl::prop_kind::forward_training, alg, pick(x_md), pick(w_md),
+    const auto fwd_d = d.bias ? fwd_t::desc(dnnl::prop_kind::forward_training, alg, pick(x_md, lo), pick(w_md, lo),
                                             b_md, pick(y_md), strides, pad, pad)
-                              : fwd_t::desc(dnnl::prop_kind::forward_training, alg, pick(x_md), pick(w_md),
+                              : fwd_t::desc(dnnl::prop_kind::forward_training, alg, pick(x_md, lo), pick(w_md, lo),
                                             pick(y_md), strides, pad, pad);
     fwd_t::primitive_desc fwd_pd(fwd_d, attr, engine());
-    bwd_data_t::primitive_desc bd_pd(bwd_data_t::desc(alg, pick(x_md), pick(w_md), pick(y_md), strides, pad, pad),
-                                     attr, engine(), fwd_pd);
-    const auto bw_d = d.bias ? bwd_w_t::desc(alg, pick(x_md), pick(w_md), b_md, pick(y_md), strides, pad, pad)
-                             : bwd_w_t::desc(alg, pick(x_md), pick(w_md), pick(y_md), strides, pad, pad);
+    bwd_data_t::primitive_desc bd_pd(
+        bwd_data_t::desc(alg, pick(x_md), pick(w_md, lo), pick(y_md, lo), strides, pad, pad), attr, engine(), fwd_pd);
+    const auto bw_d = d.bias ? bwd_w_t::desc(alg, pick(x_md, lo), pick(w_md), b_md, pick(y_md, lo), strides, pad, pad)
+                             : bwd_w_t::desc(alg, pick(x_md, lo), pick(w_md), pick(y_md, lo), strides, pad, pad);
     bwd_w_t::primitive_desc bw_pd(bw_d, attr, engine(), fwd_pd);
     fwd_ = fwd_t(fwd_pd);
     bwd_data_ = bwd_data_t(bd_pd);

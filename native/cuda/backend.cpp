@@ -282,6 +282,7 @@ static void plain_only(Layout l, const char* op) {
 std::unique_ptr<Conv2dOp> CudaBackend::conv2d(const Conv2dDesc& d) {
   plain_only(d.src_layout, "conv2d");
   plain_only(d.dst_layout, "conv2d");
+  SLN_CHECK_ARG(!d.bf16, "conv2d: mixed-precision (bf16) training is CPU-only; use --precision f32 with --gpu");
   return make_conv2d(*this, d);
 }
 std::unique_ptr<BatchNormOp> CudaBackend::batchnorm(const BatchNormDesc& d) {

@@ -1,5 +1,7 @@
 // Harness case "conv2d". Params: N,C,H,W,K,R,S,stride,pad,bias, src_layout and
-// dst_layout (0 plain, 1 blocked16: the backend op's x/dx and y/dy layouts).
+// dst_layout (0 plain, 1 blocked16: the backend op's x/dx and y/dy layouts),
+// bf16 (1: the backend op's mixed precision, Conv2dDesc::bf16; the reference
+// ignores it, so a test rounds x, w and dy to bfloat16 itself).
 // Inputs: x (N,C,H,W), w (K,C,R,S), b (K) when bias, dy (N,K,OH,OW) optional.
 // Outputs: y; with dy also dx, dw and db (db when bias). Param need_dx=0 runs
 // backward with dx = null (a first layer) and returns no dx.
@@ -17,6 +19,7 @@ static Tensors conv2d_case(Backend* backend, const Params& p, const Tensors& in)
   d.K = iparam(p, "K", 1), d.R = iparam(p, "R", 1), d.S = iparam(p, "S", 1);
   d.stride = iparam(p, "stride", 1), d.pad = iparam(p, "pad", 0), d.bias = iparam(p, "bias", 0) != 0;
   d.src_layout = layout_param(p, "src_layout"), d.dst_layout = layout_param(p, "dst_layout");
+  d.bf16 = iparam(p, "bf16", 0) != 0;
   // The backend op validates its own descriptor; create it before anything else.
   std::unique_ptr<Conv2dOp> op = backend ? backend->conv2d(d) : nullptr;
   check_conv2d(d);

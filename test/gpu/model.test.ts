@@ -90,6 +90,11 @@ test("a non-finite input is refused on cuda as on the CPU, and the model stays u
   m.dispose();
 });
 
+test("mixed precision (precision bf16) is CPU-only: refused on cuda with a clear error", async (t) => {
+  if (!(await cudaOrSkip(t))) return;
+  await assert.rejects(createModel({ arch: "smallcnn", numClasses: [3], inputShape: [1, 8, 8], device: "cuda", precision: "bf16" }), /precision 'bf16' .* is CPU-only/);
+});
+
 // Training with GPU augmentation: trainStep(AugmentInput) runs sln_cuda_augment
 // into the model's input buffer on the device. Against the same cuda model fed
 // the CPU's augmentBatch floats of the same sources and parameters: the inputs

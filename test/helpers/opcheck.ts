@@ -198,3 +198,18 @@ export function assertBatchnormClose(got: HarnessTensors, ref: HarnessTensors, t
   // by M, times gamma*invstd (~3/1.4), plus cancellation in the bracket
   assertClose(got.dx, ref.dx, { atol: 2e-5, rtol: 1e-5 }, `${what} dx`);
 }
+
+// ---------------------------------------------------------------- conv2d
+
+/** A conv2d harness case's output size and seeded inputs: x, w (scaled by 1/sqrt(fan-in)), dy, and b when p.bias. */
+export function convCase(rng: Rng, p: Params, roundBias: (v: number) => number = (v) => v): { OH: number; OW: number; inp: HarnessTensors } {
+  const OH = Math.floor((p.H + 2 * p.pad - p.R) / p.stride) + 1,
+    OW = Math.floor((p.W + 2 * p.pad - p.S) / p.stride) + 1;
+  const inp: HarnessTensors = {
+    x: rng.tensor(p.N * p.C * p.H * p.W),
+    w: rng.tensor(p.K * p.C * p.R * p.S, 1 / Math.sqrt(p.C * p.R * p.S)),
+    dy: rng.tensor(p.N * p.K * OH * OW),
+    ...(p.bias ? { b: rng.tensor(p.K).map(roundBias) } : {}),
+  };
+  return { OH, OW, inp };
+}

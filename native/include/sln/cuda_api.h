@@ -38,7 +38,8 @@ struct Result;
 //      Options::shard (a row-sharded solve over NCCL, all-reduce mode).
 //   4: the op descriptors carry a Layout; Backend::blocked_layouts / reorder
 //      (sln/ops.h) added.
-#define SLN_CUDA_ABI_VERSION 4
+//   5: Conv2dDesc::bf16 (mixed-precision training; the CUDA backend refuses it).
+#define SLN_CUDA_ABI_VERSION 5
 
 extern "C" {
 

@@ -164,6 +164,9 @@ class Layer {
   // `steps` (a conv or pool starts a step; batch norm and ReLU join the conv
   // before them); false when it cannot join (the trunk then has no fused form).
   virtual bool infer_step(Arena& a, std::vector<InferStep>& steps) { return false; }
+  // Mixed precision (ModelSpec::bf16): convolutions take bfloat16 operands
+  // (Conv2dDesc::bf16); every other layer stays float32.
+  virtual void set_bf16(bool on) {}
 };
 
 struct ModelSpec {
@@ -174,6 +177,10 @@ struct ModelSpec {
   std::vector<int> num_classes{10};   // one entry per head
   Shape3 input{3, 32, 32};
   uint64_t seed = 0;
+  // Mixed-precision training (--precision bf16): the convolutions round x, w
+  // and dy to bfloat16 and accumulate in float32; the master weights, batch
+  // norm, pooling, linear layers and the loss stay float32. CPU only.
+  bool bf16 = false;
 };
 
 struct StepOptions {

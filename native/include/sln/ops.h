@@ -45,6 +45,11 @@ struct Conv2dDesc {
   int stride = 1, pad = 0;
   bool bias = false;
   Layout src_layout = Layout::plain, dst_layout = Layout::plain;   // x and dx; y and dy
+  // Mixed precision (--precision bf16): x, w and dy are rounded to bfloat16 for
+  // the three convolutions, which accumulate in float32; y, dx, dw and db stay
+  // float32 (the caller's buffers and the master weights do not change type).
+  // Only where the backend computes bfloat16 (Backend::bf16_native or emulated).
+  bool bf16 = false;
   int OH() const { return (H + 2 * pad - R) / stride + 1; }
   int OW() const { return (W + 2 * pad - S) / stride + 1; }
 };

@@ -14,7 +14,7 @@ namespace sln {
 inline std::ostream& operator<<(std::ostream& os, const Conv2dDesc& d) {
   return os << "{N:" << d.N << ", C:" << d.C << ", H:" << d.H << ", W:" << d.W << ", K:" << d.K
             << ", R:" << d.R << ", S:" << d.S << ", stride:" << d.stride << ", pad:" << d.pad
-            << ", bias:" << (d.bias ? "true" : "false") << "}";
+            << ", bias:" << (d.bias ? "true" : "false") << (d.bf16 ? ", bf16" : "") << "}";
 }
 
 inline std::ostream& operator<<(std::ostream& os, const LinearDesc& d) {
