@@ -1,7 +1,9 @@
 {
   "variables": {
     # 1 adds the test-only addon (scripts/build-test-addon.js configures with -Dsln_test_addon=1)
-    "sln_test_addon%": 0
+    "sln_test_addon%": 0,
+    # 1 where libjpeg's headers and library are found (scripts/has-libjpeg.js): the addon's JPEG decoder
+    "sln_jpeg%": "<!(node scripts/has-libjpeg.js)"
   },
   "target_defaults": {
     "include_dirs": [
@@ -22,7 +24,10 @@
         "<!@(node -p \"require('./native/sources.json').addon.join(' ')\")"
       ],
       "ldflags": ["-Wl,--disable-new-dtags", "-Wl,-rpath,'$$ORIGIN'"],
-      "libraries": ["-ldnnl", "-ldl"]
+      "libraries": ["-ldnnl", "-ldl"],
+      "conditions": [
+        ["sln_jpeg==1", {"defines": ["SLN_HAVE_LIBJPEG"], "libraries": ["-ljpeg"]}]
+      ]
     }
   ],
   "conditions": [

@@ -4,7 +4,8 @@
 //   (a) Fashion-MNIST IDX, level 2 (Resize 32, RandomResizedCrop 28, flip) at 28 px
 //   (b) an ImageFolder of generated JPEGs (320x256 unless --jpeg-size, e.g. 1024x768
 //       for photo-sized files) at level 3 to 224: first epoch (decode into a fresh
-//       cache + augment) with jimp and with sharp, later epochs (cache). The decode
+//       cache + augment) with jimp, sharp and the addon's libjpeg decoder (the
+//       default), later epochs (cache). The decode
 //       also prints CPU ms per image (all threads of the process), which a busy
 //       machine disturbs less than the wall-clock rate.
 //   (c) unless --no-steps: where a first-epoch decode's time goes, measured in
@@ -19,7 +20,7 @@ import { spawnSync } from "node:child_process";
 import { Jimp } from "jimp";
 import { native } from "../lib/binding";
 import { Loader, openDataset, loadImageFolder, Dataset } from "../lib/data";
-import { decodeForCache, loadSharp, DecoderName } from "../lib/data/decoders";
+import { decodeForCache, decodeJpegNative, hasNativeJpeg, loadSharp, DecoderName, PixelBuffers } from "../lib/data/decoders";
 
 function arg(args: string[], name: string, def: string): string {
   const i = args.indexOf(name);
@@ -174,18 +175,30 @@ export async function main(args: string[]): Promise<void> {
     }
   };
   const jimpDir = fs.mkdtempSync(path.join(os.tmpdir(), "sln-bench-cache-"));
+  const sharpDir = fs.mkdtempSync(path.join(os.tmpdir(), "sln-bench-cache-"));
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), "sln-bench-cache-"));
   try {
     const base = await firstEpochRate("jimp", jimpDir);
     let firstEpoch = base.rate;
+    let fastest = jimpDir;
+    const ratio = (name: string, fast: { rate: number; decode: number; cpuMs: number }) =>
+      console.log(`  ${name} / jimp: first epoch ${(fast.rate / base.rate).toFixed(1)}x, decode alone ${(fast.decode / base.decode).toFixed(1)}x (CPU time per image ${(base.cpuMs / fast.cpuMs).toFixed(1)}x)`);
     if (loadSharp()) {
-      const fast = await firstEpochRate("sharp", cacheDir);
-      firstEpoch = fast.rate;
-      console.log(`  sharp / jimp: first epoch ${(fast.rate / base.rate).toFixed(1)}x, decode alone ${(fast.decode / base.decode).toFixed(1)}x (CPU time per image ${(base.cpuMs / fast.cpuMs).toFixed(1)}x)`);
+      const fast = await firstEpochRate("sharp", sharpDir);
+      [firstEpoch, fastest] = [fast.rate, sharpDir];
+      ratio("sharp", fast);
     } else {
-      console.log("  sharp: not installed (npm install sharp); the cached epochs below use jimp's cache");
-      fs.cpSync(jimpDir, cacheDir, { recursive: true });
+      console.log("  sharp: not installed (npm install sharp)");
     }
+    if (hasNativeJpeg()) {
+      // the default decoder: the addon's libjpeg for JPEGs (sharp or jimp for the rest)
+      const fast = await firstEpochRate("libjpeg", cacheDir);
+      [firstEpoch, fastest] = [fast.rate, cacheDir];
+      ratio(`libjpeg (the addon's, ${native().jpegLibrary})`, fast);
+    } else {
+      console.log("  libjpeg: the addon was built without libjpeg (apt-get install libjpeg62-turbo-dev, rebuild)");
+    }
+    if (fastest !== cacheDir) fs.cpSync(fastest, cacheDir, { recursive: true });
     const t2 = process.hrtime.bigint();
     const again = await loadImageFolder(folder, { split: "train", shortSide: 256, cacheDir, workers });
     const reopenMs = Number(process.hrtime.bigint() - t2) / 1e6;
@@ -202,6 +215,7 @@ export async function main(args: string[]): Promise<void> {
     }
   } finally {
     fs.rmSync(cacheDir, { recursive: true, force: true });
+    fs.rmSync(sharpDir, { recursive: true, force: true });
     fs.rmSync(jimpDir, { recursive: true, force: true });
   }
   if (!args.includes("--no-steps")) await steps(folder);
@@ -231,6 +245,17 @@ async function steps(folder: string): Promise<void> {
       if (d === "sharp") decoded[i] = r.data;
     });
     row.push(`${d} decode ${ms.toFixed(2)}`);
+  }
+  if (hasNativeJpeg()) {
+    // as the decode pool does: into a reused buffer, given back once written
+    const buffers = new PixelBuffers();
+    const ms = await cpuMs(async (i) => {
+      const r = await decodeJpegNative(bufs[i], 256, buffers);
+      if (r === null || typeof r === "string") throw new Error(`${files[i]}: the addon's decoder did not take it (${r})`);
+      if (!decoded[i]) decoded[i] = r.data.slice();
+      buffers.give(r.data);
+    });
+    row.push(`libjpeg decode ${ms.toFixed(2)}`);
   }
   if (decoded.length) {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sln-bench-steps-"));

@@ -138,6 +138,13 @@ export interface NativeBinding {
   augmentBatch(src: Uint8Array, desc: NativeAugmentDesc, out: Float32Array): Promise<Float32Array>;
   resizeU8(src: Uint8Array, height: number, width: number, srcStride: number, channels: number, outHeight: number, outWidth: number): Promise<Uint8Array>;
   syntheticImages(seed: number, count: number): Promise<NativeSynthetic>;
+  /**
+   * jpeg_binding.cpp, only where the build found libjpeg: decode a JPEG into out
+   * (outHeight x outWidth x 3 after the EXIF orientation); null when done, else why not.
+   */
+  jpegDecode?(src: Uint8Array, shortSide: number, orientation: number, fullHeight: number, fullWidth: number, outHeight: number, outWidth: number, out: Uint8Array): Promise<string | null>;
+  /** The libjpeg the addon's JPEG decoder is linked with ("libjpeg-turbo 2001005"); absent without one. */
+  jpegLibrary?: string;
   // sinkhorn_binding.cpp (wrapped by lib/sinkhorn.ts)
   sinkhornLogits(logits: Float32Array, n: number, k: number, opts: SinkhornOptions): Promise<SinkhornResult>;
   sinkhornFeatures: SinkhornFeaturesFn;

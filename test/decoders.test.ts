@@ -1,7 +1,8 @@
 // ImageFolder decoding with sharp (optional dependency) against jimp (always
 // there): PNG identical, JPEG within the rounding of two IDCTs, the same
 // dataset (sizes, labels, paths, skipped files) either way, and
-// SELFLABEL_DECODER=jimp honoured. Skipped where sharp is not installed.
+// SELFLABEL_DECODER=jimp honoured. Skipped where sharp is not installed. The
+// addon's own JPEG decoder (the default where it is built): jpeg_native.test.ts.
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -9,7 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import { Jimp } from "jimp";
-import { decodeForCache, decodeRgba, decoderName, jpegOrientation, loadSharp } from "../lib/data/decoders";
+import { decodeForCache, decodeRgba, decoderName, hasNativeJpeg, jpegOrientation, loadSharp } from "../lib/data/decoders";
 import { loadImageFolder } from "../lib/data";
 import { Prng } from "../lib/prng";
 
@@ -57,7 +58,7 @@ test("sharp vs jimp: PNG identical, JPEG within IDCT rounding", async (t) => {
   await assert.rejects(decodeRgba(Buffer.from("not an image"), "sharp"));
 });
 
-test("an ImageFolder decoded with sharp and with SELFLABEL_DECODER=jimp: same dataset", async (t) => {
+test("an ImageFolder decoded with SELFLABEL_DECODER=sharp and =jimp: same dataset", async (t) => {
   if (!loadSharp()) return t.skip("sharp is not installed (optional dependency)");
   const root = path.join(tmp, "folder");
   for (const [cls, n] of [
@@ -75,7 +76,7 @@ test("an ImageFolder decoded with sharp and with SELFLABEL_DECODER=jimp: same da
     if (decoder) process.env.SELFLABEL_DECODER = decoder;
     else delete process.env.SELFLABEL_DECODER;
     try {
-      assert.equal(decoderName(), decoder ?? "sharp");
+      assert.equal(decoderName(), decoder);
       const warnings: string[] = [];
       const r = await loadImageFolder(root, { split: "train", shortSide: 32, cacheDir, workers: 2, onWarning: (w) => warnings.push(w) });
       return { ds: r.dataset, warnings };
@@ -84,7 +85,7 @@ test("an ImageFolder decoded with sharp and with SELFLABEL_DECODER=jimp: same da
       else process.env.SELFLABEL_DECODER = prev;
     }
   };
-  const s = await load(undefined, path.join(tmp, "cache-sharp"));
+  const s = await load("sharp", path.join(tmp, "cache-sharp"));
   const j = await load("jimp", path.join(tmp, "cache-jimp"));
   assert.deepEqual(s.ds.paths, j.ds.paths);
   assert.deepEqual(Array.from(s.ds.labels!), Array.from(j.ds.labels!));
@@ -143,7 +144,7 @@ test("sharp shrinks a large JPEG on load: cache size and pixels as with jimp + t
       else process.env.SELFLABEL_DECODER = prev;
     }
   };
-  const s = await load(undefined);
+  const s = await load("sharp");
   const j = await load("jimp");
   // jimp applies EXIF orientation too: both see b/0.jpg as 200 wide, 300 high
   assert.deepEqual(Array.from(s.heights), [64, 96, 96, 76]);
@@ -236,7 +237,7 @@ test("a full disk while writing the decode cache: an error naming the cache file
   const script =
     `require(${JSON.stringify(path.join(__dirname, "..", "lib", "data"))}).loadImageFolder(${JSON.stringify(root)}, { split: "train", cacheDir: ${JSON.stringify(cacheDir)} })` +
     `.then(() => console.log("loaded"), (e) => { globalThis.failed = true; setTimeout(() => console.log(JSON.stringify({ code: e.code, message: e.message, lateReads: globalThis.lateReads })), 500); })`;
-  for (const decoder of ["jimp", ...(loadSharp() ? ["sharp"] : [])]) {
+  for (const decoder of ["jimp", ...(loadSharp() ? ["sharp"] : []), ...(hasNativeJpeg() ? ["libjpeg"] : [])]) {
     const r = spawnSync(process.execPath, ["--require", preload, "-e", script], { encoding: "utf8", env: { ...process.env, SELFLABEL_DECODER: decoder } });
     assert.equal(r.status, 0, r.stderr);
     const e = JSON.parse(r.stdout.trim()) as { code: string; message: string; lateReads: number };

@@ -11,7 +11,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { execFileSync, spawnSync } from "node:child_process";
-import { packageRoot } from "../lib/binding";
+import { native, packageRoot } from "../lib/binding";
 
 const root = packageRoot();
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sln-install-"));
@@ -85,6 +85,8 @@ test("the tarball ships what users need and nothing else", () => {
     "native/sources.json",
     "scripts/install.js",
     "scripts/source-hash.js",
+    // binding.gyp asks it whether to build the addon's JPEG decoder
+    "scripts/has-libjpeg.js",
     // the optional libraries' build scripts, which the load errors name (`npm run build:cuda` etc.)
     "scripts/build-cuda.sh",
     "scripts/build-mpi.sh",
@@ -95,6 +97,8 @@ test("the tarball ships what users need and nothing else", () => {
     "prebuilds/linux-x64/libdnnl.so.2",
     "prebuilds/linux-x64/libgomp.so.1",
     "prebuilds/linux-x64/licenses/BUNDLED.txt",
+    // the addon's JPEG decoder (native/addon/jpeg_binding.cpp), where this build has it
+    ...(native().jpegDecode ? ["prebuilds/linux-x64/libjpeg.so.62"] : []),
   ])
     assert.ok(files.includes(f), `missing ${f}`);
   for (const f of files) assert.doesNotMatch(f, /^(test|bench|lib|\.build-ts|build|docs)\/|\.map$|\.py$|\.tgz$/, f);
@@ -114,7 +118,7 @@ test("installs offline without a compiler, resolves the bundled oneDNN, runs inf
   assert.ok(!fs.existsSync(path.join(installed, "build")), "nothing was compiled");
   const dir = path.join(installed, "prebuilds", "linux-x64");
   const ldd = execFileSync("ldd", [path.join(dir, "node.napi.glibc.node")], { encoding: "utf8" });
-  for (const lib of ["libdnnl.so.2", "libgomp.so.1"]) assert.match(ldd, new RegExp(`${lib.replace(/\./g, "\\.")} => ${dir}/${lib.replace(/\./g, "\\.")} `), ldd);
+  for (const lib of ["libdnnl.so.2", "libgomp.so.1", ...(native().jpegDecode ? ["libjpeg.so.62"] : [])]) assert.match(ldd, new RegExp(`${lib.replace(/\./g, "\\.")} => ${dir}/${lib.replace(/\./g, "\\.")} `), ldd);
   const cli = path.join(proj, "node_modules", ".bin", "selflabel-native");
   const info = spawnSync(cli, ["info"], { cwd: proj, encoding: "utf8", env });
   assert.equal(info.status, 0, info.stderr);
@@ -123,6 +127,7 @@ test("installs offline without a compiler, resolves the bundled oneDNN, runs inf
   const exported = spawnSync(path.join(bin, "node"), ["-e", "console.log(Object.keys(require(process.argv[1])).join(' '))", path.join(dir, "node.napi.glibc.node")], { encoding: "utf8", env });
   assert.equal(exported.status, 0, exported.stderr);
   assert.match(exported.stdout, /\binfo\b/);
+  if (native().jpegDecode) assert.match(exported.stdout, /\bjpegDecode\b/);
   assert.doesNotMatch(exported.stdout, /harness/i);
   // the libraries the running process mapped: the bundled ones
   const maps = spawnSync(

@@ -1,6 +1,7 @@
 // worker_threads entry: decode image files with jimp for the decode cache
 // (decoders.ts decodeFile; the pool names the decoder and the cache's shorter
-// side in workerData; sharp decodes in the pool's own thread, see decoders.ts).
+// side in workerData; the addon's JPEG decoder and sharp decode in the pool's
+// own thread, see decoders.ts).
 // Out first: { ready: true } once loaded. Messages in: { id, file }; out:
 // { id, ok: true, width, height, channels, resized, pixels: Uint8Array } (RGB
 // or RGBA, its buffer transferred) or { id, ok: false, error }. Never throws
@@ -22,7 +23,7 @@ if (parentPort) {
   if (wd.decoder !== "sharp") require("jimp");
   port.postMessage({ ready: true });
   port.on("message", (req: DecodeRequest) => {
-    void decodeFile(req.file, wd.decoder ?? "jimp", wd.shortSide ?? 256).then((r) => {
+    void decodeFile(req.file, wd.decoder === "sharp" ? "sharp" : "jimp", wd.shortSide ?? 256).then((r) => {
       if (!r.ok) return port.postMessage({ id: req.id, ...r });
       // the decoder's own buffer when the pixels fill it (no copy), else a copy
       const own = r.pixels.byteOffset === 0 && r.pixels.byteLength === r.pixels.buffer.byteLength && r.pixels.buffer instanceof ArrayBuffer;

@@ -1,13 +1,21 @@
-// Image decoders for ImageFolder: sharp (libvips with libjpeg-turbo and libpng,
-// shipped prebuilt by npm as an optional dependency: no system library) when it
-// is installed, else jimp (pure JavaScript, always there; about 10-30x slower
-// on JPEG). Both apply the EXIF orientation. SELFLABEL_DECODER=jimp forces
-// jimp. The two decode JPEG with different IDCTs (pixels differ by a few
-// levels); the decode cache keeps whichever built it, so a dataset's
-// fingerprint does not depend on the decoder.
+// Image decoders for ImageFolder, fastest first:
+// - libjpeg: the addon's own JPEG decoder (native/addon/jpeg_binding.cpp,
+//   libjpeg-turbo linked in where the build found it; the prebuilt addon
+//   carries its libjpeg.so.62): a JPEG is decoded straight to the cache's size
+//   and orientation, into a reused buffer (PixelBuffers), in one libuv job. A
+//   file it does not take (not a JPEG, CMYK, an EXIF block the header reader
+//   cannot follow, corrupt or truncated) goes to sharp, else jimp, which decide.
+// - sharp (libvips with libjpeg-turbo and libpng, shipped prebuilt by npm as an
+//   optional dependency: no system library) when it is installed;
+// - jimp (pure JavaScript, always there; about 10-30x slower on JPEG).
+// All apply the EXIF orientation. SELFLABEL_DECODER=jimp or =sharp forces one
+// (sharp falls back to jimp where it is not installed). The decoders use
+// different IDCTs (pixels differ by a few levels); the decode cache keeps
+// whichever built it, so a dataset's fingerprint does not depend on the decoder.
 //
-// Where they run (decodeFile, the ImageFolder decode pool): jimp on
-// worker_threads (its decode is JavaScript); sharp in the calling thread,
+// Where they run (decodeFileNative, decodeFile, the ImageFolder decode pool):
+// jimp on worker_threads (its decode is JavaScript); the addon's decoder and
+// sharp in the calling thread,
 // whose libvips work runs on libuv's threads anyway (one libvips thread per
 // image, sharp.concurrency(1); its operation cache off): a decode thread per
 // core only added its start (about 0.2 s of CPU each, sharp's import) and a
@@ -24,9 +32,10 @@
 // below): sharp's metadata() (about 1 ms) is asked only when the header cannot
 // be read, and a JPEG without an orientation to apply skips the rotation.
 import * as fs from "node:fs";
+import { native } from "../binding";
 import { MAX_IMAGE_PIXELS, checkImagePixels, imageHeader } from "./image_limits";
 
-export type DecoderName = "sharp" | "jimp";
+export type DecoderName = "libjpeg" | "sharp" | "jimp";
 
 export interface Rgba {
   width: number;
@@ -69,14 +78,30 @@ export function loadSharp(): SharpModule | null {
   return sharpModule;
 }
 
-/** The decoder ImageFolder uses in this process. */
+/** Whether the addon has its JPEG decoder (built where libjpeg was found). */
+export function hasNativeJpeg(): boolean {
+  try {
+    return typeof native().jpegDecode === "function";
+  } catch {
+    return false;
+  }
+}
+
+/** The decoder ImageFolder uses in this process (libjpeg: for JPEGs; other files go to fallbackDecoder()). */
 export function decoderName(): DecoderName {
-  if (process.env.SELFLABEL_DECODER === "jimp") return "jimp";
+  const forced = process.env.SELFLABEL_DECODER;
+  if (forced === "jimp") return "jimp";
+  if (forced !== "sharp" && hasNativeJpeg()) return "libjpeg";
   return loadSharp() ? "sharp" : "jimp";
 }
 
+/** The decoder of the files the addon's JPEG decoder does not take. */
+export function fallbackDecoder(): "sharp" | "jimp" {
+  return process.env.SELFLABEL_DECODER !== "jimp" && loadSharp() ? "sharp" : "jimp";
+}
+
 /** Decode an image file's bytes to RGBA with the named decoder (throws on a bad file). */
-export async function decodeRgba(buf: Buffer, name: DecoderName): Promise<Rgba> {
+export async function decodeRgba(buf: Buffer, name: "sharp" | "jimp"): Promise<Rgba> {
   if (name === "sharp") {
     const sharp = loadSharp();
     if (!sharp) throw new Error("sharp is not installed");
@@ -119,6 +144,11 @@ export interface DecodedImage {
  * libvips (see the top of this file); otherwise the full-size image.
  */
 export async function decodeForCache(buf: Buffer, name: DecoderName, shortSide: number): Promise<DecodedImage> {
+  if (name === "libjpeg") {
+    const r = await decodeJpegNative(buf, shortSide);
+    if (typeof r === "object" && r !== null) return r;
+    name = fallbackDecoder();
+  }
   if (name !== "sharp") {
     const r = await decodeRgba(buf, name);
     return { ...r, channels: 4, resized: false };
@@ -151,6 +181,60 @@ export async function decodeForCache(buf: Buffer, name: DecoderName, shortSide: 
   if (info.channels !== 3) throw new Error(`sharp returned ${info.channels} channels`);
   if (shrink && (info.width !== tw || info.height !== th)) throw new Error(`sharp resized to ${info.width}x${info.height}, expected ${tw}x${th}`);
   return { width: info.width, height: info.height, channels: 3, data: new Uint8Array(data.buffer, data.byteOffset, data.length), resized: shrink };
+}
+
+/**
+ * Reused pixel buffers for the addon's JPEG decoder: a decode takes one, the
+ * cache gives it back once written, so no image touches fresh memory (on the
+ * VM of docs/benchmarks.md, first-touch memory cost about as much as the
+ * decode itself).
+ */
+export class PixelBuffers {
+  private free: Uint8Array[] = [];
+  private mine = new WeakSet<ArrayBufferLike>();
+  constructor(private readonly keep = 32) {}
+
+  /** A buffer of at least n bytes (its first n are the image's). */
+  take(n: number): Uint8Array {
+    for (let i = this.free.length - 1; i >= 0; i--) {
+      if (this.free[i].length >= n) return this.free.splice(i, 1)[0];
+    }
+    const b = new Uint8Array(n);
+    this.mine.add(b.buffer);
+    return b;
+  }
+
+  /** Give back a buffer from take() (or a view of one); other arrays are ignored. */
+  give(b: Uint8Array): void {
+    if (!this.mine.has(b.buffer) || this.free.length >= this.keep) return;
+    this.free.push(new Uint8Array(b.buffer));
+  }
+}
+
+/**
+ * Decode a JPEG for the cache with the addon's decoder (jpeg_binding.cpp): to
+ * cacheSize() of its shown size, RGB, oriented. null when the addon has no
+ * decoder, the file is not a JPEG or its EXIF block cannot be read here;
+ * a string (why) when libjpeg did not decode it. Either way another decoder
+ * decides about the file.
+ */
+export async function decodeJpegNative(buf: Uint8Array, shortSide: number, buffers?: PixelBuffers): Promise<DecodedImage | string | null> {
+  const decode = native().jpegDecode;
+  if (!decode) return null;
+  const hdr = imageHeader(buf);
+  if (hdr === null || hdr.format !== "jpeg") return null;
+  const o = jpegOrientation(buf);
+  if (o === null) return null;
+  const [h, w] = o >= 5 ? [hdr.width, hdr.height] : [hdr.height, hdr.width];
+  const [th, tw] = cacheSize(h, w, shortSide);
+  const n = th * tw * 3;
+  const out = buffers ? buffers.take(n) : new Uint8Array(n);
+  const why = await decode(buf, shortSide, o, hdr.height, hdr.width, th, tw, out);
+  if (why !== null) {
+    buffers?.give(out);
+    return why;
+  }
+  return { width: tw, height: th, channels: 3, data: out.length === n ? out : out.subarray(0, n), resized: true };
 }
 
 /**
@@ -213,11 +297,31 @@ export type DecodeResult =
   | { ok: false; error: string };
 
 /**
+ * Read and decode one file with the addon's JPEG decoder (decodeJpegNative),
+ * after the header's pixel cap: null when it leaves the file to another
+ * decoder (decodeFile); an empty file or one over the cap is { ok: false }
+ * as there. Never throws.
+ */
+export async function decodeFileNative(file: string, shortSide: number, buffers?: PixelBuffers): Promise<DecodeResult | null> {
+  try {
+    const buf = fs.readFileSync(file);
+    if (buf.length === 0) return { ok: false, error: "empty file" };
+    checkImagePixels(buf);
+    const r = await decodeJpegNative(buf, shortSide, buffers);
+    if (r === null || typeof r === "string") return null;
+    return { ok: true, width: r.width, height: r.height, channels: 3, resized: true, pixels: r.data };
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    return { ok: false, error: msg.split("\n")[0] || "decode failed" };
+  }
+}
+
+/**
  * Read and decode one image file for the decode cache: the header's pixel
  * cap first (image_limits.ts), then decodeForCache. A file that cannot be
  * read or decoded is { ok: false, error } (one line); never throws.
  */
-export async function decodeFile(file: string, name: DecoderName, shortSide: number): Promise<DecodeResult> {
+export async function decodeFile(file: string, name: "sharp" | "jimp", shortSide: number): Promise<DecodeResult> {
   try {
     // synchronously: 20-100 us for a photo; an asynchronous read cost about 1 ms more per image
     const buf = fs.readFileSync(file);

@@ -1,10 +1,11 @@
 // ImageFolder: ROOT/train/<class>/<image> (and ROOT/val/... for the test split),
 // or a plain ROOT/<class>/<image>. Classes sorted by name, files sorted within
 // each class folder (walked recursively), so indices are stable (torchvision's
-// rule). Images are decoded once (sharp when installed, else jimp: decoders.ts)
-// in worker_threads, resized so the
+// rule). Images are decoded once (JPEGs by the addon's libjpeg decoder where it
+// is built, else and for other files sharp when installed, else jimp:
+// decoders.ts), resized so the
 // shorter side is at most `shortSide` (PIL-style antialiased bilinear, native;
-// a JPEG at least twice that size, with sharp: shrunk on load, resized by libvips),
+// a large JPEG is shrunk on load first),
 // stored as uint8 RGB HWC, and cached on disk:
 //   <cacheDir>/imagefolder-<key>.u8    the pixels, image after image
 //   <cacheDir>/imagefolder-<key>.json  sizes, labels, paths, skipped files
@@ -17,12 +18,11 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Worker } from "node:worker_threads";
 import { native } from "../binding";
 import { Dataset, InMemoryDataset, SourceBatch, Split } from "./dataset";
 import { DataError, DataUsageError, EmptyDatasetError } from "./errors";
-import type { DecodeReply } from "./decode_worker";
-import { cacheSize, decodeFile, decoderName, resizedSize } from "./decoders";
+import { DecodePool } from "./decode_pool";
+import { cacheSize, resizedSize } from "./decoders";
 
 export { resizedSize };
 
@@ -174,153 +174,6 @@ interface CacheMeta {
 /** The default limit on one file's decode (ImageFolderOptions.decodeTimeoutMs). */
 export const DECODE_TIMEOUT_MS = 120_000;
 
-interface PoolWorker {
-  worker: Worker;
-  /** The job it decodes now and the timer that stops it. */
-  job?: { id: number; timer: NodeJS.Timeout };
-}
-
-/**
- * A pool of image decoders (sharp or jimp: decoders.ts): jimp on n
- * worker_threads; sharp in this thread, n files at a time (libvips decodes on
- * libuv's threads: decode threads only added their start and a message and a
- * copy per image; see decoders.ts). A file that fails to decode is a reply
- * with ok: false. A file that is still
- * decoding after `timeoutMs` (a corrupt file on which a decoder loops: no
- * header check can rule out every such case) is too: its thread is
- * terminated and replaced. A decoder thread that dies otherwise is an
- * internal failure and rejects every pending and later request (never a
- * silently shorter dataset). A thread gets work only once it has loaded its
- * decoder (its first message), so the limit times the decode alone.
- */
-class DecodePool {
-  private workers = new Set<PoolWorker>();
-  private idle: PoolWorker[] = [];
-  private queue: { id: number; file: string }[] = [];
-  private pending = new Map<number, { resolve: (r: DecodeReply) => void; reject: (e: Error) => void }>();
-  private nextId = 0;
-  private failure: Error | null = null;
-  private closing = false;
-  private readonly script = path.join(__dirname, "decode_worker.js");
-  private readonly decoder = decoderName(); // loads sharp here first, when it is installed (see decoders.ts)
-  /** sharp: decodes in this thread, at most `size` files at once (running), each with its timer. */
-  private readonly inThread = this.decoder === "sharp";
-  private running = 0;
-  private timers = new Set<NodeJS.Timeout>();
-  /**
-   * sharp's decodes and the cache's file writes share libuv's thread pool (4
-   * threads unless UV_THREADPOOL_SIZE): one is left for the writes, which
-   * would otherwise queue behind the decodes (--workers above 3).
-   */
-  private readonly inThreadMax: number;
-
-  constructor(
-    private readonly size: number,
-    private readonly shortSide: number,
-    private readonly timeoutMs: number,
-  ) {
-    this.inThreadMax = Math.max(1, Math.min(size, (Number(process.env.UV_THREADPOOL_SIZE) || 4) - 1));
-    if (!this.inThread) for (let i = 0; i < size; i++) this.spawn();
-  }
-
-  /**
-   * Decode one file with sharp in this thread. Past the time limit the file
-   * is reported as undecodable and its slot freed; libvips' work on it cannot
-   * be stopped and finishes unseen.
-   */
-  private runInThread(job: { id: number; file: string }): void {
-    this.running++;
-    let done = false;
-    const finish = (r: DecodeReply) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      this.timers.delete(timer);
-      this.running--;
-      this.settle(r);
-      this.pump();
-    };
-    const timer = setTimeout(
-      () => finish({ id: job.id, ok: false, error: `still decoding after ${this.timeoutMs / 1000} s (not waited for; a corrupt file can make a decoder loop)` }),
-      this.timeoutMs,
-    );
-    this.timers.add(timer);
-    void decodeFile(job.file, "sharp", this.shortSide).then((r) => finish({ id: job.id, ...r }));
-  }
-
-  private spawn(): void {
-    const pw: PoolWorker = { worker: new Worker(this.script, { workerData: { decoder: this.decoder, shortSide: this.shortSide } }) };
-    this.workers.add(pw);
-    pw.worker.on("message", (r: DecodeReply | { ready: true }) => {
-      if ("ready" in r) return this.release(pw);
-      if (!pw.job || pw.job.id !== r.id) return;
-      clearTimeout(pw.job.timer);
-      pw.job = undefined;
-      this.settle(r);
-      this.release(pw);
-    });
-    pw.worker.on("error", (e) => this.fail(new Error(`image decoder thread failed: ${e.message}`)));
-    pw.worker.on("exit", (code) => {
-      if (!this.closing && this.workers.has(pw)) this.fail(new Error(`image decoder thread exited unexpectedly (code ${code})`));
-    });
-  }
-
-  private settle(r: DecodeReply): void {
-    const p = this.pending.get(r.id);
-    this.pending.delete(r.id);
-    p?.resolve(r);
-  }
-
-  private release(pw: PoolWorker): void {
-    this.idle.push(pw);
-    this.pump();
-  }
-
-  /** The file of job `id` took too long: stop its thread, report the file as undecodable, start a new thread. */
-  private timeout(pw: PoolWorker, id: number): void {
-    if (this.closing || pw.job?.id !== id) return;
-    this.workers.delete(pw);
-    void pw.worker.terminate();
-    this.settle({ id, ok: false, error: `still decoding after ${this.timeoutMs / 1000} s (decoder stopped; a corrupt file can make a decoder loop)` });
-    if (!this.failure) this.spawn();
-  }
-
-  private fail(e: Error): void {
-    if (!this.failure) this.failure = e;
-    for (const p of this.pending.values()) p.reject(this.failure);
-    this.pending.clear();
-  }
-
-  decode(file: string): Promise<DecodeReply> {
-    return new Promise((resolve, reject) => {
-      if (this.failure) return reject(this.failure);
-      const id = this.nextId++;
-      this.pending.set(id, { resolve, reject });
-      this.queue.push({ id, file });
-      this.pump();
-    });
-  }
-
-  private pump(): void {
-    // closed (the build stopped on an error): no new in-thread decodes for the queue left behind
-    while (this.inThread && !this.closing && this.running < this.inThreadMax && this.queue.length) this.runInThread(this.queue.shift()!);
-    while (this.idle.length && this.queue.length) {
-      const pw = this.idle.pop()!;
-      if (!this.workers.has(pw)) continue;
-      const job = this.queue.shift()!;
-      pw.job = { id: job.id, timer: setTimeout(() => this.timeout(pw, job.id), this.timeoutMs) };
-      pw.worker.postMessage(job);
-    }
-  }
-
-  async close(): Promise<void> {
-    this.closing = true;
-    for (const pw of this.workers) if (pw.job) clearTimeout(pw.job.timer);
-    for (const t of this.timers) clearTimeout(t);
-    await Promise.all([...this.workers].map((pw) => pw.worker.terminate()));
-  }
-}
-
 /**
  * Append an image's pixels to the cache file being built, synchronously: the
  * write lands in the page cache, and an asynchronous write took twice the CPU
@@ -376,7 +229,9 @@ export async function buildImageFolderCache(
     throw new DataError("SLN_CACHE_UNWRITABLE", `cannot write the image cache in '${cacheDir}' (${(e as Error).message}); set --cache-dir or SELFLABEL_CACHE_DIR to a writable directory`);
   }
   const nworkers = Math.max(1, Math.min(opts.workers ?? Math.min(4, os.cpus().length), scan.files.length));
-  const pool = new DecodePool(nworkers, shortSide, opts.decodeTimeoutMs ?? DECODE_TIMEOUT_MS);
+  // decode with a bounded window ahead; write strictly in index order
+  const window = nworkers * 4;
+  const pool = new DecodePool(nworkers, shortSide, opts.decodeTimeoutMs ?? DECODE_TIMEOUT_MS, window);
   const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`));
   const meta: CacheMeta = {
     version: CACHE_VERSION, key, dir: scan.dir, shortSide, classes: scan.classes,
@@ -385,8 +240,6 @@ export async function buildImageFolderCache(
   const total = scan.files.length;
   let done = 0;
   try {
-    // decode with a bounded window ahead; write strictly in index order
-    const window = nworkers * 4;
     const results: Promise<{ rgb: Uint8Array; h: number; w: number } | { error: string }>[] = [];
     const start = (i: number) => {
       const f = scan.files[i];
@@ -412,6 +265,7 @@ export async function buildImageFolderCache(
         meta.skipped.push({ path: f.rel, reason: r.error });
       } else {
         writePixels(fh.fd, r.rgb, tmp);
+        pool.buffers.give(r.rgb);
         meta.paths.push(f.rel);
         meta.labels.push(f.label);
         meta.heights.push(r.h);
