@@ -143,6 +143,8 @@ export interface NativeBinding {
    * (outHeight x outWidth x 3 after the EXIF orientation); null when done, else why not.
    */
   jpegDecode?(src: Uint8Array, shortSide: number, orientation: number, fullHeight: number, fullWidth: number, outHeight: number, outWidth: number, out: Uint8Array): Promise<string | null>;
+  /** pages_binding.cpp: zeroed memory of its own mapping, with huge pages asked for (the decode cache read back). */
+  allocPages(bytes: number): ArrayBuffer;
   /** The libjpeg the addon's JPEG decoder is linked with ("libjpeg-turbo 2001005"); absent without one. */
   jpegLibrary?: string;
   // sinkhorn_binding.cpp (wrapped by lib/sinkhorn.ts)

@@ -4,6 +4,7 @@
 // sizes, within the tolerances of test/decoders.test.ts; files it must not
 // take (truncated, corrupt, CMYK, not a JPEG, over the pixel cap) are left to
 // the other decoders, so an ImageFolder holds the same images either way.
+// Also the cache's read back into allocPages memory (pages_binding.cpp).
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -13,6 +14,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { Jimp } from "jimp";
 import { native, packageRoot } from "../lib/binding";
 import { loadImageFolder } from "../lib/data";
+import { readCache } from "../lib/data/imagefolder";
 import { PixelBuffers, decodeFileNative, decodeForCache, decodeJpegNative, decoderName, hasNativeJpeg, loadSharp } from "../lib/data/decoders";
 import { Prng } from "../lib/prng";
 
@@ -312,4 +314,22 @@ test("libjpeg without sharp: the files it leaves go to jimp threads, the JPEGs s
   assert.ok(o.paths.includes("a/0.jpg") && o.paths.includes("a/1.png") && !o.paths.includes("a/3.jpg"), o.paths.join(" "));
   assert.equal(o.threads, 2, "jimp's threads started for the files the addon left");
   assert.deepEqual([o.h[0], o.w[0], o.h[1], o.w[1]], [30, 40, 25, 20]);
+});
+
+test("allocPages (the decode cache read back): zeroed memory of the size asked; bad sizes throw", async () => {
+  const a = new Uint8Array(native().allocPages(5_000_000));
+  assert.equal(a.length, 5_000_000);
+  assert.ok(a.every((v) => v === 0));
+  a.fill(7);
+  assert.equal(a[4_999_999], 7);
+  const b = new Uint8Array(native().allocPages(1));
+  assert.equal(b.length, 1);
+  for (const bad of [0, -1, 1.5, NaN]) assert.throws(() => native().allocPages(bad), RangeError, String(bad));
+  assert.throws(() => (native().allocPages as unknown as (x: unknown) => ArrayBuffer)("10"), TypeError);
+  // readCache: the file's bytes, or a clear error when it is shorter than its metadata says
+  const file = path.join(tmp, "cache.u8");
+  const bytes = Uint8Array.from({ length: 300_000 }, (_, i) => (i * 7) & 255);
+  fs.writeFileSync(file, bytes);
+  assert.ok(Buffer.from(await readCache(file, bytes.length)).equals(Buffer.from(bytes)));
+  await assert.rejects(readCache(file, bytes.length + 10), /cache\.u8: the image cache ends at byte 300000 of 300010; delete it to rebuild/);
 });
