@@ -26,6 +26,9 @@ const VARIANTS: Record<string, TrainOptions> = {
   // the spectral recipe's parts: its first labels with the kmeans recipe's Sinkhorn final pass; its label passes without the one half way
   "spectral-init+sinkhorn-final-pass": { initLabels: "spectral", relabel: "sinkhorn", lrSchedule: "cosine", firstPass: 0.99, nopts: 10 },
   "spectral+final-pass-only": { recipe: "spectral", nopts: 1 },
+  // mixed-precision training (--precision bf16) against the same recipes in float32 (issue 14 item 3)
+  "spectral+bf16": { recipe: "spectral", precision: "bf16" },
+  "reference+bf16": { recipe: "reference", precision: "bf16" },
 };
 
 function arg(args: string[], name: string, dflt: string): string {
