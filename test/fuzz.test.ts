@@ -10,7 +10,7 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { runFuzz } from "../bench/fuzz/run";
 
-const COUNTS: Record<string, number> = { safetensors: 2000, pth: 2000, checkpoint: 1000, idx: 500, cifar: 500, image: 300 };
+const COUNTS: Record<string, number> = { safetensors: 2000, pth: 2000, checkpoint: 1000, idx: 500, cifar: 500, image: 300, jpeg: 2000 };
 
 for (const [parser, n] of Object.entries(COUNTS)) {
   test(`fuzz ${parser}: ${n} mutated inputs, no crash, hang, unnamed error or memory over the bound`, async () => {

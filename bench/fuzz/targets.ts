@@ -11,6 +11,7 @@ import { decode as decodeSafetensors, encode as encodeSafetensors } from "../../
 import { decodePth, weightsFrom } from "../../lib/pth";
 import { openDataset } from "../../lib/data";
 import { checkImagePixels } from "../../lib/data/image_limits";
+import { decodeJpegNative } from "../../lib/data/decoders";
 import { readCheckpoint, writeCheckpoint, FORMAT, CheckpointMeta } from "../../lib/train/checkpoint";
 import { validateCheckpoint } from "../../lib/train/resume";
 import { labelTimes } from "../../lib/train/schedule";
@@ -285,6 +286,41 @@ const imageTarget: Target = {
   },
 };
 
+// The addon's JPEG decoder (native/addon/jpeg_binding.cpp) as the decode pool
+// calls it: the pixel cap, then decodeJpegNative to a 16 px shorter side (so
+// the seeds take the scaled-IDCT, resize and orientation paths). A refusal
+// (not taken, or libjpeg's reason) is a clean error; an exception from the
+// call itself (a bad argument the TypeScript side computed) is internal.
+const jpegTarget: Target = {
+  name: "jpeg",
+  namesFile: false,
+  async seeds() {
+    const jpeg = async (w: number, h: number) => {
+      const img = new Jimp({ width: w, height: h, color: 0x4080c0ff });
+      for (let i = 0; i < w * h * 4; i++) img.bitmap.data[i] = (i * 31 + (i >> 7)) & 255;
+      return Buffer.from(await img.getBuffer("image/jpeg", { quality: 80 }));
+    };
+    const big = await jpeg(70, 50);
+    // EXIF orientation 6 (little-endian TIFF, IFD0 with one SHORT entry) right after SOI
+    const tiff = Buffer.from([0x49, 0x49, 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0]);
+    const body = Buffer.concat([Buffer.from("Exif\0\0", "latin1"), tiff]);
+    const app1 = Buffer.concat([Buffer.from([0xff, 0xe1, (body.length + 2) >> 8, (body.length + 2) & 255]), body]);
+    return [await jpeg(12, 9), big, Buffer.concat([big.subarray(0, 2), app1, big.subarray(2)])];
+  },
+  async run(input) {
+    checkImagePixels(input, FUZZ_IMAGE_PIXELS);
+    let r: Awaited<ReturnType<typeof decodeJpegNative>>;
+    try {
+      r = await decodeJpegNative(input, 16);
+    } catch (e) {
+      throw `internal: ${String(e)}`; // not an Error: counted as internal
+    }
+    if (r === null || typeof r === "string") throw new Error(r ?? "not a JPEG the addon takes");
+    if (!(r.width >= 1 && r.height >= 1 && r.data.length === r.width * r.height * 3)) throw `internal: a ${r.width}x${r.height} result of ${r.data.length} bytes`;
+    return { file: "/fuzz/input.jpg" };
+  },
+};
+
 export const TARGETS: Record<string, Target> = {
   idx: idxTarget,
   cifar: cifarTarget,
@@ -292,4 +328,5 @@ export const TARGETS: Record<string, Target> = {
   pth: pthTarget,
   checkpoint: checkpointTarget,
   image: imageTarget,
+  jpeg: jpegTarget,
 };
