@@ -7,11 +7,13 @@
 //            outWidth, out) -> Promise<string | null>
 // decodes the JPEG in src straight to the cache's RGB bytes in out (outHeight x
 // outWidth x 3, the size after the EXIF orientation): with libjpeg's scaled
-// IDCT (1/2, 1/4 or 1/8) when the shorter side is at least that many times
-// shortSide (as sharp's shrink-on-load), then the native resize (sln/augment.h,
-// the filter of the jimp path) when the decoded size is not the cache's, then
-// the orientation (1-8, read from the header by the caller). No allocation per
-// image: the scratch rows are per thread and reused. null when out holds the
+// IDCT (1/2, 1/4 or 1/8) while at least 1.5x is left for the resize (the
+// shorter side at least 1.5 x d x shortSide), then the native resize
+// (sln/augment.h, the filter of the jimp path; of the exact box of image a
+// scaled decode holds) when the decoded size is not the cache's, then the
+// orientation (1-8, read from the header by the caller). No fresh memory per
+// image: out is the caller's, the scratch is per thread and reused (a cache-size
+// JPEG in orientation 1 is decoded straight into out). null when out holds the
 // image; else the reason it was not decoded (a corrupt or truncated file, CMYK,
 // a size other than the caller read from the header), and the caller leaves
 // the file to another decoder. Bad arguments throw synchronously.
