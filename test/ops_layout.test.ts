@@ -10,6 +10,7 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { Rng, convCase, runOp, assertClose, Params, assertWithinBound, absInputs, bnInputs, assertBatchnormClose } from "./helpers/opcheck";
 import { createModel, Model, ModelOptions } from "../lib/model";
+import type { HarnessTensors } from "./helpers/test_addon";
 import { native } from "../lib/binding";
 
 const blockedHere = native().info().cpu.includes("avx512");
@@ -62,6 +63,52 @@ test("batchnorm2d in nChw16c: training and eval match the float64 reference, als
       assertBatchnormClose(cpu, ref, training === 1, `batchnorm2d ${JSON.stringify(q)}`);
     }
   }
+});
+
+/** Run f with SELFLABEL_BN_KERNEL set (read when a blocked batch-norm op is created). */
+function withBnKernel<T>(kernel: string | undefined, f: () => T): T {
+  const saved = process.env.SELFLABEL_BN_KERNEL;
+  if (kernel === undefined) delete process.env.SELFLABEL_BN_KERNEL;
+  else process.env.SELFLABEL_BN_KERNEL = kernel;
+  try {
+    return f();
+  } finally {
+    if (saved === undefined) delete process.env.SELFLABEL_BN_KERNEL;
+    else process.env.SELFLABEL_BN_KERNEL = saved;
+  }
+}
+
+test("batchnorm2d + fused ReLU in nChw16c (AVX-512 and portable kernels) match the float64 reference", () => {
+  const rng = new Rng(14);
+  for (const kernel of [undefined, "portable"]) {
+    for (const p of [
+      { N: 2, C: 16, H: 5, W: 7 },
+      { N: 3, C: 48, H: 3, W: 3 }, // an odd number of vectors per row
+      { N: 7, C: 16, H: 1, W: 1 },
+      { N: 2, C: 32, H: 28, W: 28 },
+    ]) {
+      const inp = bnInputs(rng, p, true);
+      // a large common offset: the one-pass variance must not cancel (mean 100, spread ~2)
+      const shifted: HarnessTensors = { ...inp, x: inp.x.map((v) => Math.fround(v + 100)) };
+      for (const [what, i1] of [["", inp], ["x+100 ", shifted]] as [string, HarnessTensors][]) {
+        for (const relu of [1, 0]) {
+          for (const training of [1, 0]) {
+            const q = { ...p, layout: 1, training, relu };
+            const { dy: _dy, ...noDy } = i1;
+            const i2: HarnessTensors = training ? i1 : noDy;
+            const ref = runOp("batchnorm2d", "ref", q, i2);
+            const cpu = withBnKernel(kernel, () => runOp("batchnorm2d", "cpu", q, i2));
+            assertBatchnormClose(cpu, ref, training === 1, `batchnorm2d ${what}${kernel ?? "default"} kernel ${JSON.stringify(q)}`);
+          }
+        }
+      }
+    }
+  }
+});
+
+test("a fused ReLU is refused where no kernel has it (NCHW batch norm)", () => {
+  const p = { N: 2, C: 3, H: 2, W: 2, relu: 1 };
+  assert.throws(() => runOp("batchnorm2d", "cpu", p, bnInputs(new Rng(1), p, false)), /fused ReLU runs on the nChw16c layout only/);
 });
 
 test("max and average pooling in nChw16c match the float64 reference", () => {

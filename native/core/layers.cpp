@@ -72,7 +72,13 @@ std::unique_ptr<BatchNormOp> BatchNormLayer::make_op(const RunCtx& c) {
   BatchNormDesc d;
   d.N = c.N; d.C = in.C; d.H = in.H; d.W = in.W;
   d.layout = in_layout;
+  d.relu = fused(c);
   return c.backend->batchnorm(d);
+}
+
+BatchNormOp& BatchNormLayer::bn_op(RunCtx& c) {
+  if (fuse_ && c.no_fuse) return unfused_.get(c.N, [&] { return make_op(c); });
+  return op(c);
 }
 
 // A plain view of an activation for code that reads NCHW only (the
@@ -121,9 +127,11 @@ void BatchNormLayer::forward(RunCtx& c, const float* x, float* y) {
     sync_batchnorm_forward(d, px.in(), a.param(g_), a.param(b_), a.buffer(rm_), a.buffer(rv_), py.out(), sync_mean_,
                            sync_invstd_, c.dist->bn_sum);
     py.finish();
+    if (fused(c))   // the fused ReLU, elementwise (any layout; host memory)
+      for (size_t i = 0, n = static_cast<size_t>(c.N) * in.size(); i < n; i++) y[i] = std::max(y[i], 0.f);
     return;
   }
-  op(c).forward(x, a.param(g_), a.param(b_), a.buffer(rm_), a.buffer(rv_), y, c.training);
+  bn_op(c).forward(x, a.param(g_), a.param(b_), a.buffer(rm_), a.buffer(rv_), y, c.training);
 }
 
 void BatchNormLayer::backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) {
@@ -131,13 +139,19 @@ void BatchNormLayer::backward(RunCtx& c, const float* x, const float* y, const f
   if (sync(c)) {
     BatchNormDesc d;
     d.N = c.N; d.C = in.C; d.H = in.H; d.W = in.W;
+    std::vector<float> masked;   // the fused ReLU's backward: dy where y > 0
+    if (fused(c)) {
+      masked.resize(static_cast<size_t>(c.N) * in.size());
+      for (size_t i = 0; i < masked.size(); i++) masked[i] = y[i] > 0.f ? dy[i] : 0.f;
+      dy = masked.data();
+    }
     Plain px(c, in_layout, in, x), pdy(c, in_layout, in, dy), pdx(c, in_layout, in, dx);
     sync_batchnorm_backward(d, px.in(), a.param(g_), pdy.in(), sync_mean_, sync_invstd_, dx ? pdx.out() : nullptr,
                             a.grad(g_), a.grad(b_), c.dist->bn_sum);
     pdx.finish();
     return;
   }
-  op(c).backward(x, a.param(g_), dy, dx, a.grad(g_), a.grad(b_));
+  bn_op(c).backward(x, a.param(g_), dy, dx, a.grad(g_), a.grad(b_));
 }
 
 // ---------------------------------------------------------------- relu

@@ -170,10 +170,20 @@ class BatchNormLayer final : public OpLayer<BatchNormOp> {
   void check_train_batch(int N) const override;
   void forward(RunCtx& c, const float* x, float* y) override;
   void backward(RunCtx& c, const float* x, const float* y, const float* dy, float* dx) override;
+  // the CPU's nChw16c batch norm applies the ReLU after it (BatchNormDesc::relu)
+  bool fuse_relu(bool on) override { return fuse_ = on && in_layout == Layout::blocked16; }
+  void trim(int keep) override {
+    OpLayer<BatchNormOp>::trim(keep);
+    unfused_.trim(keep);
+  }
 
  private:
   std::unique_ptr<BatchNormOp> make_op(const RunCtx& c) override;
+  BatchNormOp& bn_op(RunCtx& c);      // the fused op, or the plain one under RunCtx::no_fuse
+  bool fused(const RunCtx& c) const { return fuse_ && !c.no_fuse; }
   bool sync(const RunCtx& c) const;   // --sync-bn in a distributed training step
+  bool fuse_ = false;
+  OpCache<BatchNormOp> unfused_;      // fuse_ under RunCtx::no_fuse
   size_t g_ = 0, b_ = 0, rm_ = 0, rv_ = 0;
   std::vector<double> sync_mean_, sync_invstd_;   // saved by a synchronised forward
 };

@@ -4,9 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <optional>
 
 #include "core/layers.h"
 #include "core/model_internal.h"
+#include "core/profile.h"
 #include "sln/errors.h"
 
 namespace sln {
@@ -183,6 +186,21 @@ void Model::assign_layouts() {
     cur = l.out_layout;
   }
   features_layout_ = cur;
+  // a ReLU right after a layer that can apply it (the CPU's blocked batch norm)
+  // runs inside that layer; SELFLABEL_FUSE=0 keeps them apart (to compare)
+  const char* e = std::getenv("SELFLABEL_FUSE");
+  const bool fuse = !(e && std::string(e) == "0");
+  for (size_t i = 0; i < trunk_.size(); i++) {
+    const bool next_relu = i + 1 < trunk_.size() && std::string(trunk_[i + 1]->kind()) == "relu" && !reorder_in_[i + 1];
+    const bool f = trunk_[i]->fuse_relu(fuse && next_relu);
+    if (i + 1 < trunk_.size()) trunk_[i + 1]->fused_into_prev = f;
+  }
+}
+
+// The output buffer of trunk layer i in a training plan (a fused ReLU's is its batch norm's).
+float* Model::act(Plan& p, size_t i) {
+  while (trunk_[i]->fused_into_prev) i--;
+  return p.acts[i].f32();
 }
 
 const float* Model::layer_input(Plan& p, size_t i, const float* x) {
@@ -214,7 +232,7 @@ Model::Plan& Model::plan_for(int N, bool training) {
   for (auto& l : trunk_) max_act = std::max(max_act, l->out.size());
   max_act *= static_cast<size_t>(N);
   if (training) {
-    for (auto& l : trunk_) p->acts.push_back(floats(static_cast<size_t>(N) * l->out.size()));
+    for (auto& l : trunk_) p->acts.push_back(l->fused_into_prev ? Buffer() : floats(static_cast<size_t>(N) * l->out.size()));
     p->grad_a = floats(max_act);
     p->grad_b = floats(max_act);
     p->dfeat = floats(static_cast<size_t>(N) * feature_dim_);
@@ -283,8 +301,12 @@ size_t Model::first_nonfinite_grad() {
 void Model::run_trunk(Plan& p, RunCtx& c, const float* images) {
   const float* x = images;
   for (size_t i = 0; i < trunk_.size(); i++) {
-    float* y = p.training ? p.acts[i].f32() : ((i % 2 == 0) ? p.ping.f32() : p.pong.f32());
-    trunk_[i]->forward(c, layer_input(p, i, x), y);
+    if (trunk_[i]->fused_into_prev && !c.no_fuse) continue;   // done by the layer before: x is its output
+    float* y = p.training ? act(p, i) : (x == p.ping.f32() ? p.pong.f32() : p.ping.f32());
+    {
+      prof::Scope ps(trunk_[i]->kind(), p.training ? "fwd" : "fwd-eval", std::string(trunk_[i]->kind()) != "residual");
+      trunk_[i]->forward(c, layer_input(p, i, x), y);
+    }
     x = y;
   }
   if (features_layout_ != Layout::plain) {
@@ -330,6 +352,7 @@ StepResult Model::train_step_fill(int N, const std::function<void(float* x)>& fi
 
 StepResult Model::step_from(Plan& p, const float* x0, const std::vector<const int32_t*>& labels,
                             const StepOptions& opt) {
+  prof::Scope whole("=train step", "whole");
   Backend& be = *backend_;
   const int N = p.N;
   RunCtx c = run_ctx(p, true);
@@ -338,6 +361,8 @@ StepResult Model::step_from(Plan& p, const float* x0, const std::vector<const in
   run_trunk(p, c, x0);
   const int D = feature_dim_;
   StepResult r;
+  std::optional<prof::Scope> heads_scope;
+  heads_scope.emplace("heads+loss", "fwd+bwd");
   // loss = mean over heads (times this rank's share of the global batch when distributed)
   const float scale = opt.loss_scale / static_cast<float>(heads_.size());
   for (size_t h = 0; h < heads_.size(); h++) {
@@ -366,6 +391,7 @@ StepResult Model::step_from(Plan& p, const float* x0, const std::vector<const in
                          arena_.grad(hd.b));
     if (h > 0) be.add_inplace(p.dfeat.f32(), p.dfeat_tmp.f32(), static_cast<size_t>(N) * D);
   }
+  heads_scope.reset();
   // trunk in reverse
   // (each layer's dy in its output layout, its dx in its input layout; a
   // gradient crossing a reorder goes back through grad_c)
@@ -376,16 +402,22 @@ StepResult Model::step_from(Plan& p, const float* x0, const std::vector<const in
     dy = p.grad_c.f32();
   }
   for (size_t i = trunk_.size(); i-- > 0;) {
-    const float* x = reorder_in_[i] ? p.reord[i].f32() : i == 0 ? x0 : p.acts[i - 1].f32();
+    if (trunk_[i]->fused_into_prev) continue;   // the layer before takes dy of the fused ReLU's output
+    const float* x = reorder_in_[i] ? p.reord[i].f32() : i == 0 ? x0 : act(p, i - 1);
     float* dx = i == 0 ? nullptr : ((dy == p.grad_a.f32()) ? p.grad_b.f32() : p.grad_a.f32());
-    trunk_[i]->backward(c, x, p.acts[i].f32(), dy, dx);
+    {
+      prof::Scope ps(trunk_[i]->kind(), "bwd", std::string(trunk_[i]->kind()) != "residual");
+      trunk_[i]->backward(c, x, act(p, i), dy, dx);
+    }
     if (dx && reorder_in_[i]) {
+      prof::Scope ps("reorder", "bwd");
       const Layer& l = *trunk_[i];
       be.reorder(dx, l.in_layout, p.grad_c.f32(), trunk_[i - 1]->out_layout, N, l.in.C, l.in.H, l.in.W);
       dx = p.grad_c.f32();
     }
     dy = dx;
   }
+  prof::Scope tail("grad check+sgd", "step");
   const size_t P = arena_.num_params();
   // distributed: the global batch's gradient (before the check, so every rank sees the same)
   if (opt.dist && opt.dist->grad_sum) opt.dist->grad_sum(arena_.grads(), P);
@@ -513,11 +545,19 @@ void Model::forward_taps(const float* images, int N, const std::vector<int>& tap
   Plan& p = plan_for(N, false);
   const float* x = stage_images(p, images);
   RunCtx c = run_ctx(p, false);
+  // a tap on a layer whose ReLU it applies (fused) wants the output before the ReLU
+  for (int t : taps)
+    if (t + 1 < static_cast<int>(trunk_.size()) && trunk_[t + 1]->fused_into_prev) c.no_fuse = true;
   std::vector<float> host;   // device backends: the tapped activation, downloaded for the sink
   std::vector<float> plain;   // a tapped activation in a blocked layout, reordered for the sink
   for (int i = 0; i <= deepest; i++) {
-    float* y = (i % 2 == 0) ? p.ping.f32() : p.pong.f32();
-    trunk_[i]->forward(c, layer_input(p, i, x), y);
+    float* y;
+    if (trunk_[i]->fused_into_prev && !c.no_fuse) {
+      y = const_cast<float*>(x);   // the layer before applied this ReLU: x is its output
+    } else {
+      y = x == p.ping.f32() ? p.pong.f32() : p.ping.f32();
+      trunk_[i]->forward(c, layer_input(p, i, x), y);
+    }
     for (size_t t = 0; t < taps.size(); t++) {
       if (taps[t] != i) continue;
       const Layer& l = *trunk_[i];

@@ -1,6 +1,9 @@
 // The residual block (see core/residual_block.h).
 #include "core/residual_block.h"
 
+#include <cstdlib>
+#include "core/profile.h"
+
 namespace sln {
 
 void ResidualBlock::add_main(std::unique_ptr<Layer> l) {
@@ -45,6 +48,15 @@ void ResidualBlock::set_layouts(Layout in_l, bool blocked_ok) {
   SLN_CHECK_ARG(m == s, name << ": the branches end in different layouts");
   in_layout = in_l;
   out_layout = m;
+  // a ReLU inside the main chain runs inside the layer before it where that can
+  // (the CPU's blocked batch norm; see Layer::fuse_relu); SELFLABEL_FUSE=0 keeps them apart
+  const char* e = std::getenv("SELFLABEL_FUSE");
+  const bool fuse = !(e && std::string(e) == "0");
+  for (size_t i = 0; i < main_.size(); i++) {
+    const bool next_relu = i + 1 < main_.size() && std::string(main_[i + 1]->kind()) == "relu";
+    const bool f = main_[i]->fuse_relu(fuse && next_relu);
+    if (i + 1 < main_.size()) main_[i + 1]->fused_into_prev = f;
+  }
 }
 
 void ResidualBlock::init(Arena& a, InitRng& rng) {
@@ -107,17 +119,25 @@ void ResidualBlock::forward(RunCtx& c, const float* x, float* y) {
   const size_t L = main_.size();
   const float* cur = x;
   for (size_t i = 0; i < L; i++) {
+    if (main_[i]->fused_into_prev && !c.no_fuse) continue;   // applied by main_[i - 1]: cur is its output
     float* o = (i + 1 == L) ? y : main_buf(c, a, i);   // (N, main_[i]->out)
-    main_[i]->forward(c, cur, o);
+    {
+      prof::Scope ps(main_[i]->kind(), "fwd");
+      main_[i]->forward(c, cur, o);
+    }
     cur = o;
   }
   const float* s = x;   // identity shortcut
   for (size_t i = 0; i < shortcut_.size(); i++) {
     float* o = short_buf(c, a, i);   // (N, shortcut_[i]->out)
-    shortcut_[i]->forward(c, s, o);
+    {
+      prof::Scope ps(shortcut_[i]->kind(), "fwd");
+      shortcut_[i]->forward(c, s, o);
+    }
     s = o;
   }
   const size_t n = static_cast<size_t>(c.N) * out.size();
+  prof::Scope ps("residual add+relu", "fwd");
   c.backend->add_inplace(y, s, n);
   relu_op(c).forward(y, y);
 }
@@ -135,13 +155,20 @@ void ResidualBlock::backward(RunCtx& c, const float* x, const float* y, const fl
   float* g = c.scratch->get(4, n);   // (N, out)
   float* t0 = c.scratch->get(5, most);
   float* t1 = c.scratch->get(6, most);
-  relu_op(c).backward(y, dy, g);
+  {
+    prof::Scope ps("residual relu", "bwd");
+    relu_op(c).backward(y, dy, g);
+  }
   auto chain_backward = [&](std::vector<std::unique_ptr<Layer>>& ls, auto out_of, float* dx_out) {
     const float* d = g;
     for (size_t i = ls.size(); i-- > 0;) {
+      if (ls[i]->fused_into_prev) continue;   // ls[i - 1] takes d of the fused ReLU's output
       const float* xi = i == 0 ? x : out_of(i - 1);
       float* dxi = i == 0 ? dx_out : (d == t0 ? t1 : t0);
-      ls[i]->backward(c, xi, out_of(i), d, dxi);
+      {
+        prof::Scope ps(ls[i]->kind(), "bwd");
+        ls[i]->backward(c, xi, out_of(i), d, dxi);
+      }
       d = dxi;
     }
   };
@@ -155,10 +182,12 @@ void ResidualBlock::backward(RunCtx& c, const float* x, const float* y, const fl
   }
   const size_t nx = static_cast<size_t>(c.N) * in.size();
   if (shortcut_.empty()) {
+    prof::Scope ps("residual add", "bwd");
     c.backend->add_inplace(dx, g, nx);
   } else {
     float* ds = c.scratch->get(7, nx);   // (N, in)
     chain_backward(shortcut_, [&](size_t i) -> const float* { return short_buf(c, a, i); }, ds);
+    prof::Scope ps("residual add", "bwd");
     c.backend->add_inplace(dx, ds, nx);
   }
 }

@@ -22,6 +22,7 @@ class CpuBatchNorm final : public BatchNormOp {
     SLN_CHECK_ARG(d.N >= 1 && d.C >= 1 && d.H >= 1 && d.W >= 1,
                   "batchnorm: every size must be >= 1, got (N,C,H,W) = (" << d.N << "," << d.C << ","
                                                                           << d.H << "," << d.W << ")");
+    SLN_CHECK_ARG(!d.relu, "batchnorm: a fused ReLU runs on the nChw16c layout only");
     SLN_CHECK_ARG(d.eps > 0, "batchnorm: eps must be > 0, got " << d.eps);
     SLN_CHECK_ARG(d.momentum >= 0 && d.momentum <= 1, "batchnorm: momentum must be in [0,1], got " << d.momentum);
     M_ = static_cast<double>(d.N) * d.H * d.W;

@@ -287,6 +287,7 @@ std::unique_ptr<Conv2dOp> CudaBackend::conv2d(const Conv2dDesc& d) {
 }
 std::unique_ptr<BatchNormOp> CudaBackend::batchnorm(const BatchNormDesc& d) {
   plain_only(d.layout, "batchnorm");
+  SLN_CHECK_ARG(!d.relu, "batchnorm: the CUDA backend has no fused ReLU");
   return make_batchnorm(*this, d);
 }
 std::unique_ptr<ReluOp> CudaBackend::relu(const EltwiseDesc& d) { return make_relu(*this, d); }

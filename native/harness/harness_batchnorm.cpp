@@ -1,10 +1,14 @@
 // Harness case "batchnorm2d": params N,C,H,W, eps, momentum, training (1/0),
-// layout (0 plain, 1 blocked16: the backend op's activations).
+// layout (0 plain, 1 blocked16: the backend op's activations), relu (1: the
+// fused ReLU of BatchNormDesc::relu; the reference applies max(0, y) and masks
+// dy with y > 0 before its backward).
 // inputs x (N,C,H,W), gamma, beta, running_mean, running_var (C), optional dy
 // (N,C,H,W; backward after a training forward).
 // outputs y, running_mean, running_var; with dy: dx, dgamma, dbeta.
 // sync: 1 runs the synchronised batch norm of --sync-bn (core/sync_batchnorm.h)
 // with one rank (the all-reduce is the identity) instead of the backend's op.
+#include <algorithm>
+
 #include "harness/harness_util.h"
 #include "core/sync_batchnorm.h"
 #include "ref/ref.h"
@@ -18,6 +22,7 @@ static Tensors run_batchnorm(Backend* be, const Params& p, const Tensors& in) {
   d.momentum = static_cast<float>(param(p, "momentum", 0.1));
   const bool training = param(p, "training", 1) != 0;
   d.layout = layout_param(p, "layout");
+  d.relu = param(p, "relu", 0) != 0;
   const Layout l = d.layout;
   std::unique_ptr<BatchNormOp> op;   // the backend op validates its descriptor itself
   if (be)
@@ -39,12 +44,19 @@ static Tensors run_batchnorm(Backend* be, const Params& p, const Tensors& in) {
     std::vector<double> save_mean(C), save_invstd(C);
     ref::batchnorm_forward(d, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), y.data(), training,
                            save_mean.data(), save_invstd.data());
+    std::vector<double> g = bwd ? *dy : std::vector<double>();
+    if (d.relu)
+      for (size_t i = 0; i < n; i++) {
+        y[i] = std::max(y[i], 0.0);
+        if (bwd && !(y[i] > 0)) g[i] = 0;
+      }
     if (bwd)
-      ref::batchnorm_backward(d, x.data(), gamma.data(), dy->data(), save_mean.data(), save_invstd.data(), dx.data(),
+      ref::batchnorm_backward(d, x.data(), gamma.data(), g.data(), save_mean.data(), save_invstd.data(), dx.data(),
                               dgamma.data(), dbeta.data());
     out["running_mean"] = rm, out["running_var"] = rv;
   } else if (param(p, "sync", 0) != 0) {
     SLN_CHECK_ARG(training, "batchnorm2d: sync is a training-mode batch norm");
+    SLN_CHECK_ARG(!d.relu, "batchnorm2d: sync has no fused ReLU");
     auto f = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
     std::vector<float> xf = f(x), gf = f(gamma), bf = f(beta), rmf = f(rm), rvf = f(rv), yf(n);
     std::vector<double> save_mean, save_invstd;

@@ -39,7 +39,8 @@ struct Result;
 //   4: the op descriptors carry a Layout; Backend::blocked_layouts / reorder
 //      (sln/ops.h) added.
 //   5: Conv2dDesc::bf16 (mixed-precision training; the CUDA backend refuses it).
-#define SLN_CUDA_ABI_VERSION 5
+//   6: BatchNormDesc::relu (a fused ReLU; the CUDA backend refuses it).
+#define SLN_CUDA_ABI_VERSION 6
 
 extern "C" {
 

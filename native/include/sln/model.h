@@ -131,6 +131,9 @@ struct RunCtx {
   // distributed step: this rank's first image's position in the global batch
   // (dropout draws the masks of the global positions: StepOptions::row_offset)
   int64_t row_offset = 0;
+  // run every layer on its own: no ReLU fused into the layer before it
+  // (Layer::fuse_relu); forward_taps sets it when it taps a fused layer's output
+  bool no_fuse = false;
 };
 
 class InitRng;   // deterministic initialisation stream (core/layers.h)
@@ -167,6 +170,14 @@ class Layer {
   // Mixed precision (ModelSpec::bf16): convolutions take bfloat16 operands
   // (Conv2dDesc::bf16); every other layer stays float32.
   virtual void set_bf16(bool on) {}
+  // ReLU fusion, decided after the layouts (Model::assign_layouts and
+  // ResidualBlock::set_layouts): fuse_relu(true) asks this layer to apply the
+  // ReLU that follows it too; when it returns true the ReLU is marked
+  // fused_into_prev, and the caller then skips that ReLU's forward and backward
+  // (its output is this layer's output buffer, its gradient goes straight to
+  // this layer's backward). fuse_relu(false) undoes it. Unless RunCtx::no_fuse.
+  virtual bool fuse_relu(bool on) { return false; }
+  bool fused_into_prev = false;
 };
 
 struct ModelSpec {
@@ -194,6 +205,9 @@ struct StepOptions {
   // so that dropout draws each image's mask at its global position (R ranks drop
   // the elements one process drops).
   int64_t row_offset = 0;
+  // run every layer on its own: no ReLU fused into the layer before it
+  // (Layer::fuse_relu); forward_taps sets it when it taps a fused layer's output
+  bool no_fuse = false;
 };
 
 struct StepResult {
@@ -300,6 +314,7 @@ class Model {
   void assign_layouts();
   // Layer i's input in the layout it reads: x itself, or x reordered into p.reord[i].
   const float* layer_input(Plan& p, size_t i, const float* x);
+  float* act(Plan& p, size_t i);   // training plan: trunk layer i's output buffer
   std::vector<char> reorder_in_;
   Layout features_layout_ = Layout::plain;
   const float* stage_images(Plan& p, const float* images);

@@ -75,6 +75,11 @@ struct BatchNormDesc {
   float eps = 1e-5f;
   float momentum = 0.1f;            // running = (1 - m) * running + m * batch (unbiased var)
   Layout layout = Layout::plain;    // x, y, dx, dy
+  // Fuse the ReLU that follows: y = max(0, bn(x)); backward then takes dy of
+  // that y and masks it with y > 0, reading the y of the last training forward
+  // (which the caller keeps intact until backward). CPU, blocked16 only: the
+  // other ops refuse it (the model asks only there).
+  bool relu = false;
 };
 
 struct LinearDesc {
