@@ -59,3 +59,11 @@ export function printRatios(ours: Record<string, number>, theirs: Record<string,
     );
   }
 }
+
+/** Default (fused batch norm + ReLU) vs SELFLABEL_FUSE=0 images/s, timed in the same run. */
+export function printFusion(fused: Record<string, number>, unfused: Record<string, number>, width: number): void {
+  console.log(`# ours with batch norm and ReLU unfused (SELFLABEL_FUSE=0) vs the default (fused where the trunk is blocked)`);
+  console.log(`${"case".padEnd(width)} ${"default img/s".padStart(14)} ${"unfused img/s".padStart(14)} ${"ratio".padStart(7)}`);
+  for (const k of Object.keys(unfused))
+    console.log(`${k.padEnd(width)} ${fused[k].toFixed(1).padStart(14)} ${unfused[k].toFixed(1).padStart(14)} ${(fused[k] / unfused[k]).toFixed(2).padStart(6)}x`);
+}

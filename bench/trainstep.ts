@@ -1,4 +1,4 @@
-// npm run bench -- trainstep [--steps N] [--warmup W] [--threads T] [--gemm N] [--no-torch] [--no-layouts] [--no-bf16]
+// npm run bench -- trainstep [--steps N] [--warmup W] [--threads T] [--gemm N] [--no-torch] [--no-layouts] [--no-bf16] [--no-fusion]
 // images/s of the smallcnn training step (batch 256) and forward (batch 512) on
 // 1x28x28 and 3x32x32, next to PyTorch (same model, same threads, same timing:
 // median of N steps after W warm-up steps) timed in the same run when a python3
@@ -7,7 +7,8 @@
 // --gemm x --gemm matrices on the same threads (bench/probe.ts), measured before
 // and after the cases: the arithmetic ceiling of this machine. Then the same
 // cases with the trunk kept NCHW, and trained in mixed precision (--precision
-// bf16: bfloat16 convolutions) where the CPU has AVX512-BF16/AMX. Not a test: prints ratios.
+// bf16: bfloat16 convolutions) where the CPU has AVX512-BF16/AMX, and with batch
+// norm and ReLU unfused (SELFLABEL_FUSE=0; --no-fusion skips). Not a test: prints ratios.
 import { findTorchPython, arg, runTorchBaseline, printRatios } from "./_torch";
 import { createModel } from "../lib/model";
 import { native } from "../lib/binding";
@@ -67,6 +68,14 @@ export async function main(args: string[]): Promise<void> {
   }
   const bf16: Record<string, number> = {};
   if (!args.includes("--no-bf16") && native().info().bf16) await timeCases(bf16, undefined, "bf16");
+  // and with each batch norm's ReLU run on its own (SELFLABEL_FUSE=0, read when a
+  // model is built): what the fused batch norm + ReLU gains
+  const unfused: Record<string, number> = {};
+  if (!args.includes("--no-fusion")) {
+    process.env.SELFLABEL_FUSE = "0";
+    await timeCases(unfused);
+    delete process.env.SELFLABEL_FUSE;
+  }
   const py = args.includes("--no-torch") ? null : findTorchPython();
   let theirs: Record<string, number> = {};
   if (py)
@@ -85,6 +94,7 @@ export async function main(args: string[]): Promise<void> {
   };
   versus(nchw, `# ours with the trunk's activations in NCHW (SELFLABEL_LAYOUT=plain) vs the default (blocked nChw16c where the CPU has AVX-512)`, "NCHW img/s");
   versus(bf16, `# ours with --precision bf16 (mixed: bfloat16 convolutions, float32 accumulation) vs the default f32; ratio < 1: bf16 is faster`, "bf16 img/s");
+  versus(unfused, `# ours with batch norm and ReLU unfused (SELFLABEL_FUSE=0) vs the default (fused where the trunk is blocked)`, "unfused img/s");
   const gemm = Math.max(gemmBefore, gemmAfter);
   console.log(`${"case".padEnd(24)} ${"MFLOP/img".padStart(10)} ${"ours GFLOP/s".padStart(13)} ${"of GEMM".padStart(8)} ${"torch GFLOP/s".padStart(14)} ${"of GEMM".padStart(8)}`);
   for (const k of Object.keys(ours)) {

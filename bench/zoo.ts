@@ -1,4 +1,4 @@
-// npm run bench -- zoo [--steps N] [--warmup W] [--threads T] [--no-torch] [--only NAME,...]
+// npm run bench -- zoo [--steps N] [--warmup W] [--threads T] [--no-torch] [--only NAME,...] [--no-fusion]
 // (also: npm run bench -- models). Training-step images/s on the CPU for
 // AlexNet small and big (224 px, batch 32) and ResNet-18/50 (224 px, batch
 // 16), each with one 1000-way head, next to PyTorch (same architectures from
@@ -7,7 +7,7 @@
 // timed alike: W untimed warm-up steps (oneDNN and PyTorch create their
 // primitives on the first steps), then the median of N single-step timings;
 // the setup is printed. Not a test.
-import { findTorchPython, arg, runTorchBaseline, printRatios } from "./_torch";
+import { findTorchPython, arg, runTorchBaseline, printRatios, printFusion } from "./_torch";
 import * as path from "node:path";
 import { createModel, ModelOptions } from "../lib/model";
 import { medianSeconds } from "./trainstep";
@@ -40,7 +40,12 @@ export async function main(args: string[]): Promise<void> {
   console.log(`# zoo: training step, ${native().info().cpu}; median of ${steps} steps after ${warmup} warm-up (ours and PyTorch alike)`);
   console.log(`# cases: ${cases.map((c) => `${c.name} (${c.inputShape.join("x")}, ${c.numClasses.join("+")}-way head, SGD momentum 0.9, wd 1e-5)`).join("; ")}`);
   const ours: Record<string, number> = {};
-  for (const c of cases) {
+  const unfused: Record<string, number> = {};
+  // each case also with batch norm and ReLU unfused (SELFLABEL_FUSE=0, read when
+  // a model is built), right after the default: --no-fusion skips
+  const variants = args.includes("--no-fusion") ? [ours] : [ours, unfused];
+  for (const c of cases) for (const out of variants) {
+    if (out === unfused) process.env.SELFLABEL_FUSE = "0";
     const opts: ModelOptions = { arch: c.arch, numClasses: c.numClasses, inputShape: c.inputShape, seed: 1 };
     if (c.archSpec) opts.archSpec = c.archSpec;
     const m = await createModel(opts);
@@ -48,8 +53,9 @@ export async function main(args: string[]): Promise<void> {
     const x = new Float32Array(n * c.inputShape[0] * c.inputShape[1] * c.inputShape[2]).map(() => Math.random() * 2 - 1);
     const y = new Int32Array(n).map(() => Math.floor(Math.random() * c.numClasses[0]));
     const step = () => m.trainStep(x, [y], { lr: 0.01, momentum: 0.9, weightDecay: 1e-5 });
-    ours[c.name] = n / (await medianSeconds(step, steps, warmup));
+    out[c.name] = n / (await medianSeconds(step, steps, warmup));
     m.dispose();
+    delete process.env.SELFLABEL_FUSE;
   }
   const py = args.includes("--no-torch") ? null : findTorchPython("torch, torchvision");
   let theirs: Record<string, number> = {};
@@ -62,4 +68,5 @@ export async function main(args: string[]): Promise<void> {
     );
   else console.log("# baseline: no python3 with torch and torchvision found; ours only");
   printRatios(ours, theirs, 20, 1);
+  if (Object.keys(unfused).length) printFusion(ours, unfused, 20);
 }

@@ -8,12 +8,12 @@
 //
 // BatchNormDesc::relu fuses the ReLU that follows (y = max(0, bn(x))); its
 // backward then takes the gradient of that y and masks it with y > 0 (as
-// PyTorch's and oneDNN's relu backward), reading the y of the last training
-// forward, so the caller keeps that buffer intact until backward.
+// PyTorch's and oneDNN's relu backward): the portable kernels read the y of
+// the last training forward (the caller keeps it intact until backward), the
+// AVX-512 ones recompute its sign from x bit for bit (see Mask).
 //
 // Passes over the activations: training forward 2 (one read for the sums, one
-// read + write for y), backward 2 (one read of x, dy (and y) for the sums, one
-// for dx). The statistics come from one read as sums of (x - s) and (x - s)^2
+// read + write for y), backward 2 (one read of x, dy for the sums, one for dx). The statistics come from one read as sums of (x - s) and (x - s)^2
 // in double, s = the channel's first value (a shift, so that the variance
 // E[(x-s)^2] - E[x-s]^2 does not cancel when the mean is large against the
 // spread). Work is split over (image, channel block) rows; each row's sums are
@@ -42,16 +42,25 @@ namespace sln::cpu {
 namespace {
 
 // One row = hw consecutive 16-channel vectors (one image, one channel block).
+// The fused ReLU's mask in backward: y > 0 for the row's forward output y. The
+// portable kernels read y; the AVX-512 ones recompute the forward's
+// (x - m) * a + b from x and the forward's constants m, a, b (of the row's
+// channel block) with the same instructions, so the same bits, and save a read.
+struct Mask {
+  const float* y;
+  const float *m, *a, *b;
+};
+
 struct Kernels {
   // s1 += sum (x - sh), s2 += sum (x - sh)^2 per channel (16 doubles each; overwritten)
   void (*stats)(const float* x, size_t hw, const double* sh, double* s1, double* s2);
   // y = (x - m) * a + b, then max(0, .) when relu
   void (*apply)(const float* x, size_t hw, const float* m, const float* a, const float* b, bool relu, float* y);
-  // g = relu ? (y > 0 ? dy : 0) : dy; sg = sum g, sgx = sum g * (x - m) (doubles; overwritten)
-  void (*bstats)(const float* x, const float* y, const float* dy, size_t hw, const double* m, double* sg,
+  // g = mask ? (y > 0 ? dy : 0) : dy; sg = sum g, sgx = sum g * (x - m) (doubles; overwritten)
+  void (*bstats)(const float* x, const Mask* mask, const float* dy, size_t hw, const double* m, double* sg,
                  double* sgx);
   // dx = k1 * g + (k2 * (x - mu) + k3)
-  void (*bapply)(const float* x, const float* y, const float* dy, size_t hw, const float* k1, const float* k2,
+  void (*bapply)(const float* x, const Mask* mask, const float* dy, size_t hw, const float* k1, const float* k2,
                  const float* k3, const float* mu, float* dx);
 };
 
@@ -73,7 +82,8 @@ void apply(const float* x, size_t hw, const float* m, const float* a, const floa
       y[i * 16 + k] = relu ? std::max(o, 0.f) : o;
     }
 }
-void bstats(const float* x, const float* y, const float* dy, size_t hw, const double* m, double* sg, double* sgx) {
+void bstats(const float* x, const Mask* mask, const float* dy, size_t hw, const double* m, double* sg, double* sgx) {
+  const float* y = mask ? mask->y : nullptr;
   double a[16] = {0}, b[16] = {0};
   for (size_t i = 0; i < hw; i++)
     for (int k = 0; k < 16; k++) {
@@ -83,8 +93,9 @@ void bstats(const float* x, const float* y, const float* dy, size_t hw, const do
     }
   std::memcpy(sg, a, sizeof a), std::memcpy(sgx, b, sizeof b);
 }
-void bapply(const float* x, const float* y, const float* dy, size_t hw, const float* k1, const float* k2,
+void bapply(const float* x, const Mask* mask, const float* dy, size_t hw, const float* k1, const float* k2,
             const float* k3, const float* mu, float* dx) {
+  const float* y = mask ? mask->y : nullptr;
   for (size_t i = 0; i < hw; i++)
     for (int k = 0; k < 16; k++) {
       const float g = (!y || y[i * 16 + k] > 0.f) ? dy[i * 16 + k] : 0.f;
@@ -105,7 +116,9 @@ inline __m512d lo_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v
 inline __m512d hi_pd(__m512 v) {
   return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
-
+// Every term goes to double before it is added (as the portable kernels): a
+// float partial sum over even 8 terms lost 1e-3 of a small dbeta (a sum that
+// cancels) in the blocked-vs-NCHW model test.
 void stats(const float* x, size_t hw, const double* sh, double* s1, double* s2) {
   const __m512d k0 = _mm512_loadu_pd(sh), k1 = _mm512_loadu_pd(sh + 8);
   __m512d a0 = _mm512_setzero_pd(), a1 = a0, q0 = a0, q1 = a0, b0 = a0, b1 = a0, r0 = a0, r1 = a0;
@@ -139,17 +152,26 @@ void apply(const float* x, size_t hw, const float* m, const float* a, const floa
       _mm512_storeu_ps(y + i * 16, _mm512_fmadd_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i * 16), vm), va, vb));
 }
 
-inline __m512 masked_grad(const float* y, const float* dy, size_t i) {
-  const __m512 g = _mm512_loadu_ps(dy + i * 16);
-  if (!y) return g;
-  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_loadu_ps(y + i * 16), _mm512_setzero_ps(), _CMP_GT_OQ), g);
-}
+// The forward's constants, and g = dy where the forward's (x - m) * a + b > 0 (apply's instructions).
+struct Fwd {
+  __m512 m, a, b;
+  explicit Fwd(const Mask* k)
+      : m(k ? _mm512_loadu_ps(k->m) : _mm512_setzero_ps()), a(k ? _mm512_loadu_ps(k->a) : m),
+        b(k ? _mm512_loadu_ps(k->b) : m) {}
+  __m512 grad(bool relu, __m512 v, __m512 dy) const {
+    if (!relu) return dy;
+    const __m512 o = _mm512_fmadd_ps(_mm512_sub_ps(v, m), a, b);
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(o, _mm512_setzero_ps(), _CMP_GT_OQ), dy);
+  }
+};
 
-void bstats(const float* x, const float* y, const float* dy, size_t hw, const double* m, double* sg, double* sgx) {
+void bstats(const float* x, const Mask* mask, const float* dy, size_t hw, const double* m, double* sg, double* sgx) {
   const __m512d m0 = _mm512_loadu_pd(m), m1 = _mm512_loadu_pd(m + 8);
+  const Fwd f(mask);
+  const bool relu = mask != nullptr;
   __m512d a0 = _mm512_setzero_pd(), a1 = a0, b0 = a0, b1 = a0;
   for (size_t i = 0; i < hw; i++) {
-    const __m512 g = masked_grad(y, dy, i), v = _mm512_loadu_ps(x + i * 16);
+    const __m512 v = _mm512_loadu_ps(x + i * 16), g = f.grad(relu, v, _mm512_loadu_ps(dy + i * 16));
     const __m512d g0 = lo_pd(g), g1 = hi_pd(g);
     a0 = _mm512_add_pd(a0, g0), a1 = _mm512_add_pd(a1, g1);
     b0 = _mm512_fmadd_pd(g0, _mm512_sub_pd(lo_pd(v), m0), b0);
@@ -159,12 +181,14 @@ void bstats(const float* x, const float* y, const float* dy, size_t hw, const do
   _mm512_storeu_pd(sgx, b0), _mm512_storeu_pd(sgx + 8, b1);
 }
 
-void bapply(const float* x, const float* y, const float* dy, size_t hw, const float* k1, const float* k2,
+void bapply(const float* x, const Mask* mask, const float* dy, size_t hw, const float* k1, const float* k2,
             const float* k3, const float* mu, float* dx) {
   const __m512 v1 = _mm512_loadu_ps(k1), v2 = _mm512_loadu_ps(k2), v3 = _mm512_loadu_ps(k3), vm = _mm512_loadu_ps(mu);
+  const Fwd f(mask);
+  const bool relu = mask != nullptr;
   for (size_t i = 0; i < hw; i++) {
-    const __m512 g = masked_grad(y, dy, i);
-    const __m512 t = _mm512_fmadd_ps(v2, _mm512_sub_ps(_mm512_loadu_ps(x + i * 16), vm), v3);
+    const __m512 v = _mm512_loadu_ps(x + i * 16), g = f.grad(relu, v, _mm512_loadu_ps(dy + i * 16));
+    const __m512 t = _mm512_fmadd_ps(v2, _mm512_sub_ps(v, vm), v3);
     _mm512_storeu_ps(dx + i * 16, _mm512_fmadd_ps(v1, g, t));
   }
 }
@@ -249,6 +273,10 @@ class BlockedBatchNorm final : public BatchNormOp {
       const int cb = static_cast<int>(r % CB_);
       K.apply(row(x, r), HW_, &mu[cb * 16], &scale[cb * 16], &beta[cb * 16], relu, row(y, r));
     }
+    if (training && relu) {   // the fused ReLU's mask for backward
+      fwd_m_ = mu, fwd_a_ = scale;
+      fwd_b_.assign(beta, beta + d_.C);
+    }
   }
 
   // g = dy (masked by the fused ReLU's y > 0);
@@ -257,12 +285,17 @@ class BlockedBatchNorm final : public BatchNormOp {
                 float* dbeta) override {
     apply_threads();
     SLN_CHECK_ARG(have_stats_, "batchnorm: backward needs a training forward first " << shape());
-    const float* ym = d_.relu ? relu_y_ : nullptr;   // the fused ReLU's output: its mask
     const Kernels& K = k_;
+    // the fused ReLU's mask of row r: the forward's output and constants
+    auto mask = [&](long r) {
+      const int cb = static_cast<int>(r % CB_);
+      return Mask{row(relu_y_, r), &fwd_m_[cb * 16], &fwd_a_[cb * 16], &fwd_b_[cb * 16]};
+    };
 #pragma omp parallel for schedule(static)
     for (long r = 0; r < static_cast<long>(rows_); r++) {
       const int cb = static_cast<int>(r % CB_);
-      K.bstats(row(x, r), ym ? row(ym, r) : nullptr, row(dy, r), HW_, &mean_[cb * 16], &part_[r * 32],
+      const Mask mk = d_.relu ? mask(r) : Mask{};
+      K.bstats(row(x, r), d_.relu ? &mk : nullptr, row(dy, r), HW_, &mean_[cb * 16], &part_[r * 32],
                &part_[r * 32 + 16]);
     }
     std::vector<double> sdy(d_.C), sdyx(d_.C);
@@ -288,7 +321,8 @@ class BlockedBatchNorm final : public BatchNormOp {
 #pragma omp parallel for schedule(static)
     for (long r = 0; r < static_cast<long>(rows_); r++) {
       const int cb = static_cast<int>(r % CB_);
-      K.bapply(row(x, r), ym ? row(ym, r) : nullptr, row(dy, r), HW_, &k1[cb * 16], &k2[cb * 16], &k3[cb * 16],
+      const Mask mk = d_.relu ? mask(r) : Mask{};
+      K.bapply(row(x, r), d_.relu ? &mk : nullptr, row(dy, r), HW_, &k1[cb * 16], &k2[cb * 16], &k3[cb * 16],
                &mu[cb * 16], row(dx, r));
     }
   }
@@ -312,6 +346,7 @@ class BlockedBatchNorm final : public BatchNormOp {
   double M_ = 1;   // N*H*W values per channel
   bool have_stats_ = false;
   const float* relu_y_ = nullptr;        // the last training forward's y (the fused ReLU's mask)
+  std::vector<float> fwd_m_, fwd_a_, fwd_b_;   // and its constants: y = max(0, (x - m) * a + b)
   std::vector<double> mean_, invstd_;   // the last training forward's batch statistics
   std::vector<double> part_;            // per row: 16 + 16 partial sums
 };
