@@ -27,36 +27,17 @@ using dt = memory::data_type;
 
 namespace {
 
-class Conv2dCpu final : public Conv2dOp {
+class Conv2dCpu final : public WeightedCpuOp<Conv2dOp, Conv2dDesc> {
  public:
-  explicit Conv2dCpu(const Conv2dDesc& d) : d_(d) {
+  explicit Conv2dCpu(const Conv2dDesc& d) : WeightedCpuOp(d, "conv2d") {
     check_conv2d(d);
     check_layout(d.src_layout, d.C, "conv2d input");
     check_layout(d.dst_layout, d.K, "conv2d output");
-    apply_threads();  // oneDNN sizes its thread partitioning when the primitive is created
-    SLN_DNNL("conv2d primitive creation " << d_, build());
-  }
-
-  // x (N,C,H,W), w (K,C,R,S), b (K) or null, y (N,K,OH,OW)
-  void forward(const float* x, const float* w, const float* b, float* y) override {
-    apply_threads();
-    SLN_CHECK_ARG(x && w && y, "conv2d forward " << d_ << ": x, w and y must not be null");
-    SLN_CHECK_ARG(d_.bias == (b != nullptr),
-                  "conv2d forward " << d_ << ": b must be given exactly when the descriptor has bias");
-    SLN_DNNL("conv2d forward " << d_, run_forward(x, w, b, y));
-  }
-
-  // dy (N,K,OH,OW) -> dx (N,C,H,W) or null, dw (K,C,R,S) or null, db (K) or null; overwritten.
-  void backward(const float* x, const float* w, const float* dy, float* dx, float* dw,
-                float* db) override {
-    apply_threads();
-    SLN_CHECK_ARG(x && w && dy, "conv2d backward " << d_ << ": x, w and dy must not be null");
-    SLN_CHECK_ARG(d_.bias || !db, "conv2d backward " << d_ << ": db requested but the descriptor has no bias");
-    SLN_DNNL("conv2d backward " << d_, run_backward(x, w, dy, dx, dw, db));
+    create();
   }
 
  private:
-  void build() {
+  void build() override {
     const Conv2dDesc& d = d_;
     const memory::dims xd{d.N, d.C, d.H, d.W}, wd{d.K, d.C, d.R, d.S}, bd{d.K}, yd{d.N, d.K, d.OH(), d.OW()};
     const memory::dims strides{d.stride, d.stride}, pad{d.pad, d.pad};
@@ -112,7 +93,7 @@ class Conv2dCpu final : public Conv2dOp {
     bw_scratch_ = scratch_.make(bw_pd.scratchpad_desc());
   }
 
-  void run_forward(const float* x, const float* w, const float* b, float* y) {
+  void run_forward(const float* x, const float* w, const float* b, float* y) override {
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x_.in(x)},
                                          {DNNL_ARG_WEIGHTS, w_.in(w)},
                                          {DNNL_ARG_DST, y_.out(y)},
@@ -125,7 +106,7 @@ class Conv2dCpu final : public Conv2dOp {
     saved_w_ = w;
   }
 
-  void run_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, float* db) {
+  void run_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, float* db) override {
     bool dy_staged = false;
     if (dx) {  // dx null (first layer): no backward-data at all
       Staged& sw = share_w_ ? w_ : bd_w_;
@@ -153,7 +134,6 @@ class Conv2dCpu final : public Conv2dOp {
     stream().wait();
   }
 
-  Conv2dDesc d_;
   dnnl::convolution_forward fwd_;
   dnnl::convolution_backward_data bwd_data_;
   dnnl::convolution_backward_weights bwd_w_;

@@ -17,34 +17,15 @@ using dt = memory::data_type;
 
 namespace {
 
-class LinearCpu final : public LinearOp {
+class LinearCpu final : public WeightedCpuOp<LinearOp, LinearDesc> {
  public:
-  explicit LinearCpu(const LinearDesc& d) : d_(d) {
+  explicit LinearCpu(const LinearDesc& d) : WeightedCpuOp(d, "linear") {
     check_linear(d);
-    apply_threads();  // oneDNN sizes its thread partitioning when the primitive is created
-    SLN_DNNL("linear primitive creation " << d_, build());
-  }
-
-  // x (N,in), w (out,in), b (out) or null, y (N,out)
-  void forward(const float* x, const float* w, const float* b, float* y) override {
-    apply_threads();
-    SLN_CHECK_ARG(x && w && y, "linear forward " << d_ << ": x, w and y must not be null");
-    SLN_CHECK_ARG(d_.bias == (b != nullptr),
-                  "linear forward " << d_ << ": b must be given exactly when the descriptor has bias");
-    SLN_DNNL("linear forward " << d_, run_forward(x, w, b, y));
-  }
-
-  // dy (N,out) -> dx (N,in) or null, dw (out,in) or null, db (out) or null; overwritten.
-  void backward(const float* x, const float* w, const float* dy, float* dx, float* dw,
-                float* db) override {
-    apply_threads();
-    SLN_CHECK_ARG(x && w && dy, "linear backward " << d_ << ": x, w and dy must not be null");
-    SLN_CHECK_ARG(d_.bias || !db, "linear backward " << d_ << ": db requested but the descriptor has no bias");
-    SLN_DNNL("linear backward " << d_, run_backward(x, w, dy, dx, dw, db));
+    create();
   }
 
  private:
-  void build() {
+  void build() override {
     const LinearDesc& d = d_;
     const memory::desc x_md({d.N, d.in}, dt::f32, tag::nc), w_md({d.out, d.in}, dt::f32, tag::oi),
         b_md({d.out}, dt::f32, tag::x), y_md({d.N, d.out}, dt::f32, tag::nc);
@@ -86,7 +67,7 @@ class LinearCpu final : public LinearOp {
     bw_scratch_ = scratch_.make(bw_pd.scratchpad_desc());
   }
 
-  void run_forward(const float* x, const float* w, const float* b, float* y) {
+  void run_forward(const float* x, const float* w, const float* b, float* y) override {
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x_.in(x)},
                                          {DNNL_ARG_WEIGHTS, w_.in(w)},
                                          {DNNL_ARG_DST, y_.out(y)},
@@ -98,7 +79,7 @@ class LinearCpu final : public LinearOp {
     saved_w_ = w;
   }
 
-  void run_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, float* db) {
+  void run_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, float* db) override {
     if (dx) {
       Staged& sw = share_w_ ? w_ : bd_w_;
       bwd_data_.execute(stream(), {{DNNL_ARG_DIFF_DST, bd_dy_.in(dy)},
@@ -119,7 +100,6 @@ class LinearCpu final : public LinearOp {
     stream().wait();
   }
 
-  LinearDesc d_;
   dnnl::inner_product_forward fwd_;
   dnnl::inner_product_backward_data bwd_data_;
   dnnl::inner_product_backward_weights bwd_w_;

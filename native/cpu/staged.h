@@ -4,6 +4,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdlib>
+#include <sstream>
 #include <memory>
 #include <new>
 #include <vector>
@@ -87,5 +88,43 @@ inline dnnl::primitive_attr user_scratchpad_attr() {
   a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   return a;
 }
+
+
+// What conv2d and linear share around their primitives (the same forward and
+// backward signatures): the threads, the argument checks and the oneDNN error
+// wrapping, written once. The op supplies build() (called by create(), from
+// its constructor after its own descriptor checks), run_forward() and
+// run_backward(); `name` prefixes every message ("conv2d forward {...}: ...").
+template <typename Iface, typename Desc>
+class WeightedCpuOp : public Iface {
+ public:
+  // x, w, b (null without bias), y
+  void forward(const float* x, const float* w, const float* b, float* y) final {
+    apply_threads();
+    SLN_CHECK_ARG(x && w && y, name_ << " forward " << d_ << ": x, w and y must not be null");
+    SLN_CHECK_ARG(d_.bias == (b != nullptr),
+                  name_ << " forward " << d_ << ": b must be given exactly when the descriptor has bias");
+    SLN_DNNL(name_ << " forward " << d_, run_forward(x, w, b, y));
+  }
+  // dy -> dx or null, dw or null, db or null; overwritten.
+  void backward(const float* x, const float* w, const float* dy, float* dx, float* dw, float* db) final {
+    apply_threads();
+    SLN_CHECK_ARG(x && w && dy, name_ << " backward " << d_ << ": x, w and dy must not be null");
+    SLN_CHECK_ARG(d_.bias || !db, name_ << " backward " << d_ << ": db requested but the descriptor has no bias");
+    SLN_DNNL(name_ << " backward " << d_, run_backward(x, w, dy, dx, dw, db));
+  }
+
+ protected:
+  WeightedCpuOp(const Desc& d, const char* name) : d_(d), name_(name) {}
+  void create() {
+    apply_threads();  // oneDNN sizes its thread partitioning when the primitive is created
+    SLN_DNNL(name_ << " primitive creation " << d_, build());
+  }
+  virtual void build() = 0;
+  virtual void run_forward(const float* x, const float* w, const float* b, float* y) = 0;
+  virtual void run_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, float* db) = 0;
+  Desc d_;
+  const char* name_;
+};
 
 }  // namespace sln::cpu
