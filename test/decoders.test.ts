@@ -12,29 +12,13 @@ import { spawnSync } from "node:child_process";
 import { Jimp } from "jimp";
 import { decodeForCache, decodeRgba, decoderName, hasNativeJpeg, jpegOrientation, loadSharp } from "../lib/data/decoders";
 import { loadImageFolder } from "../lib/data";
-import { Prng } from "../lib/prng";
+import { picture } from "./helpers/pictures";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sln-decoders-"));
 
-async function image(w: number, h: number, seed: number): Promise<InstanceType<typeof Jimp>> {
-  const img = new Jimp({ width: w, height: h, color: 0x000000ff });
-  const rng = new Prng(seed);
-  const d = img.bitmap.data;
-  // smooth gradients plus noise: JPEG has detail and flat parts to code
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++) {
-      const i = 4 * (y * w + x);
-      d[i] = (x * 5 + Math.floor(rng.random() * 30)) & 255;
-      d[i + 1] = (y * 3) & 255;
-      d[i + 2] = Math.floor(rng.random() * 256);
-      d[i + 3] = 255;
-    }
-  return img;
-}
-
 test("sharp vs jimp: PNG identical, JPEG within IDCT rounding", async (t) => {
   if (!loadSharp()) return t.skip("sharp is not installed (optional dependency)");
-  const img = await image(97, 61, 1);
+  const img = picture(97, 61, 1);
   const png = await img.getBuffer("image/png");
   const a = await decodeRgba(png, "jimp");
   const b = await decodeRgba(png, "sharp");
@@ -67,7 +51,7 @@ test("an ImageFolder decoded with SELFLABEL_DECODER=sharp and =jimp: same datase
   ] as const)
     for (let i = 0; i < n; i++) {
       fs.mkdirSync(path.join(root, "train", cls), { recursive: true });
-      const img = await image(40 + 7 * i, 30 + 5 * i, 10 * i + cls.length);
+      const img = picture(40 + 7 * i, 30 + 5 * i, 10 * i + cls.length);
       fs.writeFileSync(path.join(root, "train", cls, `${i}.jpg`), await img.getBuffer("image/jpeg", { quality: 92 }));
     }
   fs.writeFileSync(path.join(root, "train", "b", "broken.jpg"), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 16, 1, 2, 3]));
@@ -206,7 +190,7 @@ test("sharp with the orientation from the header: as sharp's own auto-orientatio
     metadata(): Promise<{ orientation?: number }>;
     rotate(): { removeAlpha(): { raw(): { toBuffer(o: object): Promise<{ data: Buffer; info: { width: number; height: number } }> } } };
   };
-  const raw = Buffer.from(await (await image(37, 23, 5)).getBuffer("image/jpeg", { quality: 90 }));
+  const raw = Buffer.from(await picture(37, 23, 5).getBuffer("image/jpeg", { quality: 90 }));
   for (let o = 1; o <= 8; o++) {
     const buf = await sharp(raw).jpeg({ quality: 90 }).withMetadata({ orientation: o }).toBuffer();
     assert.equal(jpegOrientation(buf), (await sharp(buf).metadata()).orientation ?? 1, `orientation ${o}`);
@@ -222,7 +206,7 @@ test("a full disk while writing the decode cache: an error naming the cache file
   const root = path.join(tmp, "full");
   fs.mkdirSync(path.join(root, "a"), { recursive: true });
   // 200x200: 120000 bytes of pixels in the cache, above the preload's threshold
-  const png = await (await image(200, 200, 3)).getBuffer("image/png");
+  const png = await picture(200, 200, 3).getBuffer("image/png");
   for (let i = 0; i < 12; i++) fs.writeFileSync(path.join(root, "a", `${i}.png`), png);
   const preload = path.join(tmp, "enospc-cache.js");
   fs.writeFileSync(

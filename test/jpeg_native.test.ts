@@ -16,7 +16,7 @@ import { native, packageRoot } from "../lib/binding";
 import { loadImageFolder } from "../lib/data";
 import { readCache } from "../lib/data/imagefolder";
 import { PixelBuffers, decodeFileNative, decodeForCache, decodeJpegNative, decoderName, hasNativeJpeg, loadSharp } from "../lib/data/decoders";
-import { Prng } from "../lib/prng";
+import { picture } from "./helpers/pictures";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "sln-jpeg-"));
 
@@ -28,27 +28,6 @@ interface SharpChain {
   toColourspace(c: string): SharpChain;
 }
 const sharp = loadSharp() as unknown as ((b: Buffer) => SharpChain) | null;
-
-/** noisy (detail that a shifted row or a wrong orientation would show) or smooth (a photo's scale of detail) RGB content */
-function picture(w: number, h: number, seed: number, smooth: boolean): InstanceType<typeof Jimp> {
-  const img = new Jimp({ width: w, height: h, color: 0x000000ff });
-  const rng = new Prng(seed);
-  const d = img.bitmap.data;
-  for (let y = 0; y < h; y++)
-    for (let x = 0; x < w; x++) {
-      const i = 4 * (y * w + x);
-      if (smooth) {
-        d[i] = Math.round(127 + 120 * Math.sin(x / 9) * Math.cos(y / 13));
-        d[i + 1] = Math.round((255 * y) / h);
-        d[i + 2] = Math.round(127 + 100 * Math.sin((x + y) / 9.5));
-      } else {
-        d[i] = (x * 5 + Math.floor(rng.random() * 30)) & 255;
-        d[i + 1] = (y * 3) & 255;
-        d[i + 2] = Math.floor(rng.random() * 256);
-      }
-    }
-  return img;
-}
 
 async function jpeg(w: number, h: number, seed: number, smooth = false): Promise<Buffer> {
   return Buffer.from(await picture(w, h, seed, smooth).getBuffer("image/jpeg", { quality: 90 }));
