@@ -10,8 +10,7 @@ import { Loader } from "../data";
 import type { SinkhornOptions } from "../sinkhorn";
 import { nmi } from "../metrics";
 import type { ResolvedOptions } from "./options";
-import { native } from "../binding";
-import { UsageError } from "../errors";
+import { resolvePrecision, Precision } from "./precision";
 import { spectral } from "../kmeans";
 import { matchLabels } from "./match";
 
@@ -20,16 +19,10 @@ import { matchLabels } from "./match";
  * CPU has native bfloat16) needs the fused trunk (CPU, eval-mode label passes,
  * a conv/batch-norm/ReLU/pool trunk); explicit bf16 without it is a usage error.
  */
-export function labelPrecision(model: Model, o: ResolvedOptions): { precision: "f32" | "bf16"; why: string } {
-  if (o.labelPrecision === "f32") return { precision: "f32", why: "--label-precision f32" };
+export function labelPrecision(model: Model, o: ResolvedOptions): Precision {
   const blocker =
     model.device !== "cpu" ? "the CUDA backend runs label passes in float32" : o.labelMode !== "eval" ? "--label-mode train" : model.fusedTrunk;
-  if (o.labelPrecision === "bf16") {
-    if (blocker) throw new UsageError(`--label-precision bf16: not available here: ${blocker}; use --label-precision f32 or auto`);
-    return { precision: "bf16", why: native().info().bf16 ? "--label-precision bf16" : "--label-precision bf16 (emulated: this CPU has no AVX512-BF16/AMX)" };
-  }
-  if (blocker) return { precision: "f32", why: `auto: ${blocker}` };
-  return native().info().bf16 ? { precision: "bf16", why: "auto: the CPU has AVX512-BF16/AMX" } : { precision: "f32", why: "auto: no AVX512-BF16/AMX on this CPU" };
+  return resolvePrecision("--label-precision", o.labelPrecision, blocker);
 }
 
 /** One head's line of a label pass: the solver's figures, the smallest and largest cluster, NMI against `truth` when known. */
